@@ -1,0 +1,3 @@
+//! The sans-IO middle: frames in, events out.
+
+pub mod event;
