@@ -18,6 +18,12 @@
 //! The tracker reads no clock and does no I/O: it is fed `(timestamp, link type, frame)`
 //! and returns events, so replaying a capture gives byte-identical output every time.
 
+pub mod capture;
+pub mod config;
+pub mod fixture;
+pub mod publish;
+pub mod rtp;
+pub mod sip;
 pub mod table;
 pub mod track;
 pub mod wire;

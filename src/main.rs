@@ -1,1 +1,43 @@
-fn main() {}
+//! The `voipsensor` command line: thin edges around the sans-IO library.
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+mod cli;
+
+#[derive(Parser)]
+#[command(
+    name = "voipsensor",
+    version,
+    about = "Passive SIP/RTP monitoring sensor for a switch mirror port"
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run a capture file through the tracker; print JSON lines (or publish to MQTT).
+    Replay(cli::replay::Args),
+    /// Write a synthetic demo/test capture (SIP calls with RTP) made by voipsensor's own fixture builder.
+    Fixture(cli::fixture::Args),
+}
+
+fn main() -> ExitCode {
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
+        .format_timestamp_millis()
+        .init();
+    let cli = Cli::parse();
+    let res = match cli.cmd {
+        Cmd::Replay(a) => cli::replay::run(a),
+        Cmd::Fixture(a) => cli::fixture::run(a),
+    };
+    match res {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("voipsensor: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

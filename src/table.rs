@@ -116,10 +116,7 @@ impl<K: Hash + Eq + Clone, V> Table<K, V> {
     }
 
     pub fn by_slot(&self, slot: u32) -> Option<(&K, &V)> {
-        self.slots
-            .get(slot as usize)?
-            .as_ref()
-            .map(|(k, v)| (k, v))
+        self.slots.get(slot as usize)?.as_ref().map(|(k, v)| (k, v))
     }
 
     pub fn by_slot_mut(&mut self, slot: u32) -> Option<(&K, &mut V)> {
@@ -203,7 +200,9 @@ impl<K: Hash + Eq + Clone, V> Table<K, V> {
 
     /// Entries in slot order (deterministic for a given input history).
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
-        self.slots.iter().filter_map(|e| e.as_ref().map(|(k, v)| (k, v)))
+        self.slots
+            .iter()
+            .filter_map(|e| e.as_ref().map(|(k, v)| (k, v)))
     }
 
     pub fn iter_mut(&mut self) -> impl Iterator<Item = (&K, &mut V)> {

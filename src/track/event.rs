@@ -41,7 +41,9 @@ pub fn fill<const N: usize>(dst: &mut heapless::String<N>, s: &str) -> bool {
 pub fn text_from<const N: usize>(b: &[u8]) -> heapless::String<N> {
     let mut s = heapless::String::new();
     for chunk in b.utf8_chunks() {
-        if fill_append(&mut s, chunk.valid()) || (!chunk.invalid().is_empty() && s.push('\u{fffd}').is_err()) {
+        if fill_append(&mut s, chunk.valid())
+            || (!chunk.invalid().is_empty() && s.push('\u{fffd}').is_err())
+        {
             break;
         }
     }

@@ -1,3 +1,7 @@
 //! The sans-IO middle: frames in, events out.
 
+pub mod call;
+pub mod counters;
 pub mod event;
+pub mod media;
+pub mod tracker;

@@ -8,6 +8,16 @@
 //! exist; everything here is zero-copy over the frame, except reassembled fragments, which
 //! live in the fragment table's preallocated buffers.
 
+pub mod decode;
+pub mod frag;
+pub mod ip;
+pub mod link;
+pub mod tcp_stream;
+pub mod tunnel;
+
+pub use decode::Decoder;
+pub use tcp_stream::{FlowKey, Framing, TcpCounters, TcpStreams};
+
 use core::net::IpAddr;
 use serde::{Deserialize, Serialize};
 

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs the Debian packages voipsensor's build and tests need. Idempotent: does nothing
+# when everything is already there. Run as root (or with sudo available).
+set -euo pipefail
+PKGS=(
+  build-essential pkg-config libpcap-dev   # build: the pcap crate links libpcap
+  tshark                                   # reference RTP/SIP analysis (+ editcap, capinfos)
+  sip-tester                               # sipp: real SIP calls with RTP
+  mosquitto mosquitto-clients              # a real MQTT broker for the tests
+  tcpreplay                                # live-capture tests replay captures onto a veth
+  iproute2 openssl ca-certificates procps file binutils
+)
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+  echo "setup: installing ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# The packaged mosquitto service is not needed: tests start their own broker on a free
+# loopback port. Stop a system one if apt started it, so nothing else listens on 1883.
+if command -v systemctl >/dev/null 2>&1; then systemctl stop mosquitto 2>/dev/null || true; fi
+command -v cargo >/dev/null || { echo "setup: cargo not found (install Rust with rustup)" >&2; exit 1; }

@@ -1,0 +1,146 @@
+#!/usr/bin/env bash
+# image/arm-test.sh: prove voipsensor behaves on ARM exactly as on x86_64, without Docker.
+#
+#   bash image/arm-test.sh                                  # both targets
+#   bash image/arm-test.sh armv7-unknown-linux-gnueabihf    # one
+#
+# For each target:
+#  1. runs the crate's whole test suite (`cargo test --release --target T`) with qemu-user as
+#     cargo's runner (qemu-aarch64-static / qemu-arm-static, called explicitly: binfmt_misc is
+#     not relied upon);
+#  2. writes the project's own fixture captures with the ARM binary and with the x86_64 binary
+#     and compares them byte for byte;
+#  3. replays those fixtures and every capture in ../shared/pcaps (when present) with both
+#     binaries and compares stdout (the JSON lines) and the exit code byte for byte.
+# Builds the static ARM binaries first (image/build-arm.sh) if they are not there yet.
+# Leaves outputs in target/arm/compare/. Exits non-zero on any failure or difference.
+set -euo pipefail
+. "$(dirname "$0")/arm-env.sh"
+
+targets=("$@")
+[ ${#targets[@]} -gt 0 ] || read -r -a targets <<<"$VS_TARGETS"
+for t in "${targets[@]}"; do vs_check_target "$t"; done
+vs_install
+
+SHARED_PCAPS=${VS_SHARED_PCAPS:-$VS_ROOT/../shared/pcaps}
+CMP="$VS_TARGET_DIR/compare"
+rm -rf "$CMP" && mkdir -p "$CMP/x86_64"
+report=()
+failed=0
+
+# --- the x86_64 reference binary, from the same toolchain and sources --------------------
+vs_log "building the x86_64 reference binary"
+host_start=$(date +%s)
+(cd "$VS_ROOT" && CARGO_TARGET_DIR="$VS_TARGET_DIR" "$VS_CARGO" build --locked --release --bin voipsensor) \
+    || vs_die "host build failed"
+HOST_BIN="$VS_TARGET_DIR/release/voipsensor"
+report+=("x86_64 reference build: $(( $(date +%s) - host_start ))s")
+
+# Fixture scenarios: name and arguments of `voipsensor fixture OUT ...`.
+FIXTURES=("demo|--scenario demo" "long|--scenario long --calls 8 --seconds 12")
+have_fixture=1
+"$HOST_BIN" fixture --help >/dev/null 2>&1 || { have_fixture=0; vs_log "no 'fixture' subcommand: skipping fixtures"; }
+
+# Captures to replay: the fixtures (written below) and the shared ones.
+captures=()
+if [ $have_fixture = 1 ]; then
+    for f in "${FIXTURES[@]}"; do
+        name=${f%%|*}
+        # shellcheck disable=SC2086
+        RUST_LOG=off "$HOST_BIN" fixture "$CMP/x86_64/fixture-$name.pcap" ${f#*|} >/dev/null \
+            || vs_die "x86_64: voipsensor fixture $name failed"
+        captures+=("$CMP/x86_64/fixture-$name.pcap")
+    done
+fi
+if [ -d "$SHARED_PCAPS" ]; then
+    while IFS= read -r f; do captures+=("$f"); done \
+        < <(find "$SHARED_PCAPS" -maxdepth 2 -type f \( -name '*.pcap' -o -name '*.pcapng' \) | sort)
+else
+    vs_log "no shared captures at $SHARED_PCAPS: replaying the fixtures only"
+fi
+[ ${#captures[@]} -gt 0 ] || vs_die "nothing to replay"
+
+replay() { # BIN_PREFIX... -- CAPTURE OUT: stdout to OUT, exit code appended to OUT.rc
+    local out=${*: -1} cap=${*: -2:1}
+    local cmd=("${@:1:$#-2}")
+    set +e
+    RUST_LOG=off "${cmd[@]}" replay "$cap" >"$out" 2>"$out.err"
+    echo $? >"$out.rc"
+    set -e
+}
+
+for cap in "${captures[@]}"; do
+    replay "$HOST_BIN" "$cap" "$CMP/x86_64/$(basename "$cap").jsonl"
+done
+
+for t in "${targets[@]}"; do
+    qemu=$(vs_get "$t" QEMU)
+    bin="$VS_DIST/voipsensor-$t"
+    [ -x "$bin" ] || bash "$VS_ROOT/image/build-arm.sh" "$t"
+    vs_build_libpcap "$t" >/dev/null
+
+    # --- 1. the test suite under qemu-user -----------------------------------------------
+    log="$VS_TARGET_DIR/test-$t.log"
+    vs_log "$t: cargo test --release under $qemu (log: $log)"
+    start=$(date +%s)
+    set +e
+    (
+        vs_target_env "$t"
+        cd "$VS_ROOT"
+        "$VS_CARGO" test --locked --release "${VS_CARGO_ARGS[@]}"
+    ) >"$log" 2>&1
+    rc=$?
+    set -e
+    secs=$(( $(date +%s) - start ))
+    passed=$(grep -Eo '[0-9]+ passed' "$log" | awk '{ s += $1 } END { print s + 0 }')
+    tfailed=$(grep -Eo '[0-9]+ failed' "$log" | awk '{ s += $1 } END { print s + 0 }')
+    grep -E '^(test result|     Running|   Doc-tests)' "$log" >&2 || true
+    if [ $rc -ne 0 ]; then
+        tail -n 60 "$log" >&2
+        vs_log "$t: TEST SUITE FAILED (exit $rc)"
+        failed=1
+    fi
+    report+=("$t: test suite under $qemu: exit $rc, $passed passed, $tfailed failed, ${secs}s (incl. compiling tests)")
+
+    # --- 2. fixtures written on ARM are the same bytes -----------------------------------
+    mkdir -p "$CMP/$t"
+    if [ $have_fixture = 1 ]; then
+        for f in "${FIXTURES[@]}"; do
+            name=${f%%|*}
+            # shellcheck disable=SC2086
+            RUST_LOG=off "$qemu" "$bin" fixture "$CMP/$t/fixture-$name.pcap" ${f#*|} >/dev/null \
+                || { vs_log "$t: voipsensor fixture $name failed under qemu"; failed=1; continue; }
+            if cmp -s "$CMP/x86_64/fixture-$name.pcap" "$CMP/$t/fixture-$name.pcap"; then
+                report+=("$t: fixture $name: identical ($(stat -c %s "$CMP/$t/fixture-$name.pcap") bytes)")
+            else
+                report+=("$t: fixture $name: DIFFERS from x86_64"); failed=1
+            fi
+        done
+    fi
+
+    # --- 3. replay output is the same bytes ----------------------------------------------
+    same=0 differ=0 lines=0
+    start=$(date +%s)
+    for cap in "${captures[@]}"; do
+        base=$(basename "$cap")
+        replay "$qemu" "$bin" "$cap" "$CMP/$t/$base.jsonl"
+        if cmp -s "$CMP/x86_64/$base.jsonl" "$CMP/$t/$base.jsonl" \
+            && cmp -s "$CMP/x86_64/$base.jsonl.rc" "$CMP/$t/$base.jsonl.rc"; then
+            same=$((same + 1))
+            lines=$((lines + $(wc -l <"$CMP/$t/$base.jsonl")))
+        else
+            differ=$((differ + 1)); failed=1
+            vs_log "$t: replay of $base DIFFERS (exit $(cat "$CMP/x86_64/$base.jsonl.rc") vs $(cat "$CMP/$t/$base.jsonl.rc"))"
+            diff <(head -c 100000 "$CMP/x86_64/$base.jsonl") <(head -c 100000 "$CMP/$t/$base.jsonl") | head -n 10 >&2 || true
+        fi
+    done
+    report+=("$t: replay of ${#captures[@]} captures: $same byte-identical ($lines JSON lines), $differ differ, $(( $(date +%s) - start ))s under qemu")
+done
+
+vs_log "summary:"
+printf '  %s\n' "${report[@]}" >&2
+# The closing line CI reads.
+if [ $failed -ne 0 ]; then
+    vs_die "ARM tests failed"
+fi
+vs_log "ARM tests passed: suites green under qemu-user, replay output byte-identical to x86_64"

@@ -1,0 +1,3 @@
+//! The capture edge: frames with timestamps from a file (replay) or an interface (live).
+
+pub mod file;

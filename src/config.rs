@@ -1,0 +1,805 @@
+//! The sensor's TOML configuration: every section, its defaults and its validation.
+//!
+//! Unknown keys are errors (a typo must not silently fall back to a default). Errors name
+//! the file, the key, the bad value and what is allowed. Secrets (MQTT password, privacy
+//! secret) are read from the file or from a `*_file` path and never printed: [`Secret`]'s
+//! `Debug` is redacted, so `{:?}` of a whole [`Config`] is safe to log.
+
+use crate::publish::payload::Format;
+use crate::publish::privacy::{Mode, Privacy};
+use crate::publish::topic;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+/// A password or key: kept out of logs and error messages.
+#[derive(Clone, PartialEq, Eq, Deserialize)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub capture: Capture,
+    pub sensor: Sensor,
+    pub mqtt: Mqtt,
+    pub output: Output,
+    pub privacy: PrivacyCfg,
+    pub tracker: Tracker,
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Capture {
+    /// Mirror-port interfaces to capture from (the live daemon; `replay` ignores them).
+    pub interfaces: Vec<String>,
+    /// Kernel filter; empty means everything (SIP may sit on any port, RTP always does).
+    pub bpf: String,
+    pub snaplen: u32,
+    /// Kernel ring buffer per interface, MiB.
+    pub buffer_mb: u32,
+    pub promisc: bool,
+}
+
+impl Default for Capture {
+    fn default() -> Self {
+        Capture {
+            interfaces: Vec::new(),
+            bpf: String::new(),
+            snaplen: 65535,
+            buffer_mb: 64,
+            promisc: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sensor {
+    /// Site name: one MQTT topic level. Required.
+    pub site: String,
+    /// Sensor id (topic level and MQTT client id); default `vs-<MAC of the first capture
+    /// interface>`, see [`Config::sensor_id`].
+    pub id: Option<String>,
+}
+
+/// QoS per topic. `status` is always QoS 1 and retained.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Qos {
+    pub calls: u8,
+    pub rtp: u8,
+    pub health: u8,
+    pub kpi: u8,
+}
+
+impl Default for Qos {
+    fn default() -> Self {
+        Qos {
+            calls: 1,
+            rtp: 0,
+            health: 0,
+            kpi: 1,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Mqtt {
+    /// `mqtt://host[:port]` (1883) or `mqtts://host[:port]` (8883).
+    pub url: String,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub password_file: Option<PathBuf>,
+    /// CA bundle (PEM) for `mqtts://`; default the system's roots.
+    pub ca_file: Option<PathBuf>,
+    /// Client certificate chain and key (PEM) for mutual TLS.
+    pub client_cert: Option<PathBuf>,
+    pub client_key: Option<PathBuf>,
+    pub keepalive_s: u16,
+    pub qos: Qos,
+    /// Largest `rtp` message; a second's batch is split to stay under it.
+    pub max_message_bytes: u32,
+    /// Outbox bounds: messages and bytes held while the broker is unreachable.
+    pub outbox_messages: u32,
+    pub outbox_bytes: u64,
+    /// Reconnect backoff: first wait, doubled per failure up to the max, with ±25 % jitter.
+    pub reconnect_min_ms: u64,
+    pub reconnect_max_ms: u64,
+    /// Connection (TCP + TLS + CONNACK) timeout.
+    pub connect_timeout_s: u64,
+}
+
+impl Default for Mqtt {
+    fn default() -> Self {
+        Mqtt {
+            url: "mqtt://127.0.0.1:1883".into(),
+            username: None,
+            password: None,
+            password_file: None,
+            ca_file: None,
+            client_cert: None,
+            client_key: None,
+            keepalive_s: 30,
+            qos: Qos::default(),
+            max_message_bytes: 16 * 1024,
+            outbox_messages: 100_000,
+            outbox_bytes: 64 * 1024 * 1024,
+            reconnect_min_ms: 500,
+            reconnect_max_ms: 60_000,
+            connect_timeout_s: 10,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Output {
+    pub payload: Format,
+    /// `health` period (packet time in replay, wall time live).
+    pub health_interval_s: u32,
+    /// `kpi` period.
+    pub kpi_interval_s: u32,
+}
+
+impl Default for Output {
+    fn default() -> Self {
+        Output {
+            payload: Format::Postcard,
+            health_interval_s: 10,
+            kpi_interval_s: 60,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PrivacyCfg {
+    pub mode: Mode,
+    /// `mask`: letters/digits kept at the end.
+    pub keep_digits: u8,
+    /// `hash`: the per-deployment HMAC key (at least 16 bytes).
+    pub secret: Option<Secret>,
+    pub secret_file: Option<PathBuf>,
+}
+
+impl Default for PrivacyCfg {
+    fn default() -> Self {
+        PrivacyCfg {
+            mode: Mode::None,
+            keep_digits: 4,
+            secret: None,
+            secret_file: None,
+        }
+    }
+}
+
+impl PrivacyCfg {
+    /// The rule to apply (secrets already resolved by [`load`]).
+    pub fn rule(&self) -> Privacy {
+        match self.mode {
+            Mode::None => Privacy::none(),
+            Mode::Mask => Privacy::mask(usize::from(self.keep_digits)),
+            Mode::Hash => Privacy::hash(
+                self.secret
+                    .as_ref()
+                    .map(|s| s.expose().as_bytes())
+                    .unwrap_or_default(),
+            ),
+        }
+    }
+}
+
+/// Table capacities and timeouts of the tracker (mapped by the tracker's own options).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Tracker {
+    pub max_calls: u32,
+    pub max_streams: u32,
+    pub max_media_endpoints: u32,
+    pub max_ip_fragments: u32,
+    pub max_tcp_streams: u32,
+    /// INVITE without a final answer.
+    pub setup_timeout_s: u32,
+    /// Answered call with neither signalling nor media.
+    pub call_idle_timeout_s: u32,
+    /// Stream without packets.
+    pub stream_timeout_s: u32,
+    /// Answered call whose media stopped in one or both directions before `media_health`.
+    pub media_silence_s: u32,
+}
+
+impl Default for Tracker {
+    fn default() -> Self {
+        Tracker {
+            max_calls: 20_000,
+            max_streams: 40_000,
+            max_media_endpoints: 40_000,
+            max_ip_fragments: 4_096,
+            max_tcp_streams: 4_096,
+            setup_timeout_s: 180,
+            call_idle_timeout_s: 7_200,
+            stream_timeout_s: 30,
+            media_silence_s: 5,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub enum ConfigError {
+    Io {
+        path: PathBuf,
+        what: String,
+        err: std::io::Error,
+    },
+    Parse {
+        path: PathBuf,
+        message: String,
+    },
+    Invalid {
+        key: String,
+        value: String,
+        allowed: String,
+    },
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Io { path, what, err } => {
+                write!(f, "cannot read {what} {}: {err}", path.display())
+            }
+            ConfigError::Parse { path, message } => {
+                write!(f, "{}: {}", path.display(), message.trim_end())
+            }
+            ConfigError::Invalid {
+                key,
+                value,
+                allowed,
+            } => {
+                write!(f, "{key} = {value} is not allowed: {allowed}")
+            }
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn invalid(key: &str, value: impl fmt::Display, allowed: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.into(),
+        value: value.to_string(),
+        allowed: allowed.into(),
+    }
+}
+
+/// A parsed `mqtt.url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerUrl {
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+}
+
+impl BrokerUrl {
+    pub fn parse(url: &str) -> Result<BrokerUrl, ConfigError> {
+        let bad = |why: &str| invalid("mqtt.url", format!("{url:?}"), why.to_string());
+        let (tls, rest) = if let Some(r) = url.strip_prefix("mqtts://") {
+            (true, r)
+        } else if let Some(r) = url.strip_prefix("mqtt://") {
+            (false, r)
+        } else {
+            return Err(bad("expected mqtt://host[:port] or mqtts://host[:port]"));
+        };
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        if rest.contains('@') {
+            return Err(bad(
+                "no credentials in the URL: use mqtt.username and mqtt.password(_file)",
+            ));
+        }
+        if rest.contains('/') || rest.contains('?') {
+            return Err(bad("no path or query allowed: expected mqtt://host[:port]"));
+        }
+        let default_port = if tls { 8883 } else { 1883 };
+        let (host, port) = if let Some(r) = rest.strip_prefix('[') {
+            // [v6]:port
+            let (h, after) = r
+                .split_once(']')
+                .ok_or_else(|| bad("unclosed '[' in IPv6 host"))?;
+            let port = match after.strip_prefix(':') {
+                Some(p) => Some(p),
+                None if after.is_empty() => None,
+                None => return Err(bad("expected ':port' after ']'")),
+            };
+            (h.to_string(), port)
+        } else {
+            match rest.rsplit_once(':') {
+                Some((h, p)) => (h.to_string(), Some(p)),
+                None => (rest.to_string(), None),
+            }
+        };
+        if host.is_empty() {
+            return Err(bad("no host"));
+        }
+        let port = match port {
+            None => default_port,
+            Some(p) => p
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| bad("port must be 1 to 65535"))?,
+        };
+        Ok(BrokerUrl { tls, host, port })
+    }
+}
+
+impl Config {
+    /// The sensor id: `sensor.id`, or `vs-` and the MAC of the first capture interface.
+    pub fn sensor_id(&self) -> Result<String, ConfigError> {
+        if let Some(id) = &self.sensor.id {
+            return Ok(id.clone());
+        }
+        let Some(ifname) = self.capture.interfaces.first() else {
+            return Err(invalid(
+                "sensor.id",
+                "(unset)",
+                "set sensor.id, or capture.interfaces so it can be derived from the NIC's MAC",
+            ));
+        };
+        id_from_mac(ifname)
+    }
+
+    /// Checks ranges and cross-field rules; reads `*_file` secrets relative to `base`.
+    fn validate(&mut self, base: &Path) -> Result<(), ConfigError> {
+        let c = &self.capture;
+        for i in &c.interfaces {
+            if i.is_empty() || i.len() > 15 || i.contains('/') || i.chars().any(char::is_whitespace)
+            {
+                return Err(invalid(
+                    "capture.interfaces",
+                    format!("{i:?}"),
+                    "interface names of 1 to 15 characters, no '/' or whitespace",
+                ));
+            }
+        }
+        range("capture.snaplen", c.snaplen.into(), 96, 262_144)?;
+        range("capture.buffer_mb", c.buffer_mb.into(), 1, 4096)?;
+
+        if self.sensor.site.is_empty() {
+            return Err(invalid(
+                "sensor.site",
+                "(unset)",
+                "a site name is required (one MQTT topic level)",
+            ));
+        }
+        topic::validate_name("site", &self.sensor.site).map_err(|e| {
+            invalid(
+                "sensor.site",
+                format!("{:?}", self.sensor.site),
+                e.to_string(),
+            )
+        })?;
+        if let Some(id) = &self.sensor.id {
+            topic::validate_name("sensor", id)
+                .map_err(|e| invalid("sensor.id", format!("{id:?}"), e.to_string()))?;
+        }
+
+        let m = &mut self.mqtt;
+        let url = BrokerUrl::parse(&m.url)?;
+        range("mqtt.keepalive_s", m.keepalive_s.into(), 5, 3600)?;
+        for (k, q) in [
+            ("mqtt.qos.calls", m.qos.calls),
+            ("mqtt.qos.rtp", m.qos.rtp),
+            ("mqtt.qos.health", m.qos.health),
+            ("mqtt.qos.kpi", m.qos.kpi),
+        ] {
+            range(k, q.into(), 0, 1)?;
+        }
+        range(
+            "mqtt.max_message_bytes",
+            m.max_message_bytes.into(),
+            1024,
+            1 << 24,
+        )?;
+        range(
+            "mqtt.outbox_messages",
+            m.outbox_messages.into(),
+            16,
+            10_000_000,
+        )?;
+        range("mqtt.outbox_bytes", m.outbox_bytes, 64 * 1024, 4 << 30)?;
+        if m.outbox_bytes < u64::from(m.max_message_bytes) * 4 {
+            return Err(invalid(
+                "mqtt.outbox_bytes",
+                m.outbox_bytes,
+                format!(
+                    "at least 4 x mqtt.max_message_bytes ({})",
+                    u64::from(m.max_message_bytes) * 4
+                ),
+            ));
+        }
+        range("mqtt.reconnect_min_ms", m.reconnect_min_ms, 10, 600_000)?;
+        range(
+            "mqtt.reconnect_max_ms",
+            m.reconnect_max_ms,
+            m.reconnect_min_ms,
+            3_600_000,
+        )?;
+        range("mqtt.connect_timeout_s", m.connect_timeout_s, 1, 300)?;
+        if m.password.is_some() && m.password_file.is_some() {
+            return Err(invalid(
+                "mqtt.password_file",
+                "(set)",
+                "only one of mqtt.password and mqtt.password_file",
+            ));
+        }
+        if let Some(p) = &m.password_file {
+            m.password = Some(read_secret(base, p, "mqtt.password_file")?);
+        }
+        if m.password.is_some() && m.username.is_none() {
+            return Err(invalid(
+                "mqtt.username",
+                "(unset)",
+                "a username is required when a password is set",
+            ));
+        }
+        let tls_files = m.ca_file.is_some() || m.client_cert.is_some() || m.client_key.is_some();
+        if tls_files && !url.tls {
+            return Err(invalid(
+                "mqtt.url",
+                format!("{:?}", m.url),
+                "mqtts:// when ca_file, client_cert or client_key is set",
+            ));
+        }
+        if m.client_cert.is_some() != m.client_key.is_some() {
+            return Err(invalid(
+                "mqtt.client_key",
+                "(one of the pair)",
+                "client_cert and client_key together",
+            ));
+        }
+        for (k, p) in [
+            ("mqtt.ca_file", &mut m.ca_file),
+            ("mqtt.client_cert", &mut m.client_cert),
+            ("mqtt.client_key", &mut m.client_key),
+        ] {
+            if let Some(p) = p {
+                *p = base.join(&*p);
+                std::fs::metadata(&*p).map_err(|err| ConfigError::Io {
+                    path: p.clone(),
+                    what: k.into(),
+                    err,
+                })?;
+            }
+        }
+
+        let o = &self.output;
+        range(
+            "output.health_interval_s",
+            o.health_interval_s.into(),
+            1,
+            3600,
+        )?;
+        range("output.kpi_interval_s", o.kpi_interval_s.into(), 10, 86_400)?;
+
+        let p = &mut self.privacy;
+        range("privacy.keep_digits", p.keep_digits.into(), 0, 16)?;
+        if p.secret.is_some() && p.secret_file.is_some() {
+            return Err(invalid(
+                "privacy.secret_file",
+                "(set)",
+                "only one of privacy.secret and privacy.secret_file",
+            ));
+        }
+        if let Some(f) = &p.secret_file {
+            p.secret = Some(read_secret(base, f, "privacy.secret_file")?);
+        }
+        if p.mode == Mode::Hash {
+            match &p.secret {
+                None => {
+                    return Err(invalid(
+                        "privacy.secret",
+                        "(unset)",
+                        "mode = \"hash\" needs privacy.secret or privacy.secret_file",
+                    ));
+                }
+                Some(s) if s.expose().len() < 16 => {
+                    return Err(invalid("privacy.secret", "<redacted>", "at least 16 bytes"));
+                }
+                _ => {}
+            }
+        }
+
+        let t = &self.tracker;
+        for (k, v) in [
+            ("tracker.max_calls", t.max_calls),
+            ("tracker.max_streams", t.max_streams),
+            ("tracker.max_media_endpoints", t.max_media_endpoints),
+            ("tracker.max_ip_fragments", t.max_ip_fragments),
+            ("tracker.max_tcp_streams", t.max_tcp_streams),
+        ] {
+            range(k, v.into(), 1, 10_000_000)?;
+        }
+        for (k, v) in [
+            ("tracker.setup_timeout_s", t.setup_timeout_s),
+            ("tracker.call_idle_timeout_s", t.call_idle_timeout_s),
+            ("tracker.stream_timeout_s", t.stream_timeout_s),
+            ("tracker.media_silence_s", t.media_silence_s),
+        ] {
+            range(k, v.into(), 1, 86_400)?;
+        }
+        Ok(())
+    }
+}
+
+fn range(key: &str, v: u64, lo: u64, hi: u64) -> Result<(), ConfigError> {
+    if v < lo || v > hi {
+        return Err(invalid(key, v, format!("{lo} to {hi}")));
+    }
+    Ok(())
+}
+
+fn read_secret(base: &Path, p: &Path, key: &str) -> Result<Secret, ConfigError> {
+    let path = base.join(p);
+    let s = std::fs::read_to_string(&path).map_err(|err| ConfigError::Io {
+        path: path.clone(),
+        what: key.into(),
+        err,
+    })?;
+    // A trailing newline from `echo secret > file` is not part of the secret.
+    let s = s.trim_end_matches(['\r', '\n']);
+    if s.is_empty() {
+        return Err(invalid(
+            key,
+            path.display(),
+            "a file holding a non-empty secret",
+        ));
+    }
+    Ok(Secret::new(s))
+}
+
+/// `vs-` and the interface's MAC without colons, read from sysfs.
+pub fn id_from_mac(ifname: &str) -> Result<String, ConfigError> {
+    let path = PathBuf::from(format!("/sys/class/net/{ifname}/address"));
+    let mac = std::fs::read_to_string(&path).map_err(|err| ConfigError::Io {
+        path: path.clone(),
+        what: "the MAC address of capture interface (to derive sensor.id)".into(),
+        err,
+    })?;
+    let hex: String = mac.trim().chars().filter(char::is_ascii_hexdigit).collect();
+    if hex.len() != 12 || hex.chars().all(|c| c == '0') {
+        return Err(invalid(
+            "sensor.id",
+            "(unset)",
+            format!(
+                "interface {ifname} has no usable MAC ({:?}): set sensor.id",
+                mac.trim()
+            ),
+        ));
+    }
+    Ok(format!("vs-{}", hex.to_ascii_lowercase()))
+}
+
+/// Parses and validates configuration text. `base` resolves relative `*_file` paths.
+pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    let mut cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        path: path.to_path_buf(),
+        // toml's message quotes the line, points at the key and says what was expected
+        // (e.g. "unknown field `qos_calls`, expected one of ...").
+        message: e.to_string(),
+    })?;
+    let base = path.parent().unwrap_or(Path::new("."));
+    cfg.validate(base).map_err(|e| match e {
+        ConfigError::Invalid { .. } => ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        },
+        other => other,
+    })?;
+    Ok(cfg)
+}
+
+/// Reads, parses and validates a configuration file.
+pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
+    let path = path.as_ref();
+    let text = std::fs::read_to_string(path).map_err(|err| ConfigError::Io {
+        path: path.to_path_buf(),
+        what: "configuration file".into(),
+        err,
+    })?;
+    parse(&text, path)
+}
+
+/// A configuration from command-line flags (`replay --broker`, tests): defaults elsewhere.
+pub fn options_from_cli(
+    broker: &str,
+    site: &str,
+    sensor: &str,
+    payload: Format,
+) -> Result<Config, ConfigError> {
+    let mut cfg = Config::default();
+    cfg.mqtt.url = broker.to_string();
+    cfg.sensor.site = site.to_string();
+    cfg.sensor.id = Some(sensor.to_string());
+    cfg.output.payload = payload;
+    cfg.validate(Path::new("."))?;
+    Ok(cfg)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_str(s: &str) -> Result<Config, ConfigError> {
+        parse(s, Path::new("/etc/voipsensor/sensor.toml"))
+    }
+
+    #[test]
+    fn the_example_file_parses_and_holds_the_defaults() {
+        let text = include_str!("../sensor.example.toml");
+        let cfg = parse_str(text).unwrap();
+        let mut want = Config::default();
+        want.sensor.site = cfg.sensor.site.clone();
+        want.sensor.id = cfg.sensor.id.clone();
+        want.capture.interfaces = cfg.capture.interfaces.clone();
+        assert_eq!(cfg, want, "sensor.example.toml must document the defaults");
+    }
+
+    #[test]
+    fn minimal_file_needs_only_the_site() {
+        let cfg = parse_str("[sensor]\nsite = \"paris\"\nid = \"t1\"\n").unwrap();
+        assert_eq!(cfg.mqtt.qos.calls, 1);
+        assert_eq!(cfg.sensor_id().unwrap(), "t1");
+        let e = parse_str("").unwrap_err().to_string();
+        assert!(e.contains("sensor.site"), "{e}");
+    }
+
+    #[test]
+    fn unknown_key_is_named_with_its_line() {
+        let e = parse_str("[sensor]\nsite = \"p\"\n[mqtt]\nqos_calls = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("qos_calls") && e.contains("line 4"), "{e}");
+    }
+
+    #[test]
+    fn bad_enum_value_lists_the_allowed_ones() {
+        let e = parse_str("[sensor]\nsite = \"p\"\n[output]\npayload = \"xml\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("xml") && e.contains("postcard") && e.contains("json"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn out_of_range_value_names_key_value_and_range() {
+        let e = parse_str("[sensor]\nsite = \"p\"\n[mqtt]\nkeepalive_s = 1\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("mqtt.keepalive_s = 1") && e.contains("5 to 3600"),
+            "{e}"
+        );
+        let e = parse_str("[sensor]\nsite = \"a/b\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("sensor.site") && e.contains("'/'"), "{e}");
+    }
+
+    #[test]
+    fn broker_urls() {
+        assert_eq!(
+            BrokerUrl::parse("mqtts://broker.example:8884").unwrap(),
+            BrokerUrl {
+                tls: true,
+                host: "broker.example".into(),
+                port: 8884
+            }
+        );
+        assert_eq!(BrokerUrl::parse("mqtt://127.0.0.1").unwrap().port, 1883);
+        assert_eq!(BrokerUrl::parse("mqtt://[::1]:1999").unwrap().host, "::1");
+        for bad in [
+            "http://x",
+            "mqtt://u:p@x",
+            "mqtt://x:0",
+            "mqtt://x/topic",
+            "mqtt://",
+        ] {
+            assert!(
+                BrokerUrl::parse(bad)
+                    .unwrap_err()
+                    .to_string()
+                    .contains("mqtt.url"),
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn secrets_never_appear_in_debug_or_errors() {
+        let cfg = parse_str(
+            "[sensor]\nsite = \"p\"\n[mqtt]\nusername = \"u\"\npassword = \"hunter2-secret\"\n\
+             [privacy]\nmode = \"hash\"\nsecret = \"0123456789abcdef-key\"\n",
+        )
+        .unwrap();
+        let dbg = format!("{cfg:?}");
+        assert!(
+            !dbg.contains("hunter2") && !dbg.contains("0123456789abcdef"),
+            "{dbg}"
+        );
+        let e = parse_str(
+            "[sensor]\nsite = \"p\"\n[privacy]\nmode = \"hash\"\nsecret = \"short-key\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("privacy.secret") && !e.contains("short-key"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn password_file_is_read_relative_to_the_config() {
+        let dir = std::env::temp_dir().join(format!("vs-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("pw"), "s3cret\n").unwrap();
+        let cfg = parse(
+            "[sensor]\nsite = \"p\"\n[mqtt]\nusername = \"u\"\npassword_file = \"pw\"\n",
+            &dir.join("sensor.toml"),
+        )
+        .unwrap();
+        assert_eq!(
+            cfg.mqtt.password.as_ref().map(Secret::expose),
+            Some("s3cret")
+        );
+        let e = parse(
+            "[sensor]\nsite = \"p\"\n[mqtt]\nusername = \"u\"\npassword_file = \"nope\"\n",
+            &dir.join("x.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("mqtt.password_file") && e.contains("nope"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    #[test]
+    fn sensor_id_defaults_to_the_nic_mac() {
+        // Loopback has an all-zero MAC: the error says to set sensor.id.
+        let mut cfg = Config::default();
+        cfg.capture.interfaces = vec!["lo".into()];
+        let e = cfg.sensor_id().unwrap_err().to_string();
+        assert!(e.contains("sensor.id"), "{e}");
+        let real = std::fs::read_dir("/sys/class/net")
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .find(|n| id_from_mac(n).is_ok());
+        if let Some(n) = real {
+            cfg.capture.interfaces = vec![n];
+            let id = cfg.sensor_id().unwrap();
+            assert!(id.starts_with("vs-") && id.len() == 15, "{id}");
+        }
+    }
+}

@@ -1,0 +1,750 @@
+//! Where a call begins and ends: the per-Call-ID SIP dialog state machine.
+//!
+//! One record per INVITE dialog, keyed by Call-ID, in a fixed [`Table`]. The rules:
+//! * only an INVITE creates a call; other requests and responses for unknown Call-IDs are
+//!   counted (`sip.unmatched`), never tracked;
+//! * a message identical to one already seen in the call (same start line, CSeq and Via
+//!   branch) is a retransmission: counted, never a new call or a second event;
+//! * 401/407 to an INVITE is an authentication challenge, not a failure: the next INVITE
+//!   in the same Call-ID continues the same call;
+//! * the first final response decides: 2xx → `answered`; 487 (Request Terminated, the answer to a CANCEL) → `cancelled`;
+//!   any other 3xx–6xx → `failed` (code and reason phrase). Later final responses to
+//!   re-INVITEs never end an answered call;
+//! * a response to an INVITE, or a CANCEL, for an unknown Call-ID means the sensor joined
+//!   mid-setup: the dialog is tracked from there (`calls.joined_late`, no `invite` event);
+//! * a re-INVITE/UPDATE whose SDP offer puts the audio on sendonly/inactive (or c=0.0.0.0)
+//!   is `hold`; the next one that does not is `resume`;
+//! * BYE → `ended`, `ended_by` from the BYE's From tag (the caller's tag or not);
+//! * calls that vanish end by timeout (see [`CallTimeouts`]).
+//!
+//! When the table is full a new INVITE evicts, in order: closed calls lingering for
+//! retransmissions, then the unanswered call idle the longest. Answered calls are never
+//! evicted; if only answered calls remain the new call is rejected and counted.
+
+use crate::sip::{Message, Method, StartLine, sdp};
+use crate::table::{Inserted, Table};
+use crate::track::counters::Counters;
+use crate::track::event::{
+    CallEvent, CallEventKind, CallId, Event, EventSink, Party, Text, Ts, User, fill, text_from,
+};
+use crate::track::media::{CallRef, Media};
+use core::net::SocketAddr;
+use embassy_time::{Duration, Instant};
+
+/// Default capacity of the call table.
+pub const CALLS_DEFAULT: usize = 4096;
+/// Recent message fingerprints kept per call for retransmission detection.
+const RECENT: usize = 16;
+
+/// When a call that vanished is ended.
+#[derive(Debug, Clone, Copy)]
+pub struct CallTimeouts {
+    /// Never answered and no final response: end (`timeout`) this long after the last
+    /// signalling (RFC 3261 Timer C is 3 minutes).
+    pub setup: Duration,
+    /// Answered and media seen: end this long after both media and signalling stopped.
+    pub media_grace: Duration,
+    /// Answered, on hold or no media ever seen (RTP not mirrored): end this long after the
+    /// last signalling.
+    pub no_media: Duration,
+    /// A closed call is kept this long to absorb retransmissions (64×T1 = 32 s).
+    pub linger: Duration,
+}
+
+impl Default for CallTimeouts {
+    fn default() -> Self {
+        CallTimeouts {
+            setup: Duration::from_secs(180),
+            media_grace: Duration::from_secs(30),
+            no_media: Duration::from_secs(3600),
+            linger: Duration::from_secs(32),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// INVITE sent, no 18x yet.
+    Calling,
+    /// 18x seen.
+    Proceeding,
+    /// 2xx seen.
+    Answered,
+    /// Final event emitted; kept for `linger` to absorb retransmissions.
+    Closed,
+}
+
+/// Key of the call table.
+pub type CallKey = CallId;
+
+pub struct Call {
+    /// Unique per call for the tracker's lifetime: lets media records refer to a call by
+    /// slot without being fooled by slot reuse.
+    pub serial: u64,
+    state: State,
+    caller: User,
+    callee: User,
+    caller_tag: heapless::String<64>,
+    caller_addr: SocketAddr,
+    callee_addr: SocketAddr,
+    invite_cseq: u32,
+    /// `None` when the sensor joined after the INVITE.
+    invite_at: Option<Instant>,
+    first_18x_at: Option<Instant>,
+    answer_at: Option<Instant>,
+    pub last_signal: Instant,
+    pub last_media: Option<Instant>,
+    closed_at: Option<Instant>,
+    cancel_seen: bool,
+    challenged: Option<u16>,
+    rang: bool,
+    early_media: bool,
+    on_hold: bool,
+    retransmissions: u32,
+    recent: heapless::Deque<u64, RECENT>,
+}
+
+impl Call {
+    pub fn is_answered(&self) -> bool {
+        self.answer_at.is_some()
+    }
+    pub fn is_closed(&self) -> bool {
+        self.state == State::Closed
+    }
+    pub fn on_hold(&self) -> bool {
+        self.on_hold
+    }
+}
+
+/// FNV-1a: a deterministic fingerprint of the parts that identify a message.
+fn fnv(h: &mut u64, bytes: &[u8]) {
+    for b in bytes {
+        *h ^= *b as u64;
+        *h = h.wrapping_mul(0x100_0000_01b3);
+    }
+}
+
+fn fingerprint(msg: &Message) -> u64 {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    match msg.start() {
+        StartLine::Request { method_raw, .. } => fnv(&mut h, method_raw),
+        StartLine::Response { code, .. } => fnv(&mut h, &code.to_be_bytes()),
+    }
+    if let Some((n, m)) = msg.cseq() {
+        fnv(&mut h, &n.to_be_bytes());
+        fnv(&mut h, m.as_str().as_bytes());
+    }
+    fnv(&mut h, msg.via_branch().unwrap_or_default());
+    if let Some(t) = msg.to().and_then(|t| t.tag) {
+        fnv(&mut h, t);
+    }
+    h
+}
+
+fn pdd(call: &Call) -> Option<u32> {
+    let (i, r) = call.invite_at.zip(call.first_18x_at)?;
+    Some(ms_between(i, r) as u32)
+}
+
+fn ms_between(a: Instant, b: Instant) -> u64 {
+    b.checked_duration_since(a)
+        .map(|d| d.as_millis())
+        .unwrap_or(0)
+}
+
+pub struct Calls {
+    table: Table<CallKey, Call>,
+    timeouts: CallTimeouts,
+    next_serial: u64,
+}
+
+/// Addresses of the message being handled.
+#[derive(Clone, Copy)]
+pub struct Hop {
+    pub now: Instant,
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+}
+
+impl Calls {
+    pub fn new(capacity: usize, timeouts: CallTimeouts) -> Calls {
+        Calls {
+            table: Table::new("calls", capacity),
+            timeouts,
+            next_serial: 1,
+        }
+    }
+
+    pub fn stats(&self) -> crate::table::TableStats {
+        self.table.stats()
+    }
+
+    pub fn by_slot_mut(&mut self, slot: u32, serial: u64) -> Option<&mut Call> {
+        self.table
+            .by_slot_mut(slot)
+            .map(|(_, c)| c)
+            .filter(|c| c.serial == serial)
+    }
+
+    pub fn call_id_of(&self, slot: u32, serial: u64) -> Option<&CallId> {
+        self.table
+            .by_slot(slot)
+            .filter(|(_, c)| c.serial == serial)
+            .map(|(k, _)| k)
+    }
+
+    /// Handles one parsed SIP message.
+    pub fn on_sip(
+        &mut self,
+        hop: Hop,
+        msg: &Message,
+        media: &mut Media,
+        counters: &mut Counters,
+        out: &mut impl EventSink,
+    ) {
+        let (Some(raw_id), Some((cseq, cseq_method))) = (msg.call_id(), msg.cseq()) else {
+            counters.sip.missing_headers += 1;
+            return;
+        };
+        if cseq_method == Method::Register {
+            if let Some(code) = msg.status() {
+                let r = &mut counters.sip.register;
+                match code {
+                    200..=299 => r.ok += 1,
+                    401 | 407 => r.challenged += 1,
+                    300.. => r.failed += 1,
+                    _ => {}
+                }
+            } else {
+                counters.sip.register.requests += 1;
+            }
+            return;
+        }
+        let key: CallKey = text_from(raw_id);
+        if raw_id.len() > key.len() {
+            counters.calls.call_id_truncated += 1;
+        }
+        let fp = fingerprint(msg);
+        let exists = self.table.contains(&key);
+        if !exists {
+            let late = (!msg.is_request() && cseq_method == Method::Invite)
+                || msg.method() == Some(Method::Cancel);
+            if msg.method() == Some(Method::Invite) || late {
+                // A response to an INVITE (or a CANCEL) we did not see: the sensor joined
+                // mid-setup. Track the dialog from here so its outcome is not lost.
+                if !self.create(hop, key.clone(), msg, cseq, fp, late, media, counters, out) {
+                    return;
+                }
+                if !late {
+                    return;
+                }
+            } else {
+                counters.sip.unmatched += 1;
+                return;
+            }
+        }
+        let Some(slot) = self.table.slot_of(&key) else {
+            return;
+        };
+        let Some((_, call)) = self.table.by_slot_mut(slot) else {
+            return;
+        };
+        if exists && call.recent.iter().any(|f| *f == fp) {
+            call.retransmissions += 1;
+            counters.sip.retransmissions += 1;
+            return;
+        }
+        if call.recent.is_full() {
+            call.recent.pop_front();
+        }
+        let _ = call.recent.push_back(fp);
+        if call.state == State::Closed {
+            return;
+        }
+        call.last_signal = call.last_signal.max(hop.now);
+        let call_ref = CallRef {
+            slot,
+            serial: call.serial,
+        };
+        let from_tag = msg.from().and_then(|f| f.tag).unwrap_or_default();
+        let from_is_caller = if call.caller_tag.is_empty() {
+            hop.src == call.caller_addr
+        } else {
+            from_tag == call.caller_tag.as_bytes()
+        };
+        // Who sent this message: requests come from the From party, responses from the other.
+        let sender = match (msg.is_request(), from_is_caller) {
+            (true, true) | (false, false) => Party::Caller,
+            _ => Party::Callee,
+        };
+        let sdp = sdp_of(msg, counters);
+
+        match msg.start() {
+            StartLine::Request { method, .. } => match method {
+                Method::Invite => {
+                    if call.is_answered() {
+                        if let Some(s) = &sdp {
+                            media.register(call_ref, &key, sender, s, hop.now);
+                            hold_or_resume(call, &key, hop, s, out);
+                        }
+                    } else {
+                        // A new INVITE after a challenge (or a forked retry): same call.
+                        call.invite_cseq = call.invite_cseq.max(cseq);
+                        call.challenged = None;
+                        if let Some(s) = &sdp {
+                            media.register(call_ref, &key, sender, s, hop.now);
+                        }
+                    }
+                }
+                Method::Update => {
+                    if let Some(s) = &sdp {
+                        media.register(call_ref, &key, sender, s, hop.now);
+                        if call.is_answered() {
+                            hold_or_resume(call, &key, hop, s, out);
+                        }
+                    }
+                }
+                Method::Ack | Method::Prack => {
+                    // Late offer: the answer rides in the ACK (or PRACK).
+                    if let Some(s) = &sdp {
+                        media.register(call_ref, &key, sender, s, hop.now);
+                    }
+                }
+                Method::Cancel => call.cancel_seen = true,
+                Method::Bye => {
+                    let reason = msg.reason_text().or(msg.reason()).map(text_from);
+                    let ended_by = if from_is_caller {
+                        Party::Caller
+                    } else {
+                        Party::Callee
+                    };
+                    self.close(
+                        slot,
+                        hop,
+                        CallEventKind::Ended,
+                        None,
+                        reason,
+                        Some(ended_by),
+                        media,
+                        counters,
+                        out,
+                    );
+                }
+                _ => {}
+            },
+            StartLine::Response { code, reason } => {
+                if let Some(s) = &sdp {
+                    media.register(call_ref, &key, sender, s, hop.now);
+                }
+                if cseq_method != Method::Invite {
+                    // Responses to UPDATE/PRACK/BYE/INFO...: only their SDP matters.
+                    return;
+                }
+                if call.is_answered() {
+                    // Responses to re-INVITEs (even 4xx/5xx) do not end an answered call.
+                    return;
+                }
+                match code {
+                    100 => {}
+                    101..=199 => {
+                        if call.first_18x_at.is_none() {
+                            call.first_18x_at = Some(hop.now);
+                        }
+                        call.state = State::Proceeding;
+                        if sdp.is_some() && !call.early_media {
+                            call.early_media = true;
+                            emit(
+                                call,
+                                &key,
+                                hop,
+                                CallEventKind::EarlyMedia,
+                                Some(code),
+                                Some(reason),
+                                out,
+                            );
+                        } else if sdp.is_none() && !call.rang && !call.early_media {
+                            call.rang = true;
+                            emit(
+                                call,
+                                &key,
+                                hop,
+                                CallEventKind::Ringing,
+                                Some(code),
+                                Some(reason),
+                                out,
+                            );
+                        }
+                    }
+                    200..=299 => {
+                        call.answer_at = Some(hop.now);
+                        call.state = State::Answered;
+                        counters.calls.answered += 1;
+                        let mut ev = build(call, &key, hop, CallEventKind::Answered);
+                        ev.code = Some(code);
+                        ev.setup_ms = call.invite_at.map(|i| ms_between(i, hop.now) as u32);
+                        ev.pdd_ms = pdd(call);
+                        out.emit(&Event::Call(ev));
+                    }
+                    401 | 407 => call.challenged = Some(code),
+                    _ => {
+                        // 487 Request Terminated answers a CANCEL (even one we missed).
+                        let kind = if code == 487 {
+                            CallEventKind::Cancelled
+                        } else {
+                            CallEventKind::Failed
+                        };
+                        let reason = Some(text_from(reason));
+                        self.close(
+                            slot,
+                            hop,
+                            kind,
+                            Some(code),
+                            reason,
+                            None,
+                            media,
+                            counters,
+                            out,
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn create(
+        &mut self,
+        hop: Hop,
+        key: CallKey,
+        msg: &Message,
+        cseq: u32,
+        fp: u64,
+        late: bool,
+        media: &mut Media,
+        counters: &mut Counters,
+        out: &mut impl EventSink,
+    ) -> bool {
+        let from = msg.from();
+        // For a late join from a response, the caller is the response's destination.
+        let (caller_addr, callee_addr) = if late && !msg.is_request() {
+            (hop.dst, hop.src)
+        } else {
+            (hop.src, hop.dst)
+        };
+        let to = msg.to();
+        let mut caller_tag = heapless::String::new();
+        if let Some(t) = from.and_then(|f| f.tag) {
+            caller_tag = text_from(t);
+        }
+        let mut recent = heapless::Deque::new();
+        let _ = recent.push_back(fp);
+        let call = Call {
+            serial: self.next_serial,
+            state: State::Calling,
+            caller: from.and_then(|f| f.user).map(text_from).unwrap_or_default(),
+            callee: to.and_then(|t| t.user).map(text_from).unwrap_or_default(),
+            caller_tag,
+            caller_addr,
+            callee_addr,
+            invite_cseq: cseq,
+            invite_at: (!late).then_some(hop.now),
+            first_18x_at: None,
+            answer_at: None,
+            last_signal: hop.now,
+            last_media: None,
+            closed_at: None,
+            cancel_seen: false,
+            challenged: None,
+            rang: false,
+            early_media: false,
+            on_hold: false,
+            retransmissions: 0,
+            recent,
+        };
+        self.next_serial += 1;
+        let ev = build(&call, &key, hop, CallEventKind::Invite);
+        let inserted = self
+            .table
+            .insert_or_evict(key.clone(), call, |_, c| match c.state {
+                State::Closed => Some((0u8, c.last_signal)),
+                State::Calling | State::Proceeding => Some((1, c.last_signal)),
+                State::Answered => None,
+            });
+        match inserted {
+            Inserted::Stored => {}
+            Inserted::Evicted(old_key, old) => {
+                media.remove_call(old.serial, hop.now, "evicted", out, counters);
+                if old.state != State::Closed {
+                    counters.calls.evicted += 1;
+                    let mut ev = build(&old, &old_key, hop, CallEventKind::Evicted);
+                    ev.src = old.caller_addr;
+                    ev.dst = old.callee_addr;
+                    out.emit(&Event::Call(ev));
+                }
+            }
+            Inserted::Rejected(..) => {
+                counters.calls.rejected += 1;
+                return false;
+            }
+        }
+        counters.calls.attempted += 1;
+        if late {
+            counters.calls.joined_late += 1;
+            return true;
+        }
+        let mut ev = ev;
+        ev.user_agent = msg.user_agent().map(text_from);
+        out.emit(&Event::Call(ev));
+        if let Some(s) = sdp_of(msg, counters)
+            && let Some(slot) = self.table.slot_of(&key)
+        {
+            let serial = self.next_serial - 1;
+            media.register(CallRef { slot, serial }, &key, Party::Caller, &s, hop.now);
+        }
+        true
+    }
+
+    /// Emits the call's final event, ends its media streams and marks it closed.
+    #[allow(clippy::too_many_arguments)]
+    fn close(
+        &mut self,
+        slot: u32,
+        hop: Hop,
+        kind: CallEventKind,
+        code: Option<u16>,
+        reason: Option<Text>,
+        ended_by: Option<Party>,
+        media: &mut Media,
+        counters: &mut Counters,
+        out: &mut impl EventSink,
+    ) {
+        let Some((key, call)) = self.table.by_slot_mut(slot) else {
+            return;
+        };
+        if call.state == State::Closed {
+            return;
+        }
+        match kind {
+            CallEventKind::Ended => counters.calls.ended += 1,
+            CallEventKind::Failed => counters.calls.failed += 1,
+            CallEventKind::Cancelled => counters.calls.cancelled += 1,
+            CallEventKind::Timeout => counters.calls.timed_out += 1,
+            CallEventKind::SensorStopped => counters.calls.open_at_stop += 1,
+            _ => {}
+        }
+        let stream_reason = match kind {
+            CallEventKind::Timeout => "timeout",
+            CallEventKind::SensorStopped => {
+                if reason.as_deref() == Some("end_of_capture") {
+                    "end_of_capture"
+                } else {
+                    "sensor_stopped"
+                }
+            }
+            _ => "call_ended",
+        };
+        let (q_caller, q_callee) =
+            media.remove_call(call.serial, hop.now, stream_reason, out, counters);
+        let mut ev = build(call, key, hop, kind);
+        ev.code = code;
+        ev.reason = reason;
+        ev.ended_by = ended_by;
+        ev.setup_ms = call
+            .invite_at
+            .zip(call.answer_at)
+            .map(|(i, a)| ms_between(i, a) as u32);
+        ev.pdd_ms = pdd(call);
+        ev.duration_ms = call.answer_at.map(|a| ms_between(a, hop.now));
+        ev.quality_caller = q_caller;
+        ev.quality_callee = q_callee;
+        if matches!(kind, CallEventKind::Timeout | CallEventKind::SensorStopped) {
+            ev.src = call.caller_addr;
+            ev.dst = call.callee_addr;
+        }
+        call.state = State::Closed;
+        call.closed_at = Some(hop.now);
+        out.emit(&Event::Call(ev));
+    }
+
+    /// Once a second of packet time: ends vanished calls, forgets closed ones.
+    pub fn expire(
+        &mut self,
+        now: Instant,
+        media: &mut Media,
+        counters: &mut Counters,
+        out: &mut impl EventSink,
+    ) {
+        let t = self.timeouts;
+        let mut slot = 0;
+        while let Some(s) = self.table.next_slot(slot) {
+            slot = s + 1;
+            let Some((_, call)) = self.table.by_slot(s) else {
+                continue;
+            };
+            let idle_sig = now.saturating_duration_since(call.last_signal);
+            match call.state {
+                State::Closed => {
+                    let closed = call.closed_at.unwrap_or(call.last_signal);
+                    if now.saturating_duration_since(closed) > t.linger {
+                        if let Some((_, c)) = self.table.remove_slot(s) {
+                            media.forget_call(c.serial);
+                        }
+                    }
+                }
+                State::Calling | State::Proceeding => {
+                    if idle_sig > t.setup {
+                        let (code, kind) = match call.challenged {
+                            Some(c) => (Some(c), CallEventKind::Failed),
+                            None if call.cancel_seen => (None, CallEventKind::Cancelled),
+                            None => (None, CallEventKind::Timeout),
+                        };
+                        let hop = Hop {
+                            now,
+                            src: call.caller_addr,
+                            dst: call.callee_addr,
+                        };
+                        self.close(s, hop, kind, code, None, None, media, counters, out);
+                    }
+                }
+                State::Answered => {
+                    let expired = match call.last_media {
+                        Some(m) if !call.on_hold => {
+                            let last = m.max(call.last_signal);
+                            now.saturating_duration_since(last) > t.media_grace
+                        }
+                        _ => idle_sig > t.no_media,
+                    };
+                    if expired {
+                        let hop = Hop {
+                            now,
+                            src: call.caller_addr,
+                            dst: call.callee_addr,
+                        };
+                        self.close(
+                            s,
+                            hop,
+                            CallEventKind::Timeout,
+                            None,
+                            None,
+                            None,
+                            media,
+                            counters,
+                            out,
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    /// Ends every open call (`sensor_stopped`, reason `end_of_capture` or `sensor_stopped`).
+    pub fn stop_all(
+        &mut self,
+        now: Instant,
+        reason: &str,
+        media: &mut Media,
+        counters: &mut Counters,
+        out: &mut impl EventSink,
+    ) {
+        let mut slot = 0;
+        while let Some(s) = self.table.next_slot(slot) {
+            slot = s + 1;
+            let Some((_, call)) = self.table.by_slot(s) else {
+                continue;
+            };
+            let hop = Hop {
+                now,
+                src: call.caller_addr,
+                dst: call.callee_addr,
+            };
+            let mut r = Text::new();
+            fill(&mut r, reason);
+            self.close(
+                s,
+                hop,
+                CallEventKind::SensorStopped,
+                None,
+                Some(r),
+                None,
+                media,
+                counters,
+                out,
+            );
+        }
+    }
+}
+
+fn sdp_of(msg: &Message, counters: &mut Counters) -> Option<sdp::Sdp> {
+    let body = msg.sdp_body()?;
+    match sdp::parse(body) {
+        Ok(s) => Some(s),
+        Err(_) => {
+            counters.sip.sdp_malformed += 1;
+            None
+        }
+    }
+}
+
+fn hold_or_resume(
+    call: &mut Call,
+    key: &CallKey,
+    hop: Hop,
+    s: &sdp::Sdp,
+    out: &mut impl EventSink,
+) {
+    let mut audio = s
+        .media
+        .iter()
+        .filter(|m| m.kind == sdp::MediaKind::Audio)
+        .peekable();
+    if audio.peek().is_none() {
+        return; // e.g. a T.38 re-INVITE: neither hold nor resume
+    }
+    let hold = audio.all(|m| m.is_hold());
+    if hold != call.on_hold {
+        call.on_hold = hold;
+        let kind = if hold {
+            CallEventKind::Hold
+        } else {
+            CallEventKind::Resume
+        };
+        emit(call, key, hop, kind, None, None, out);
+    }
+}
+
+fn build(call: &Call, key: &CallKey, hop: Hop, kind: CallEventKind) -> CallEvent {
+    CallEvent {
+        ts: Ts::from_instant(hop.now),
+        event: kind,
+        call_id: key.clone(),
+        caller: call.caller.clone(),
+        callee: call.callee.clone(),
+        src: hop.src,
+        dst: hop.dst,
+        code: None,
+        reason: None,
+        ended_by: None,
+        setup_ms: None,
+        pdd_ms: None,
+        duration_ms: None,
+        retransmissions: call.retransmissions,
+        user_agent: None,
+        quality_caller: None,
+        quality_callee: None,
+    }
+}
+
+fn emit(
+    call: &Call,
+    key: &CallKey,
+    hop: Hop,
+    kind: CallEventKind,
+    code: Option<u16>,
+    reason: Option<&[u8]>,
+    out: &mut impl EventSink,
+) {
+    let mut ev = build(call, key, hop, kind);
+    ev.code = code;
+    ev.reason = reason.map(text_from);
+    out.emit(&Event::Call(ev));
+}

@@ -1,0 +1,290 @@
+//! The sans-IO tracker: `(timestamp, link type, frame)` in, events out.
+//!
+//! It reads no clock and does no I/O. Time is the packets' own: the tracker's "now" is the
+//! latest timestamp seen (a frame stamped earlier is processed at that "now" and counted),
+//! and once per whole second of packet time it reports intervals and runs timeouts. A live
+//! capture with no traffic calls [`Tracker::tick`] from its timer so timeouts still fire.
+//! Feeding the same frames gives the same events, byte for byte.
+
+use crate::sip::{self, Message, Method, SipFrame, StartLine};
+use crate::track::call::{CALLS_DEFAULT, CallTimeouts, Calls, Hop};
+use crate::track::counters::Counters;
+use crate::track::event::EventSink;
+use crate::track::media::{Media, MediaConfig, Seen};
+use crate::wire::{Decoder, FlowKey, Framing, LinkType, TcpStreams, Transport};
+use core::net::SocketAddr;
+use embassy_time::{Duration, Instant};
+
+/// Concurrent IP datagrams being reassembled from fragments.
+pub const FRAGMENTS_DEFAULT: usize = 256;
+/// Concurrent TCP connections carrying SIP.
+pub const TCP_STREAMS_DEFAULT: usize = 1024;
+/// Reassembly buffer per TCP direction (a SIP message larger than this is dropped, counted).
+pub const TCP_BUFFER_DEFAULT: usize = 16 * 1024;
+
+/// Capacities and timeouts. Defaults fit a branch office on a 1 GiB board; `boards/`
+/// and the config file size them.
+#[derive(Debug, Clone, Copy)]
+pub struct TrackerConfig {
+    pub calls: usize,
+    pub fragments: usize,
+    pub fragment_timeout: Duration,
+    pub tcp_streams: usize,
+    pub tcp_buffer: usize,
+    pub tcp_idle: Duration,
+    pub timeouts: CallTimeouts,
+    pub media: MediaConfig,
+}
+
+impl Default for TrackerConfig {
+    fn default() -> Self {
+        TrackerConfig {
+            calls: CALLS_DEFAULT,
+            fragments: FRAGMENTS_DEFAULT,
+            fragment_timeout: Duration::from_secs(30),
+            tcp_streams: TCP_STREAMS_DEFAULT,
+            tcp_buffer: TCP_BUFFER_DEFAULT,
+            tcp_idle: Duration::from_secs(300),
+            timeouts: CallTimeouts::default(),
+            media: MediaConfig::default(),
+        }
+    }
+}
+
+pub struct Tracker {
+    decoder: Decoder,
+    tcp: TcpStreams,
+    calls: Calls,
+    media: Media,
+    counters: Counters,
+    now: Option<Instant>,
+    second: u64,
+}
+
+/// The well-known port of SIP over TLS: TLS seen here is signalling we cannot read.
+const SIP_TLS_PORT: u16 = 5061;
+
+impl Tracker {
+    /// Allocates every table now; frame processing allocates nothing afterwards.
+    pub fn new(cfg: TrackerConfig) -> Tracker {
+        Tracker {
+            decoder: Decoder::new(cfg.fragments, cfg.fragment_timeout),
+            tcp: TcpStreams::new(cfg.tcp_streams, cfg.tcp_buffer, cfg.tcp_idle),
+            calls: Calls::new(cfg.calls, cfg.timeouts),
+            media: Media::new(cfg.media),
+            counters: Counters::default(),
+            now: None,
+            second: 0,
+        }
+    }
+
+    /// The tracker's clock: the latest packet (or tick) time seen.
+    pub fn now(&self) -> Option<Instant> {
+        self.now
+    }
+
+    /// See [`Media::set_capture_loss`].
+    pub fn set_capture_loss(&mut self, dropping: bool) {
+        self.media.set_capture_loss(dropping);
+    }
+
+    /// Feeds one captured frame.
+    pub fn on_frame(
+        &mut self,
+        ts: Instant,
+        link: LinkType,
+        frame: &[u8],
+        out: &mut impl EventSink,
+    ) {
+        self.counters.frames += 1;
+        self.counters.bytes += frame.len() as u64;
+        let now = match self.now {
+            Some(n) if ts < n => {
+                self.counters.time_went_backwards += 1;
+                n
+            }
+            _ => ts,
+        };
+        self.advance(now, out);
+        let Tracker {
+            decoder,
+            tcp,
+            calls,
+            media,
+            counters,
+            ..
+        } = self;
+        let Ok(Some(pkt)) = decoder.decode(now, link, frame) else {
+            return; // counted by the decoder
+        };
+        counters.decoded += 1;
+        match pkt.transport {
+            Transport::Udp {
+                src_port,
+                dst_port,
+                payload,
+            } => {
+                let hop = Hop {
+                    now,
+                    src: SocketAddr::new(pkt.src, src_port),
+                    dst: SocketAddr::new(pkt.dst, dst_port),
+                };
+                if sip::looks_like_sip(payload) {
+                    on_sip_bytes(hop, payload, calls, media, counters, out);
+                } else if (src_port == SIP_TLS_PORT || dst_port == SIP_TLS_PORT)
+                    && sip::looks_like_tls(payload)
+                {
+                    counters.sip.tls_records += 1;
+                } else if let Seen::CallMedia(c) =
+                    media.on_udp(now, hop.src, hop.dst, payload, counters, out)
+                    && let Some(call) = calls.by_slot_mut(c.slot, c.serial)
+                {
+                    call.last_media = Some(now);
+                }
+            }
+            Transport::Tcp {
+                src_port,
+                dst_port,
+                seq,
+                flags,
+                payload,
+            } => {
+                let key = FlowKey {
+                    src: SocketAddr::new(pkt.src, src_port),
+                    dst: SocketAddr::new(pkt.dst, dst_port),
+                };
+                if (src_port == SIP_TLS_PORT || dst_port == SIP_TLS_PORT)
+                    && sip::looks_like_tls(payload)
+                {
+                    counters.sip.tls_records += 1;
+                    return;
+                }
+                // Only connections that carry SIP get a reassembly buffer: a stream starts
+                // at a segment that begins with a SIP message (mid-connection starts too).
+                if !tcp.contains(&key) && !sip::looks_like_sip(payload) {
+                    return;
+                }
+                let hop = Hop {
+                    now,
+                    src: key.src,
+                    dst: key.dst,
+                };
+                tcp.segment(
+                    now,
+                    key,
+                    seq,
+                    flags,
+                    payload,
+                    |buf| match sip::frame_len(buf) {
+                        SipFrame::Complete(n) => Framing::Complete(n),
+                        SipFrame::Incomplete => Framing::NeedMore,
+                        SipFrame::Invalid(n) => Framing::Skip(n),
+                    },
+                    |msg| {
+                        counters.sip.over_tcp += 1;
+                        on_sip_bytes(hop, msg, calls, media, counters, out);
+                    },
+                );
+            }
+        }
+    }
+
+    /// Runs the once-a-second work if `now` entered a new second: interval reports, call,
+    /// stream, fragment and TCP timeouts. Called for every frame, and by a live capture's
+    /// timer when there is no traffic.
+    pub fn tick(&mut self, now: Instant, out: &mut impl EventSink) {
+        let now = match self.now {
+            Some(n) if now < n => n,
+            _ => now,
+        };
+        self.advance(now, out);
+    }
+
+    fn advance(&mut self, now: Instant, out: &mut impl EventSink) {
+        self.now = Some(now);
+        let sec = now.as_secs();
+        if sec <= self.second {
+            return;
+        }
+        self.second = sec;
+        self.media.tick(now, &mut self.counters, out);
+        self.calls
+            .expire(now, &mut self.media, &mut self.counters, out);
+        self.decoder.expire(now);
+        self.tcp.expire(now);
+    }
+
+    /// Ends everything still open: calls get `sensor_stopped` with `reason`
+    /// (`end_of_capture` or `sensor_stopped`), streams their `stream_end`.
+    pub fn finish(&mut self, reason: &str, out: &mut impl EventSink) {
+        let now = self.now.unwrap_or(Instant::from_micros(0));
+        self.calls
+            .stop_all(now, reason, &mut self.media, &mut self.counters, out);
+        self.media.stop_all(now, reason, &mut self.counters, out);
+    }
+
+    /// Every counter, with table fill and the decoding layers' own counters.
+    pub fn counters(&self) -> Counters {
+        let mut c = self.counters.clone();
+        c.wire = self.decoder.counters();
+        c.tcp = self.tcp.counters();
+        c.tables.calls = self.calls.stats();
+        c.tables.media_endpoints = self.media.endpoint_stats();
+        c.tables.streams = self.media.stream_stats();
+        c.tables.fragments = self.decoder.frag_stats();
+        c.tables.tcp_streams = self.tcp.stats();
+        c
+    }
+}
+
+fn on_sip_bytes(
+    hop: Hop,
+    bytes: &[u8],
+    calls: &mut Calls,
+    media: &mut Media,
+    counters: &mut Counters,
+    out: &mut impl EventSink,
+) {
+    let msg = match Message::parse(bytes) {
+        Ok(m) => m,
+        Err(_) => {
+            counters.sip.malformed += 1;
+            return;
+        }
+    };
+    counters.sip.messages += 1;
+    match msg.start() {
+        StartLine::Request { method, .. } => {
+            let m = &mut counters.sip.requests;
+            *match method {
+                Method::Invite => &mut m.invite,
+                Method::Ack => &mut m.ack,
+                Method::Bye => &mut m.bye,
+                Method::Cancel => &mut m.cancel,
+                Method::Register => &mut m.register,
+                Method::Options => &mut m.options,
+                Method::Prack => &mut m.prack,
+                Method::Update => &mut m.update,
+                Method::Info => &mut m.info,
+                Method::Subscribe => &mut m.subscribe,
+                Method::Notify => &mut m.notify,
+                Method::Refer => &mut m.refer,
+                Method::Message => &mut m.message,
+                Method::Publish => &mut m.publish,
+                Method::Other => &mut m.other,
+            } += 1;
+        }
+        StartLine::Response { code, .. } => {
+            let r = &mut counters.sip.responses;
+            match code {
+                100..=199 => r.r1xx += 1,
+                200..=299 => r.r2xx += 1,
+                300..=399 => r.r3xx += 1,
+                400..=499 => r.r4xx += 1,
+                500..=599 => r.r5xx += 1,
+                _ => r.r6xx += 1,
+            }
+        }
+    }
+    calls.on_sip(hop, &msg, media, counters, out);
+}

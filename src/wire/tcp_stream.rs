@@ -1,0 +1,609 @@
+//! TCP stream reassembly for message-oriented protocols (SIP over TCP), protocol-agnostic:
+//! the caller supplies the framing rule as a closure, so `wire/` does not depend on `sip/`.
+//!
+//! Each direction of a connection is one stream with a fixed buffer taken from a pool
+//! allocated in [`TcpStreams::new`]; the buffer of table slot `i` is `i`-th chunk of the
+//! pool, so nothing is allocated per segment. The buffer holds the undelivered in-order
+//! bytes at its head, and segments that arrived past a gap at their offsets behind it
+//! (up to [`MAX_HELD`] ranges). A gap that is not filled within [`GAP_TIMEOUT`], or
+//! a segment that cannot be held, makes the stream resync past the gap: on a mirror port
+//! a lost segment may never be seen again, even though the endpoints recovered it.
+
+use super::TcpFlags;
+use crate::table::{Inserted, Table, TableStats};
+use core::net::SocketAddr;
+use embassy_time::{Duration, Instant};
+use serde::{Deserialize, Serialize};
+
+/// Out-of-order ranges held per stream past the first gap.
+pub const MAX_HELD: usize = 4;
+/// How long a gap may stay open before the stream skips it.
+pub const GAP_TIMEOUT: Duration = Duration::from_secs(1);
+/// Sequence distances beyond this are not retransmissions but a different byte stream
+/// (a connection reused the 4-tuple while its SYN was missed).
+const WILD_DISTANCE: i64 = 1 << 30;
+
+/// One direction of a TCP connection.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub struct FlowKey {
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+}
+
+/// What the caller's framer says of the head of the buffered bytes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Framing {
+    /// The first `n` bytes are one complete message.
+    Complete(usize),
+    /// No complete message yet.
+    NeedMore,
+    /// The first `n` bytes are not the start of a message: drop them.
+    Skip(usize),
+}
+
+/// Counters of TCP reassembly (published in `summary`/`health`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TcpCounters {
+    pub segments: u64,
+    /// Payload bytes accepted into stream buffers (in order or held).
+    pub bytes: u64,
+    /// Complete messages delivered.
+    pub messages: u64,
+    /// Segments whose every byte had been seen already.
+    pub retransmitted_segments: u64,
+    /// Bytes dropped because already seen (whole or partial retransmissions).
+    pub retransmitted_bytes: u64,
+    /// Segments held past a gap.
+    pub out_of_order: u64,
+    /// Gaps given up on (timeout, no room to hold, or a wild sequence jump).
+    pub resyncs: u64,
+    /// Bytes dropped at a resync: the incomplete message before a skipped gap.
+    pub resync_bytes: u64,
+    /// Bytes the framer skipped as garbage.
+    pub garbage_bytes: u64,
+    /// Buffers flushed because they filled without a complete message.
+    pub overflows: u64,
+    pub streams_opened: u64,
+    /// Streams freed by FIN or RST.
+    pub streams_closed: u64,
+    /// Streams evicted (least recently used) to make room.
+    pub streams_evicted: u64,
+    /// Streams dropped after the idle timeout.
+    pub streams_expired: u64,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Stream {
+    /// Sequence number of the buffer's first byte.
+    base_seq: u32,
+    /// In-order bytes at the head of the buffer.
+    len: usize,
+    /// Ranges `[start, end)` (buffer offsets, sorted, disjoint, all `> len`) past a gap.
+    held: [(usize, usize); MAX_HELD],
+    nheld: usize,
+    gap_since: Option<Instant>,
+    last_seen: Instant,
+}
+
+impl Stream {
+    fn new(base_seq: u32, now: Instant) -> Self {
+        Stream {
+            base_seq,
+            len: 0,
+            held: [(0, 0); MAX_HELD],
+            nheld: 0,
+            gap_since: None,
+            last_seen: now,
+        }
+    }
+    fn next_seq(&self) -> u32 {
+        self.base_seq.wrapping_add(self.len as u32)
+    }
+    /// End of the bytes in use (in-order and held).
+    fn used_end(&self) -> usize {
+        match self.nheld {
+            0 => self.len,
+            n => self.held.get(n - 1).map_or(self.len, |r| r.1),
+        }
+    }
+    fn held(&self) -> &[(usize, usize)] {
+        self.held.get(..self.nheld).unwrap_or(&[])
+    }
+}
+
+/// The streams table and its buffer pool.
+pub struct TcpStreams {
+    table: Table<FlowKey, Stream>,
+    pool: Vec<u8>,
+    buf_size: usize,
+    idle_timeout: Duration,
+    counters: TcpCounters,
+}
+
+impl TcpStreams {
+    /// Allocates the table and `capacity * buf_size` bytes of buffers now.
+    pub fn new(capacity: usize, buf_size: usize, idle_timeout: Duration) -> Self {
+        let table = Table::new("tcp_streams", capacity);
+        let buf_size = buf_size.max(1);
+        let pool = vec![0; table.capacity() * buf_size];
+        TcpStreams {
+            table,
+            pool,
+            buf_size,
+            idle_timeout,
+            counters: TcpCounters::default(),
+        }
+    }
+
+    pub fn counters(&self) -> TcpCounters {
+        self.counters
+    }
+
+    pub fn stats(&self) -> TableStats {
+        self.table.stats()
+    }
+
+    /// Whether this direction of a connection already has a reassembly buffer.
+    pub fn contains(&self, key: &FlowKey) -> bool {
+        self.table.contains(key)
+    }
+
+    /// Feeds one segment; see the module doc. `framer` judges the buffered head, `deliver`
+    /// receives each complete message exactly once.
+    // The signature is the tracker's contract: one segment plus the two closures.
+    #[allow(clippy::too_many_arguments)]
+    pub fn segment(
+        &mut self,
+        now: Instant,
+        key: FlowKey,
+        seq: u32,
+        flags: TcpFlags,
+        payload: &[u8],
+        mut framer: impl FnMut(&[u8]) -> Framing,
+        mut deliver: impl FnMut(&[u8]),
+    ) {
+        self.counters.segments += 1;
+        if flags.rst {
+            if self.table.remove(&key).is_some() {
+                self.counters.streams_closed += 1;
+            }
+            return;
+        }
+        // Data starts one past the SYN's sequence number.
+        let data_seq = if flags.syn { seq.wrapping_add(1) } else { seq };
+        let slot = match self.table.slot_of(&key) {
+            Some(slot) => {
+                if flags.syn
+                    && let Some((_, s)) = self.table.by_slot_mut(slot)
+                    && s.base_seq != data_seq
+                {
+                    // A new connection on the same 4-tuple.
+                    *s = Stream::new(data_seq, now);
+                }
+                slot
+            }
+            None => {
+                if payload.is_empty() && !flags.syn {
+                    return;
+                }
+                // Without a SYN this is a mid-stream start: the framer resyncs with Skip.
+                let inserted =
+                    self.table
+                        .insert_or_evict(key, Stream::new(data_seq, now), |_, s| Some(s.last_seen));
+                match inserted {
+                    Inserted::Stored => {}
+                    Inserted::Evicted(..) => self.counters.streams_evicted += 1,
+                    Inserted::Rejected(..) => return,
+                }
+                self.counters.streams_opened += 1;
+                match self.table.slot_of(&key) {
+                    Some(slot) => slot,
+                    None => return,
+                }
+            }
+        };
+        let base = slot as usize * self.buf_size;
+        if let (Some((_, s)), Some(buf)) = (
+            self.table.by_slot_mut(slot),
+            self.pool.get_mut(base..base + self.buf_size),
+        ) {
+            s.last_seen = now;
+            let mut io = Io {
+                buf,
+                c: &mut self.counters,
+                framer: &mut framer,
+                deliver: &mut deliver,
+            };
+            io.ingest(s, now, data_seq, payload);
+        }
+        if flags.fin {
+            self.table.remove_slot(slot);
+            self.counters.streams_closed += 1;
+        }
+    }
+
+    /// Drops streams idle for the idle timeout (their undelivered bytes are lost).
+    pub fn expire(&mut self, now: Instant) {
+        let mut from = 0;
+        while let Some(slot) = self.table.next_slot(from) {
+            let idle = self.table.by_slot(slot).is_some_and(|(_, s)| {
+                now.saturating_duration_since(s.last_seen) >= self.idle_timeout
+            });
+            if idle {
+                self.table.remove_slot(slot);
+                self.counters.streams_expired += 1;
+            }
+            from = slot + 1;
+        }
+    }
+}
+
+/// One stream's buffer plus the caller's closures, for the duration of one segment.
+struct Io<'b, F, D> {
+    buf: &'b mut [u8],
+    c: &'b mut TcpCounters,
+    framer: &'b mut F,
+    deliver: &'b mut D,
+}
+
+impl<F: FnMut(&[u8]) -> Framing, D: FnMut(&[u8])> Io<'_, F, D> {
+    fn ingest(&mut self, s: &mut Stream, now: Instant, seq: u32, payload: &[u8]) {
+        if payload.is_empty() {
+            return;
+        }
+        let size = self.buf.len();
+        let mut data = payload;
+        let mut off;
+        loop {
+            off = i64::from(seq.wrapping_sub(s.next_seq()) as i32);
+            if off.abs() > WILD_DISTANCE {
+                self.restart(s, seq);
+                off = 0;
+                break;
+            }
+            if off <= 0 {
+                break;
+            }
+            let start = s.len + off as usize;
+            if start + data.len() <= size && self.can_hold(s, start, start + data.len()) {
+                break;
+            }
+            // Cannot hold it: give up on the oldest gap, or on the stream's head.
+            if s.nheld > 0 {
+                self.skip_gap(s, now);
+            } else {
+                self.restart(s, seq);
+            }
+        }
+        if off < 0 {
+            let dup = ((-off) as usize).min(data.len());
+            self.c.retransmitted_bytes += dup as u64;
+            if dup == data.len() {
+                self.c.retransmitted_segments += 1;
+                return;
+            }
+            data = data.get(dup..).unwrap_or(&[]);
+        } else if off > 0 {
+            let start = s.len + off as usize;
+            self.hold(s, start, data);
+            self.c.out_of_order += 1;
+            self.c.bytes += data.len() as u64;
+            match s.gap_since {
+                None => s.gap_since = Some(now),
+                Some(t) if now.saturating_duration_since(t) >= GAP_TIMEOUT => {
+                    self.skip_gap(s, now);
+                    self.frame(s);
+                }
+                Some(_) => {}
+            }
+            return;
+        }
+        self.c.bytes += data.len() as u64;
+        while !data.is_empty() {
+            let n = (size - s.len).min(data.len());
+            if let (Some(dst), Some(src)) = (self.buf.get_mut(s.len..s.len + n), data.get(..n)) {
+                dst.copy_from_slice(src);
+            }
+            s.len += n;
+            data = data.get(n..).unwrap_or(&[]);
+            self.absorb_held(s);
+            self.frame(s);
+        }
+    }
+
+    /// Room for a held range: it must merge with an existing one or fit in the array.
+    fn can_hold(&self, s: &Stream, start: usize, end: usize) -> bool {
+        s.nheld < MAX_HELD || s.held().iter().any(|&(a, b)| start <= b && end >= a)
+    }
+
+    fn hold(&mut self, s: &mut Stream, start: usize, data: &[u8]) {
+        let end = start + data.len();
+        if let Some(dst) = self.buf.get_mut(start..end) {
+            dst.copy_from_slice(data);
+        }
+        // Insert keeping ranges sorted, then merge overlapping/adjacent neighbours.
+        let mut ranges = [(0, 0); MAX_HELD + 1];
+        let mut n = 0;
+        let mut placed = false;
+        for &r in s.held() {
+            if !placed && start < r.0 {
+                ranges[n] = (start, end);
+                n += 1;
+                placed = true;
+            }
+            ranges[n] = r;
+            n += 1;
+        }
+        if !placed {
+            ranges[n] = (start, end);
+            n += 1;
+        }
+        let mut out = 0;
+        for i in 0..n {
+            let r = ranges[i];
+            if out > 0 && r.0 <= ranges[out - 1].1 {
+                ranges[out - 1].1 = ranges[out - 1].1.max(r.1);
+            } else {
+                ranges[out] = r;
+                out += 1;
+            }
+        }
+        // `can_hold` guaranteed at most MAX_HELD remain.
+        let keep = out.min(MAX_HELD);
+        s.held[..keep].copy_from_slice(&ranges[..keep]);
+        s.nheld = keep;
+    }
+
+    /// Held ranges the in-order head has reached become part of it.
+    fn absorb_held(&mut self, s: &mut Stream) {
+        while s.nheld > 0 && s.held[0].0 <= s.len {
+            s.len = s.len.max(s.held[0].1);
+            s.held.copy_within(1..s.nheld, 0);
+            s.nheld -= 1;
+        }
+        if s.nheld == 0 {
+            s.gap_since = None;
+        }
+    }
+
+    /// Drops the head (an incomplete message that the gap cut) and continues at the first
+    /// held range.
+    fn skip_gap(&mut self, s: &mut Stream, now: Instant) {
+        let Some(&(start, _)) = s.held().first() else {
+            return;
+        };
+        self.c.resyncs += 1;
+        self.c.resync_bytes += s.len as u64;
+        s.len = 0;
+        self.consume(s, start);
+        self.absorb_held(s);
+        if s.nheld > 0 {
+            s.gap_since = Some(now);
+        }
+    }
+
+    /// Forgets everything buffered and restarts the stream at `seq`.
+    fn restart(&mut self, s: &mut Stream, seq: u32) {
+        self.c.resyncs += 1;
+        self.c.resync_bytes += s.len as u64;
+        s.base_seq = seq;
+        s.len = 0;
+        s.nheld = 0;
+        s.gap_since = None;
+    }
+
+    /// Removes `n` bytes from the buffer head, moving everything behind them forward.
+    fn consume(&mut self, s: &mut Stream, n: usize) {
+        let end = s.used_end();
+        let n = n.min(end);
+        self.buf.copy_within(n..end, 0);
+        s.base_seq = s.base_seq.wrapping_add(n as u32);
+        s.len = s.len.saturating_sub(n);
+        for r in s.held.iter_mut().take(s.nheld) {
+            r.0 -= n;
+            r.1 -= n;
+        }
+    }
+
+    /// Runs the framer over the head until it needs more; flushes a full buffer.
+    fn frame(&mut self, s: &mut Stream) {
+        while s.len > 0 {
+            let head = self.buf.get(..s.len).unwrap_or(&[]);
+            match (self.framer)(head) {
+                Framing::Complete(n) if n > 0 => {
+                    let n = n.min(s.len);
+                    (self.deliver)(head.get(..n).unwrap_or(&[]));
+                    self.c.messages += 1;
+                    self.consume(s, n);
+                }
+                Framing::Skip(n) if n > 0 => {
+                    let n = n.min(s.len);
+                    self.c.garbage_bytes += n as u64;
+                    self.consume(s, n);
+                }
+                _ => break,
+            }
+        }
+        if s.len == self.buf.len() {
+            // Full and still no message: the framer can never succeed on this head.
+            self.c.overflows += 1;
+            let n = s.len;
+            self.consume(s, n);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Framer for "messages" terminated by '\n'; lines starting with '#' are garbage.
+    fn lines(b: &[u8]) -> Framing {
+        if b.first() == Some(&b'#') {
+            return Framing::Skip(
+                b.iter()
+                    .position(|&c| c == b'\n')
+                    .map_or(b.len(), |i| i + 1),
+            );
+        }
+        match b.iter().position(|&c| c == b'\n') {
+            Some(i) => Framing::Complete(i + 1),
+            None => Framing::NeedMore,
+        }
+    }
+
+    fn key() -> FlowKey {
+        FlowKey {
+            src: "10.0.0.1:5060".parse().unwrap(),
+            dst: "10.0.0.2:40000".parse().unwrap(),
+        }
+    }
+
+    const ACK: TcpFlags = TcpFlags {
+        syn: false,
+        fin: false,
+        rst: false,
+    };
+    const SYN: TcpFlags = TcpFlags {
+        syn: true,
+        fin: false,
+        rst: false,
+    };
+    const FIN: TcpFlags = TcpFlags {
+        syn: false,
+        fin: true,
+        rst: false,
+    };
+
+    struct Rig {
+        t: TcpStreams,
+        out: Vec<Vec<u8>>,
+    }
+
+    impl Rig {
+        fn new(buf: usize) -> Self {
+            Rig {
+                t: TcpStreams::new(2, buf, Duration::from_secs(60)),
+                out: Vec::new(),
+            }
+        }
+        fn seg(&mut self, ms: u64, seq: u32, flags: TcpFlags, data: &[u8]) {
+            let out = &mut self.out;
+            self.t.segment(
+                Instant::from_millis(ms),
+                key(),
+                seq,
+                flags,
+                data,
+                lines,
+                |m| out.push(m.to_vec()),
+            );
+        }
+        fn got(&self) -> Vec<&str> {
+            self.out
+                .iter()
+                .map(|m| core::str::from_utf8(m).unwrap())
+                .collect()
+        }
+    }
+
+    #[test]
+    fn messages_split_and_joined_across_segments_are_framed() {
+        let mut r = Rig::new(64);
+        r.seg(0, 999, SYN, b"");
+        r.seg(1, 1000, ACK, b"INVITE 1\nACK");
+        r.seg(2, 1012, ACK, b" 2\nBYE 3\n");
+        assert_eq!(r.got(), ["INVITE 1\n", "ACK 2\n", "BYE 3\n"]);
+        assert_eq!(r.t.counters().messages, 3);
+    }
+
+    #[test]
+    fn retransmissions_are_never_delivered_twice() {
+        let mut r = Rig::new(64);
+        r.seg(0, 1, ACK, b"A\nB");
+        r.seg(1, 1, ACK, b"A\nB");
+        // Partial overlap: "B" again plus new "C\n".
+        r.seg(2, 3, ACK, b"B\nC\n");
+        assert_eq!(r.got(), ["A\n", "B\n", "C\n"]);
+        let c = r.t.counters();
+        assert_eq!((c.retransmitted_segments, c.retransmitted_bytes), (1, 4));
+    }
+
+    #[test]
+    fn out_of_order_segment_is_held_until_the_gap_fills() {
+        let mut r = Rig::new(64);
+        r.seg(0, 100, ACK, b"one\n");
+        r.seg(1, 108, ACK, b"three\n");
+        assert_eq!(r.got(), ["one\n"]);
+        r.seg(2, 104, ACK, b"two\n");
+        assert_eq!(r.got(), ["one\n", "two\n", "three\n"]);
+        assert_eq!(r.t.counters().out_of_order, 1);
+    }
+
+    #[test]
+    fn a_gap_never_filled_is_skipped_after_the_timeout() {
+        let mut r = Rig::new(64);
+        r.seg(0, 100, ACK, b"partial");
+        // Bytes 107..110 are lost on the mirror.
+        r.seg(10, 110, ACK, b"\nnext\n");
+        assert!(r.got().is_empty());
+        r.seg(2000, 116, ACK, b"last\n");
+        assert_eq!(r.got(), ["\n", "next\n", "last\n"]);
+        let c = r.t.counters();
+        assert_eq!((c.resyncs, c.resync_bytes), (1, 7));
+    }
+
+    #[test]
+    fn a_full_buffer_without_a_message_is_flushed() {
+        let mut r = Rig::new(8);
+        r.seg(0, 0, ACK, b"0123456789ab\nok\n");
+        let c = r.t.counters();
+        assert_eq!(c.overflows, 1);
+        // The tail after the flush "89ab\n" still frames, then "ok\n".
+        assert_eq!(r.got(), ["89ab\n", "ok\n"]);
+    }
+
+    #[test]
+    fn framer_skip_drops_garbage() {
+        let mut r = Rig::new(64);
+        r.seg(0, 0, ACK, b"#junk\nreal\n");
+        assert_eq!(r.got(), ["real\n"]);
+        assert_eq!(r.t.counters().garbage_bytes, 6);
+    }
+
+    #[test]
+    fn sequence_numbers_wrap() {
+        let mut r = Rig::new(64);
+        r.seg(0, u32::MAX - 2, ACK, b"ab");
+        r.seg(1, u32::MAX, ACK, b"c\nd\n");
+        assert_eq!(r.got(), ["abc\n", "d\n"]);
+    }
+
+    #[test]
+    fn fin_frees_the_stream_and_lru_is_evicted_when_full() {
+        let mut r = Rig::new(64);
+        r.seg(0, 0, FIN, b"bye\n");
+        assert_eq!(r.got(), ["bye\n"]);
+        assert_eq!(r.t.stats().len, 0);
+        let mut t = TcpStreams::new(2, 16, Duration::from_secs(5));
+        for (i, port) in [1000u16, 1001, 1002].into_iter().enumerate() {
+            let k = FlowKey {
+                src: SocketAddr::from(([10, 0, 0, 1], port)),
+                dst: SocketAddr::from(([10, 0, 0, 2], 5060)),
+            };
+            t.segment(Instant::from_secs(i as u64), k, 0, ACK, b"x", lines, |_| {});
+        }
+        assert_eq!(t.counters().streams_evicted, 1);
+        t.expire(Instant::from_secs(7));
+        assert_eq!((t.stats().len, t.counters().streams_expired), (0, 2));
+    }
+
+    #[test]
+    fn syn_on_a_known_flow_starts_a_new_connection() {
+        let mut r = Rig::new(64);
+        r.seg(0, 50, ACK, b"stale");
+        r.seg(1, 7000, SYN, b"");
+        r.seg(2, 7001, ACK, b"fresh\n");
+        assert_eq!(r.got(), ["fresh\n"]);
+    }
+}

@@ -1,0 +1,74 @@
+//! Helpers shared by the integration tests.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use voipsensor::capture::file::CaptureFile;
+use voipsensor::track::counters::Counters;
+use voipsensor::track::event::{CallEvent, CallEventKind, Event};
+use voipsensor::track::tracker::{Tracker, TrackerConfig};
+
+/// `../shared/pcaps`, or `None` (and a message) when this checkout has no shared folder.
+pub fn shared_pcaps() -> Option<PathBuf> {
+    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/pcaps");
+    if p.is_dir() {
+        Some(p)
+    } else {
+        eprintln!(
+            "SKIP: {} is absent (third-party captures are not shipped)",
+            p.display()
+        );
+        None
+    }
+}
+
+pub fn shared(name: &str) -> Option<PathBuf> {
+    let p = shared_pcaps()?.join(name);
+    if p.is_file() {
+        Some(p)
+    } else {
+        eprintln!("SKIP: {} is absent", p.display());
+        None
+    }
+}
+
+/// Runs a capture through a tracker with the default configuration.
+pub fn replay(path: &Path) -> (Vec<Event>, Counters) {
+    replay_with(path, TrackerConfig::default())
+}
+
+pub fn replay_with(path: &Path, cfg: TrackerConfig) -> (Vec<Event>, Counters) {
+    let mut cap = CaptureFile::open(path).expect("open capture");
+    let link = cap.link();
+    let mut t = Tracker::new(cfg);
+    let mut events = Vec::new();
+    while let Some(f) = cap.next_frame().expect("read capture") {
+        t.on_frame(f.ts, link, f.data, &mut events);
+    }
+    t.finish("end_of_capture", &mut events);
+    (events, t.counters())
+}
+
+pub fn calls(events: &[Event]) -> Vec<&CallEvent> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Call(c) => Some(c),
+            _ => None,
+        })
+        .collect()
+}
+
+pub fn calls_of(events: &[Event], kind: CallEventKind) -> Vec<&CallEvent> {
+    calls(events)
+        .into_iter()
+        .filter(|c| c.event == kind)
+        .collect()
+}
+
+/// Final event of each call, in order of appearance.
+pub fn finals(events: &[Event]) -> Vec<&CallEvent> {
+    calls(events)
+        .into_iter()
+        .filter(|c| c.event.is_final())
+        .collect()
+}
