@@ -22,6 +22,14 @@ enum Cmd {
     Replay(cli::replay::Args),
     /// Write a synthetic demo/test capture (SIP calls with RTP) made by voipsensor's own fixture builder.
     Fixture(cli::fixture::Args),
+    /// Decode postcard payloads (file or stdin: hex lines from `mosquitto_sub -F %x`, or framed) to JSON lines.
+    Decode(cli::decode::Args),
+    /// Subscribe to the voipsensor topic tree and print every message as JSON lines.
+    Watch(cli::watch::Args),
+    /// Parse and validate a configuration file.
+    CheckConfig(cli::check_config::Args),
+    #[command(hide = true)]
+    PublishTest(cli::publish_test::Args),
 }
 
 fn main() -> ExitCode {
@@ -32,6 +40,10 @@ fn main() -> ExitCode {
     let res = match cli.cmd {
         Cmd::Replay(a) => cli::replay::run(a),
         Cmd::Fixture(a) => cli::fixture::run(a),
+        Cmd::Decode(a) => cli::decode::run(a),
+        Cmd::Watch(a) => cli::watch::run(a),
+        Cmd::CheckConfig(a) => cli::check_config::run(a),
+        Cmd::PublishTest(a) => cli::publish_test::run(a),
     };
     match res {
         Ok(code) => code,

@@ -629,6 +629,45 @@ mod pcap_tests {
         }
     }
 
+    #[test]
+    fn truncated_and_corrupted_real_frames_never_panic() {
+        // Every prefix of the first frames of each tunnel/link variety, then random byte
+        // corruption (a fixed LCG: reproducible).
+        let mut rng: u32 = 0x1234_5678;
+        let mut d = Decoder::new(4, Duration::from_secs(30));
+        for name in [
+            "erspan_sip_multicall_hold.pcapng",
+            "ipv6_fragmented_sip_prack_update.pcap",
+            "sip_tcp_ipip_tunnel.pcap",
+            "ndpi_rtp_vlan_opus_h263.pcapng",
+            "sip_udp_rawip_linktype.pcap",
+        ] {
+            let mut n = 0;
+            let ran = each_frame(name, |now, link, frame| {
+                n += 1;
+                if n > 40 {
+                    return;
+                }
+                for cut in 0..frame.len().min(200) {
+                    let _ = d.decode(now, link, &frame[..cut]);
+                }
+                let mut f = frame.to_vec();
+                for _ in 0..200 {
+                    rng = rng.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                    let at = (rng >> 8) as usize % f.len().clamp(1, 120);
+                    if let Some(b) = f.get_mut(at) {
+                        *b = (rng >> 24) as u8;
+                    }
+                    let _ = d.decode(now, link, &f);
+                }
+            });
+            if !ran {
+                return;
+            }
+        }
+        assert!(d.counters().truncated > 0);
+    }
+
     /// SIP messages that `TcpStreams` delivers from every TCP packet of `name`.
     fn tcp_sip_messages(name: &str) -> Option<(usize, TcpCounters)> {
         let mut d = Decoder::new(4, Duration::from_secs(30));

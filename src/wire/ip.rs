@@ -180,12 +180,10 @@ pub fn parse_transport(proto: u8, buf: &[u8]) -> Result<Transport<'_>, DecodeErr
         }
         PROTO_TCP => {
             let t = TcpPacket::new_checked(buf).map_err(|_| {
-                if buf.len() < 20 {
-                    DecodeError::Truncated
-                } else if usize::from(buf[12] >> 4) * 4 < 20 {
-                    DecodeError::Malformed
-                } else {
-                    DecodeError::Truncated
+                // Data offset below 5 words is impossible; anything else was cut short.
+                match buf.get(12) {
+                    Some(off) if usize::from(off >> 4) * 4 < 20 => DecodeError::Malformed,
+                    _ => DecodeError::Truncated,
                 }
             })?;
             let hl = usize::from(t.header_len());

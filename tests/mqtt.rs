@@ -1,0 +1,426 @@
+//! Publishing against a real mosquitto broker started by each test on a free loopback port
+//! (skipped, with a message, when the `mosquitto` binary is missing).
+
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use voipsensor::config::{self, Config};
+use voipsensor::publish::Publisher;
+use voipsensor::publish::payload::{self, Format, Message, State};
+use voipsensor::track::event::{CallEvent, CallEventKind, Event, RtpInterval, Ts, fill};
+
+fn have(bin: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {bin}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn tempdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("vs-mqtt-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+struct Broker {
+    child: Option<Child>,
+    conf: PathBuf,
+    port: u16,
+}
+
+impl Broker {
+    /// mosquitto on a free port with `extra` config lines; persistence on so a restart keeps
+    /// subscribers' sessions and queued messages.
+    fn start(dir: &Path, extra: &str) -> Option<Broker> {
+        if !have("mosquitto") {
+            eprintln!("SKIP: mosquitto not installed (apt-get install -y mosquitto mosquitto-clients)");
+            return None;
+        }
+        let port = free_port();
+        let conf = dir.join("mosquitto.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "listener {port} 127.0.0.1\npersistence true\npersistence_location {}/\n\
+                 log_dest file {}/mosquitto.log\n{extra}\n",
+                dir.display(),
+                dir.display()
+            ),
+        )
+        .unwrap();
+        let mut b = Broker { child: None, conf, port };
+        b.restart();
+        Some(b)
+    }
+
+    fn restart(&mut self) {
+        let child = Command::new("mosquitto").arg("-c").arg(&self.conf).stdout(Stdio::null()).spawn().unwrap();
+        self.child = Some(child);
+        let t0 = Instant::now();
+        while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
+            assert!(t0.elapsed() < Duration::from_secs(10), "mosquitto did not start on port {}", self.port);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
+    /// SIGTERM (mosquitto saves its persistence file) and wait for it to exit.
+    fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+            let _ = c.wait();
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("mqtt://127.0.0.1:{}", self.port)
+    }
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A subscriber collecting every message of the tree; persistent session (QoS 1) so
+/// messages published while it reconnects after a broker restart are kept for it.
+struct Sub {
+    msgs: Arc<Mutex<Vec<(String, Vec<u8>)>>>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Sub {
+    fn start(port: u16, id: &str) -> Sub {
+        let mut o = rumqttc::MqttOptions::new(id, "127.0.0.1", port);
+        o.set_clean_session(false);
+        o.set_max_packet_size(1 << 20, 1 << 20);
+        o.set_keep_alive(Duration::from_secs(5));
+        let (client, mut conn) = rumqttc::Client::new(o, 64);
+        let msgs = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let subscribed = Arc::new(AtomicBool::new(false));
+        {
+            let (msgs, stop, subscribed) = (msgs.clone(), stop.clone(), subscribed.clone());
+            std::thread::spawn(move || {
+                for ev in conn.iter() {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    match ev {
+                        Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_))) => {
+                            let _ = client.try_subscribe("voipsensor/v1/#", rumqttc::QoS::AtLeastOnce);
+                        }
+                        Ok(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_))) => subscribed.store(true, Ordering::Relaxed),
+                        Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
+                            msgs.lock().unwrap().push((p.topic.clone(), p.payload.to_vec()))
+                        }
+                        Ok(_) => {}
+                        Err(_) => std::thread::sleep(Duration::from_millis(200)),
+                    }
+                }
+            });
+        }
+        wait_for("subscriber ready", Duration::from_secs(10), || subscribed.load(Ordering::Relaxed));
+        Sub { msgs, stop }
+    }
+
+    fn on(&self, leaf: &str) -> Vec<Vec<u8>> {
+        self.msgs.lock().unwrap().iter().filter(|(t, _)| t.ends_with(leaf)).map(|(_, p)| p.clone()).collect()
+    }
+}
+
+impl Drop for Sub {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
+    let t0 = Instant::now();
+    while !ok() {
+        assert!(t0.elapsed() < limit, "timed out waiting for {what}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn call(i: u32, kind: CallEventKind) -> Event {
+    let mut c = CallEvent {
+        ts: Ts(1_700_000_000_000_000 + u64::from(i) * 1_000_000),
+        event: kind,
+        call_id: Default::default(),
+        caller: Default::default(),
+        callee: Default::default(),
+        src: "10.0.0.1:5060".parse().unwrap(),
+        dst: "10.0.0.2:5060".parse().unwrap(),
+        code: (kind == CallEventKind::Failed).then_some(486),
+        reason: None,
+        ended_by: None,
+        setup_ms: None,
+        pdd_ms: Some(700 + i),
+        duration_ms: None,
+        retransmissions: 0,
+        user_agent: None,
+        quality_caller: None,
+        quality_callee: None,
+    };
+    fill(&mut c.call_id, &format!("call-{i}@10.0.0.1"));
+    fill(&mut c.caller, &format!("+3314000{i:04}"));
+    fill(&mut c.callee, "+33140009999");
+    Event::Call(c)
+}
+
+fn interval(sec: u32, ssrc: u32) -> Event {
+    Event::RtpInterval(RtpInterval {
+        ts: Ts(1_700_000_000_000_000 + u64::from(sec) * 1_000_000),
+        ssrc,
+        packets: 50,
+        expected: 50,
+        jitter_ms: 1.25,
+        mos: Some(4.3),
+        ..Default::default()
+    })
+}
+
+fn cfg(b: &Broker, sensor: &str, f: Format) -> Config {
+    let mut c = config::options_from_cli(&b.url(), "s1", sensor, f).unwrap();
+    c.mqtt.reconnect_min_ms = 200;
+    c.mqtt.reconnect_max_ms = 1000;
+    c.mqtt.connect_timeout_s = 3;
+    c
+}
+
+/// Decoded `calls` events, first delivery of each `seq` only (QoS 1 may redeliver).
+fn calls(sub: &Sub) -> Vec<(u64, Event)> {
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    for p in sub.on("/calls") {
+        match payload::decode(&p) {
+            Ok(Message::Event { seq, event }) => {
+                if seen.insert(seq) {
+                    out.push((seq, event));
+                }
+            }
+            other => panic!("not an event on calls: {other:?}"),
+        }
+    }
+    out
+}
+
+#[test]
+fn published_events_arrive_in_order_and_decode_equal_with_retained_online_status() {
+    let dir = tempdir("order");
+    let Some(b) = Broker::start(&dir, "allow_anonymous true") else { return };
+    let sub = Sub::start(b.port, "order-sub");
+    let mut p = Publisher::start(&cfg(&b, "order", Format::Postcard)).unwrap();
+    let mut sent = Vec::new();
+    for i in 0..50 {
+        let ev = call(i, if i % 3 == 0 { CallEventKind::Failed } else { CallEventKind::Invite });
+        p.publish(&ev);
+        p.publish(&interval(i, 1));
+        p.publish(&interval(i, 2));
+        p.tick(ev.ts(), &serde_json::json!({"capture": {"kernel_drops": 0}}));
+        sent.push(ev);
+    }
+    // Retained online status is there while connected, for late subscribers too.
+    let out = Command::new("mosquitto_sub")
+        .args(["-h", "127.0.0.1", "-p", &b.port.to_string(), "-t", "voipsensor/v1/s1/order/status", "-C", "1", "-W", "5", "-F", "%x"])
+        .output();
+    if let Some(out) = out.ok().filter(|o| o.status.success()) {
+        let hex = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        let bytes: Vec<u8> = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
+        let Message::Status(s) = payload::decode(&bytes).unwrap() else { panic!("not a status") };
+        assert_eq!(s.state, State::Online);
+        assert_eq!(s.version, env!("CARGO_PKG_VERSION"));
+    }
+    let stats = p.finish(Duration::from_secs(10)).unwrap();
+    assert_eq!(stats.outbox.dropped_calls + stats.outbox.dropped_metrics, 0);
+    wait_for("50 call events", Duration::from_secs(10), || calls(&sub).len() >= 50);
+    let got = calls(&sub);
+    let seqs: Vec<u64> = got.iter().map(|(s, _)| *s).collect();
+    assert_eq!(seqs, (1..=50).collect::<Vec<_>>(), "in order");
+    assert_eq!(got.into_iter().map(|(_, e)| e).collect::<Vec<_>>(), sent);
+    // Every interval arrived, batched per second.
+    let intervals: usize = sub
+        .on("/rtp")
+        .iter()
+        .map(|p| match payload::decode(p).unwrap() {
+            Message::Rtp(b) => b.intervals.len(),
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(intervals, 100);
+    assert!(!sub.on("/health").is_empty(), "health published every 10 s of packet time");
+    let kpi = sub.on("/kpi");
+    let Message::Kpi(k) = payload::decode(&kpi[0]).unwrap() else { panic!() };
+    assert!(k.attempted > 0 && k.failed_by_code.iter().any(|(c, _)| *c == 486), "{k:?}");
+    // After a clean finish the retained status says offline.
+    wait_for("offline status", Duration::from_secs(5), || {
+        sub.on("/status").last().is_some_and(|p| matches!(payload::decode(p), Ok(Message::Status(s)) if s.state == State::Offline))
+    });
+}
+
+#[test]
+fn json_payload_is_flat_and_readable() {
+    let dir = tempdir("json");
+    let Some(b) = Broker::start(&dir, "allow_anonymous true") else { return };
+    let sub = Sub::start(b.port, "json-sub");
+    let mut p = Publisher::start(&cfg(&b, "json", Format::Json)).unwrap();
+    p.publish(&call(1, CallEventKind::Invite));
+    p.publish(&interval(1, 7));
+    p.finish(Duration::from_secs(10)).unwrap();
+    wait_for("json call", Duration::from_secs(5), || !sub.on("/calls").is_empty() && !sub.on("/rtp").is_empty());
+    let v: serde_json::Value = serde_json::from_slice(&sub.on("/calls")[0]).unwrap();
+    assert_eq!(v["type"], "call");
+    assert_eq!(v["caller"], "+33140000001");
+    assert_eq!(payload::event_from_json(&v).unwrap(), call(1, CallEventKind::Invite));
+    let r: serde_json::Value = serde_json::from_slice(&sub.on("/rtp")[0]).unwrap();
+    assert_eq!(r[0]["type"], "rtp_interval");
+    assert_eq!(r[0]["jitter_ms"], 1.25);
+}
+
+#[test]
+fn last_will_marks_a_killed_publisher_offline() {
+    let dir = tempdir("will");
+    let Some(b) = Broker::start(&dir, "allow_anonymous true") else { return };
+    let sub = Sub::start(b.port, "will-sub");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_voipsensor"))
+        .args(["publish-test", "--broker", &b.url(), "--site", "s1", "--sensor", "will", "--count", "2", "--interval-ms", "10"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    assert!(line.starts_with("published"), "{line}");
+    let status = |sub: &Sub| sub.on("/status").last().and_then(|p| match payload::decode(p) {
+        Ok(Message::Status(s)) => Some(s.state),
+        _ => None,
+    });
+    wait_for("online status", Duration::from_secs(5), || status(&sub) == Some(State::Online));
+    child.kill().unwrap(); // SIGKILL: no clean disconnect, the broker must send the will
+    child.wait().unwrap();
+    wait_for("offline will", Duration::from_secs(10), || status(&sub) == Some(State::Offline));
+    assert_eq!(calls(&sub).len(), 2);
+}
+
+#[test]
+fn broker_down_20s_mid_stream_loses_no_call_event_and_counts_metric_drops() {
+    let dir = tempdir("outage");
+    let Some(mut b) = Broker::start(&dir, "allow_anonymous true\nmax_queued_messages 100000") else { return };
+    let sub = Sub::start(b.port, "outage-sub");
+    let mut c = cfg(&b, "outage", Format::Postcard);
+    c.mqtt.outbox_messages = 300;
+    c.output.health_interval_s = 10;
+    let mut p = Publisher::start(&c).unwrap();
+    // One call event and one rtp second per 100 ms of wall time (packet time x10):
+    // 300 iterations; broker down from iteration 50 to 250 (20 s). During the outage 200
+    // call events and 200+ metric messages compete for 300 outbox slots.
+    let mut sent = Vec::new();
+    let t0 = Instant::now();
+    for i in 0..300u32 {
+        if i == 50 {
+            b.stop();
+        }
+        if i == 250 {
+            b.restart();
+        }
+        let ev = call(i, CallEventKind::Invite);
+        p.publish(&ev);
+        p.publish(&interval(i, 1));
+        p.tick(ev.ts(), &serde_json::json!({"iteration": i}));
+        sent.push(ev);
+        let due = t0 + Duration::from_millis(100 * u64::from(i + 1));
+        std::thread::sleep(due.saturating_duration_since(Instant::now()));
+    }
+    let stats = p.finish(Duration::from_secs(30)).unwrap();
+    assert_eq!(stats.outbox.dropped_calls, 0, "{stats:?}");
+    assert!(stats.outbox.dropped_metrics > 0, "outbox filled, metrics must have gone: {stats:?}");
+    assert!(stats.connections >= 2, "{stats:?}");
+    wait_for("all 300 call events", Duration::from_secs(20), || calls(&sub).len() >= 300);
+    let got = calls(&sub);
+    let seqs: Vec<u64> = got.iter().map(|(s, _)| *s).collect();
+    assert_eq!(seqs, (1..=300).collect::<Vec<_>>(), "no loss, in order");
+    assert_eq!(got.into_iter().map(|(_, e)| e).collect::<Vec<_>>(), sent);
+    // Health after the reconnect reports the drops.
+    let reported = sub.on("/health").iter().any(|p| match payload::decode(p) {
+        Ok(Message::Health(h)) => h.outbox.dropped_metrics > 0 && h.reconnects >= 1,
+        _ => false,
+    });
+    assert!(reported, "a health message reports the metric drops and the reconnect");
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let st = Command::new("openssl").args(args).current_dir(dir).stderr(Stdio::null()).stdout(Stdio::null()).status().unwrap();
+    assert!(st.success(), "openssl {args:?}");
+}
+
+fn make_ca(dir: &Path, name: &str) {
+    openssl(dir, &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", &format!("/CN={name}"), "-keyout", &format!("{name}.key"), "-out", &format!("{name}.pem")]);
+}
+
+#[test]
+fn tls_with_a_test_ca_works_and_a_wrong_ca_is_rejected_clearly() {
+    if !have("openssl") {
+        eprintln!("SKIP: openssl not installed");
+        return;
+    }
+    let dir = tempdir("tls");
+    make_ca(&dir, "ca");
+    make_ca(&dir, "otherca");
+    openssl(&dir, &["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "server.key", "-out", "server.csr"]);
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    openssl(&dir, &["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "server.pem"]);
+    let d = dir.display();
+    let Some(b) = Broker::start(&dir, &format!("allow_anonymous true\ncafile {d}/ca.pem\ncertfile {d}/server.pem\nkeyfile {d}/server.key"))
+    else {
+        return;
+    };
+    let url = format!("mqtts://127.0.0.1:{}", b.port);
+    let mut c = cfg(&b, "tls", Format::Postcard);
+    c.mqtt.url = url.clone();
+    c.mqtt.ca_file = Some(dir.join("ca.pem"));
+    let mut p = Publisher::start(&c).unwrap();
+    assert!(p.is_connected());
+    p.publish(&call(1, CallEventKind::Invite));
+    p.finish(Duration::from_secs(10)).unwrap();
+
+    c.mqtt.ca_file = Some(dir.join("otherca.pem"));
+    let e = Publisher::start(&c).err().expect("a wrong CA must be rejected").to_string();
+    assert!(e.contains("TLS") && e.contains("certificate") && e.contains("mqtt.ca_file"), "{e}");
+}
+
+#[test]
+fn bad_credentials_are_a_clear_error() {
+    if !have("mosquitto_passwd") {
+        eprintln!("SKIP: mosquitto_passwd not installed");
+        return;
+    }
+    let dir = tempdir("auth");
+    let pw = dir.join("passwd");
+    let st = Command::new("mosquitto_passwd").arg("-b").arg("-c").arg(&pw).args(["sensor", "right-pass"]).status().unwrap();
+    assert!(st.success());
+    let Some(b) = Broker::start(&dir, &format!("allow_anonymous false\npassword_file {}", pw.display())) else { return };
+    let mut c = cfg(&b, "auth", Format::Postcard);
+    c.mqtt.username = Some("sensor".into());
+    c.mqtt.password = Some(config::Secret::new("wrong-pass"));
+    let e = Publisher::start(&c).err().expect("bad password must fail").to_string();
+    assert!(e.contains("refused the connection") && e.contains("username or password") || e.contains("not authorized"), "{e}");
+    assert!(!e.contains("wrong-pass"), "the password must not be echoed: {e}");
+    c.mqtt.password = Some(config::Secret::new("right-pass"));
+    let p = Publisher::start(&c).unwrap();
+    assert!(p.is_connected());
+    p.finish(Duration::from_secs(5)).unwrap();
+}
