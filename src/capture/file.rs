@@ -66,9 +66,11 @@ impl CaptureFile {
             Ok(p) => {
                 let h = p.header;
                 self.read_bytes += 16 + h.caplen as u64;
-                let us = (h.ts.tv_sec as i64)
+                // `i64::from`: time_t and suseconds_t are 32-bit on armv7 (a no-op here).
+                #[allow(clippy::useless_conversion)]
+                let us = i64::from(h.ts.tv_sec)
                     .saturating_mul(1_000_000)
-                    .saturating_add(h.ts.tv_usec as i64)
+                    .saturating_add(i64::from(h.ts.tv_usec))
                     .max(0) as u64;
                 Ok(Some(Frame {
                     ts: Instant::from_micros(us),

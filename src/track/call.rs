@@ -585,10 +585,10 @@ impl Calls {
             match call.state {
                 State::Closed => {
                     let closed = call.closed_at.unwrap_or(call.last_signal);
-                    if now.saturating_duration_since(closed) > t.linger {
-                        if let Some((_, c)) = self.table.remove_slot(s) {
-                            media.forget_call(c.serial);
-                        }
+                    if now.saturating_duration_since(closed) > t.linger
+                        && let Some((_, c)) = self.table.remove_slot(s)
+                    {
+                        media.forget_call(c.serial);
                     }
                 }
                 State::Calling | State::Proceeding => {
