@@ -68,29 +68,56 @@ fn counting_allocator_sees_an_allocation() {
 fn tracker_allocates_nothing_in_steady_state() {
     let mut b = Builder::new();
     fixture::demo(&mut b);
-    let frames: Vec<(u64, Vec<u8>)> = b.frames().into_iter().map(|(t, f)| (t, f.to_vec())).collect();
+    let frames: Vec<(u64, Vec<u8>)> = b
+        .frames()
+        .into_iter()
+        .map(|(t, f)| (t, f.to_vec()))
+        .collect();
     assert!(frames.len() > 1000);
     let mut t = Tracker::new(TrackerConfig::default());
     let mut sink = CountingSink::default();
     let feed = |t: &mut Tracker, sink: &mut CountingSink, offset: u64| {
         for (ts, f) in &frames {
-            t.on_frame(embassy_time::Instant::from_micros(ts + offset), LinkType::Ethernet, f, sink);
+            t.on_frame(
+                embassy_time::Instant::from_micros(ts + offset),
+                LinkType::Ethernet,
+                f,
+                sink,
+            );
         }
         // Let every call and stream time out and be forgotten.
         let end = frames.last().map(|f| f.0).unwrap_or(0) + offset;
         for s in 1..=4000u64 {
-            t.tick(embassy_time::Instant::from_micros(end + s * 1_000_000), sink);
+            t.tick(
+                embassy_time::Instant::from_micros(end + s * 1_000_000),
+                sink,
+            );
         }
     };
     // Warm-up: first use of every table slot, lazy statics in libraries.
     feed(&mut t, &mut sink, 0);
     let warm_events = sink.0;
-    assert!(warm_events > 100, "the demo produced only {warm_events} events");
+    assert!(
+        warm_events > 100,
+        "the demo produced only {warm_events} events"
+    );
     let (_, n) = counted(|| feed(&mut t, &mut sink, 10_000_000_000));
-    assert_eq!(sink.0, 2 * warm_events, "second pass must see the same events");
+    assert_eq!(
+        sink.0,
+        2 * warm_events,
+        "second pass must see the same events"
+    );
     let c = t.counters();
-    assert!(c.calls.attempted >= 24 && c.rtp.packets > 1000, "{:?} {:?}", c.calls, c.rtp);
-    assert_eq!(n, 0, "the tracker allocated {n} times while processing frames");
+    assert!(
+        c.calls.attempted >= 24 && c.rtp.packets > 1000,
+        "{:?} {:?}",
+        c.calls,
+        c.rtp
+    );
+    assert_eq!(
+        n, 0,
+        "the tracker allocated {n} times while processing frames"
+    );
 }
 
 fn replay_allocations(path: &Path) -> (u64, u64) {
@@ -119,13 +146,20 @@ fn a_capture_ten_times_as_long_costs_no_more_allocations() {
     let short = dir.join("short.pcap");
     let long = dir.join("long.pcap");
     // Same concurrency (20 call slots, 10 s calls back to back), 10× the duration.
-    let spec = |seconds| LoadSpec { calls: 20, seconds, call_seconds: Some(10), seed: 7 };
+    let spec = |seconds| LoadSpec {
+        calls: 20,
+        seconds,
+        call_seconds: Some(10),
+        seed: 7,
+    };
     fixture::write_load(&short, &spec(30)).unwrap();
     fixture::write_load(&long, &spec(300)).unwrap();
     let (f_short, a_short) = replay_allocations(&short);
     let (f_long, a_long) = replay_allocations(&long);
     std::fs::remove_dir_all(&dir).ok();
-    eprintln!("short: {f_short} frames, {a_short} allocations; long: {f_long} frames, {a_long} allocations");
+    eprintln!(
+        "short: {f_short} frames, {a_short} allocations; long: {f_long} frames, {a_long} allocations"
+    );
     assert!(f_long >= 9 * f_short);
     // Start-up (tables, the capture handle) is the same for both; the slack covers
     // libpcap-side buffers the Rust allocator may see.

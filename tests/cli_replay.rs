@@ -44,26 +44,56 @@ fn replaying_the_same_capture_twice_gives_identical_bytes() {
 fn every_line_is_json_with_a_type_and_the_last_is_the_summary() {
     let out = bin().arg("replay").arg(demo()).output().unwrap();
     let text = String::from_utf8(out.stdout).unwrap();
-    let lines: Vec<serde_json::Value> =
-        text.lines().map(|l| serde_json::from_str(l).expect(l)).collect();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).expect(l))
+        .collect();
     assert!(lines.iter().all(|v| v["type"].is_string()));
     let last = lines.last().unwrap();
     assert_eq!(last["type"], "summary");
     assert!(last["frames"].as_u64().unwrap() > 1000);
     let calls: Vec<_> = lines.iter().filter(|v| v["type"] == "call").collect();
-    assert!(calls.iter().all(|c| c["event"].is_string() && c["call_id"].is_string() && c["ts"].is_f64()));
-    for ev in ["invite", "ringing", "early_media", "answered", "hold", "resume", "ended", "failed", "cancelled"] {
-        assert!(calls.iter().any(|c| c["event"] == ev), "no {ev} in the demo");
+    assert!(
+        calls
+            .iter()
+            .all(|c| c["event"].is_string() && c["call_id"].is_string() && c["ts"].is_f64())
+    );
+    for ev in [
+        "invite",
+        "ringing",
+        "early_media",
+        "answered",
+        "hold",
+        "resume",
+        "ended",
+        "failed",
+        "cancelled",
+    ] {
+        assert!(
+            calls.iter().any(|c| c["event"] == ev),
+            "no {ev} in the demo"
+        );
     }
-    let summary_only = bin().arg("replay").arg(demo()).arg("--summary").output().unwrap();
+    let summary_only = bin()
+        .arg("replay")
+        .arg(demo())
+        .arg("--summary")
+        .output()
+        .unwrap();
     let s = String::from_utf8(summary_only.stdout).unwrap();
     assert_eq!(s.lines().count(), 1);
-    assert_eq!(serde_json::from_str::<serde_json::Value>(&s).unwrap(), *last);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&s).unwrap(),
+        *last
+    );
 }
 
 #[test]
 fn a_missing_file_is_a_one_line_error() {
-    let out = bin().args(["replay", "/nonexistent/x.pcap"]).output().unwrap();
+    let out = bin()
+        .args(["replay", "/nonexistent/x.pcap"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(err.trim().lines().count(), 1, "{err}");
@@ -93,7 +123,12 @@ fn a_truncated_capture_reports_what_it_read_then_fails() {
     assert!(err.contains("truncated"), "{err}");
     // What was read is not lost: events and the summary are printed.
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.lines().last().unwrap().contains("\"type\":\"summary\""));
+    assert!(
+        text.lines()
+            .last()
+            .unwrap()
+            .contains("\"type\":\"summary\"")
+    );
 }
 
 #[test]
@@ -107,10 +142,19 @@ fn garbage_frames_inside_a_capture_are_counted_not_fatal() {
     });
     let p = tmp("garbage.pcap");
     b.write_pcap(&p).unwrap();
-    let out = bin().arg("replay").arg(&p).arg("--summary").output().unwrap();
+    let out = bin()
+        .arg("replay")
+        .arg(&p)
+        .arg("--summary")
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["frames"], 2);
     let w = &v["wire"];
-    assert_eq!(w["truncated"].as_u64().unwrap() + w["malformed"].as_u64().unwrap(), 2, "{w}");
+    assert_eq!(
+        w["truncated"].as_u64().unwrap() + w["malformed"].as_u64().unwrap(),
+        2,
+        "{w}"
+    );
 }

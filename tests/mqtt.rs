@@ -29,7 +29,11 @@ fn tempdir(tag: &str) -> PathBuf {
 }
 
 fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 struct Broker {
@@ -43,7 +47,9 @@ impl Broker {
     /// subscribers' sessions and queued messages.
     fn start(dir: &Path, extra: &str) -> Option<Broker> {
         if !have("mosquitto") {
-            eprintln!("SKIP: mosquitto not installed (apt-get install -y mosquitto mosquitto-clients)");
+            eprintln!(
+                "SKIP: mosquitto not installed (apt-get install -y mosquitto mosquitto-clients)"
+            );
             return None;
         }
         let port = free_port();
@@ -51,24 +57,42 @@ impl Broker {
         std::fs::write(
             &conf,
             format!(
-                "listener {port} 127.0.0.1\npersistence true\npersistence_location {}/\n\
+                // `user root`: started as root (CI), mosquitto would otherwise switch to the
+                // mosquitto user and could not read the test's key files or write its dir.
+                "user root\nlistener {port} 127.0.0.1\npersistence true\npersistence_location {}/\n\
                  log_dest file {}/mosquitto.log\n{extra}\n",
                 dir.display(),
                 dir.display()
             ),
         )
         .unwrap();
-        let mut b = Broker { child: None, conf, port };
+        let mut b = Broker {
+            child: None,
+            conf,
+            port,
+        };
         b.restart();
         Some(b)
     }
 
     fn restart(&mut self) {
-        let child = Command::new("mosquitto").arg("-c").arg(&self.conf).stdout(Stdio::null()).spawn().unwrap();
+        let child = Command::new("mosquitto")
+            .arg("-c")
+            .arg(&self.conf)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
         self.child = Some(child);
         let t0 = Instant::now();
         while TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(t0.elapsed() < Duration::from_secs(10), "mosquitto did not start on port {}", self.port);
+            let log = self.conf.with_file_name("mosquitto.log");
+            assert!(
+                t0.elapsed() < Duration::from_secs(10),
+                "mosquitto did not start on port {}: {}",
+                self.port,
+                std::fs::read_to_string(log).unwrap_or_default()
+            );
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -121,24 +145,36 @@ impl Sub {
                     }
                     match ev {
                         Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_))) => {
-                            let _ = client.try_subscribe("voipsensor/v1/#", rumqttc::QoS::AtLeastOnce);
+                            let _ =
+                                client.try_subscribe("voipsensor/v1/#", rumqttc::QoS::AtLeastOnce);
                         }
-                        Ok(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_))) => subscribed.store(true, Ordering::Relaxed),
-                        Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {
-                            msgs.lock().unwrap().push((p.topic.clone(), p.payload.to_vec()))
+                        Ok(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_))) => {
+                            subscribed.store(true, Ordering::Relaxed)
                         }
+                        Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => msgs
+                            .lock()
+                            .unwrap()
+                            .push((p.topic.clone(), p.payload.to_vec())),
                         Ok(_) => {}
                         Err(_) => std::thread::sleep(Duration::from_millis(200)),
                     }
                 }
             });
         }
-        wait_for("subscriber ready", Duration::from_secs(10), || subscribed.load(Ordering::Relaxed));
+        wait_for("subscriber ready", Duration::from_secs(10), || {
+            subscribed.load(Ordering::Relaxed)
+        });
         Sub { msgs, stop }
     }
 
     fn on(&self, leaf: &str) -> Vec<Vec<u8>> {
-        self.msgs.lock().unwrap().iter().filter(|(t, _)| t.ends_with(leaf)).map(|(_, p)| p.clone()).collect()
+        self.msgs
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(t, _)| t.ends_with(leaf))
+            .map(|(_, p)| p.clone())
+            .collect()
     }
 }
 
@@ -222,32 +258,64 @@ fn calls(sub: &Sub) -> Vec<(u64, Event)> {
 #[test]
 fn published_events_arrive_in_order_and_decode_equal_with_retained_online_status() {
     let dir = tempdir("order");
-    let Some(b) = Broker::start(&dir, "allow_anonymous true") else { return };
+    let Some(b) = Broker::start(&dir, "allow_anonymous true") else {
+        return;
+    };
     let sub = Sub::start(b.port, "order-sub");
     let mut p = Publisher::start(&cfg(&b, "order", Format::Postcard)).unwrap();
     let mut sent = Vec::new();
     for i in 0..50 {
-        let ev = call(i, if i % 3 == 0 { CallEventKind::Failed } else { CallEventKind::Invite });
+        let ev = call(
+            i,
+            if i % 3 == 0 {
+                CallEventKind::Failed
+            } else {
+                CallEventKind::Invite
+            },
+        );
         p.publish(&ev);
         p.publish(&interval(i, 1));
         p.publish(&interval(i, 2));
-        p.tick(ev.ts(), &serde_json::json!({"capture": {"kernel_drops": 0}}));
+        p.tick(
+            ev.ts(),
+            &serde_json::json!({"capture": {"kernel_drops": 0}}),
+        );
         sent.push(ev);
     }
     // Retained online status is there while connected, for late subscribers too.
     let out = Command::new("mosquitto_sub")
-        .args(["-h", "127.0.0.1", "-p", &b.port.to_string(), "-t", "voipsensor/v1/s1/order/status", "-C", "1", "-W", "5", "-F", "%x"])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &b.port.to_string(),
+            "-t",
+            "voipsensor/v1/s1/order/status",
+            "-C",
+            "1",
+            "-W",
+            "5",
+            "-F",
+            "%x",
+        ])
         .output();
     if let Some(out) = out.ok().filter(|o| o.status.success()) {
         let hex = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        let bytes: Vec<u8> = (0..hex.len()).step_by(2).map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap()).collect();
-        let Message::Status(s) = payload::decode(&bytes).unwrap() else { panic!("not a status") };
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        let Message::Status(s) = payload::decode(&bytes).unwrap() else {
+            panic!("not a status")
+        };
         assert_eq!(s.state, State::Online);
         assert_eq!(s.version, env!("CARGO_PKG_VERSION"));
     }
     let stats = p.finish(Duration::from_secs(10)).unwrap();
     assert_eq!(stats.outbox.dropped_calls + stats.outbox.dropped_metrics, 0);
-    wait_for("50 call events", Duration::from_secs(10), || calls(&sub).len() >= 50);
+    wait_for("50 call events", Duration::from_secs(10), || {
+        calls(&sub).len() >= 50
+    });
     let got = calls(&sub);
     let seqs: Vec<u64> = got.iter().map(|(s, _)| *s).collect();
     assert_eq!(seqs, (1..=50).collect::<Vec<_>>(), "in order");
@@ -262,30 +330,47 @@ fn published_events_arrive_in_order_and_decode_equal_with_retained_online_status
         })
         .sum();
     assert_eq!(intervals, 100);
-    assert!(!sub.on("/health").is_empty(), "health published every 10 s of packet time");
+    assert!(
+        !sub.on("/health").is_empty(),
+        "health published every 10 s of packet time"
+    );
     let kpi = sub.on("/kpi");
-    let Message::Kpi(k) = payload::decode(&kpi[0]).unwrap() else { panic!() };
-    assert!(k.attempted > 0 && k.failed_by_code.iter().any(|(c, _)| *c == 486), "{k:?}");
+    let Message::Kpi(k) = payload::decode(&kpi[0]).unwrap() else {
+        panic!()
+    };
+    assert!(
+        k.attempted > 0 && k.failed_by_code.iter().any(|(c, _)| *c == 486),
+        "{k:?}"
+    );
     // After a clean finish the retained status says offline.
     wait_for("offline status", Duration::from_secs(5), || {
-        sub.on("/status").last().is_some_and(|p| matches!(payload::decode(p), Ok(Message::Status(s)) if s.state == State::Offline))
+        sub.on("/status").last().is_some_and(
+            |p| matches!(payload::decode(p), Ok(Message::Status(s)) if s.state == State::Offline),
+        )
     });
 }
 
 #[test]
 fn json_payload_is_flat_and_readable() {
     let dir = tempdir("json");
-    let Some(b) = Broker::start(&dir, "allow_anonymous true") else { return };
+    let Some(b) = Broker::start(&dir, "allow_anonymous true") else {
+        return;
+    };
     let sub = Sub::start(b.port, "json-sub");
     let mut p = Publisher::start(&cfg(&b, "json", Format::Json)).unwrap();
     p.publish(&call(1, CallEventKind::Invite));
     p.publish(&interval(1, 7));
     p.finish(Duration::from_secs(10)).unwrap();
-    wait_for("json call", Duration::from_secs(5), || !sub.on("/calls").is_empty() && !sub.on("/rtp").is_empty());
+    wait_for("json call", Duration::from_secs(5), || {
+        !sub.on("/calls").is_empty() && !sub.on("/rtp").is_empty()
+    });
     let v: serde_json::Value = serde_json::from_slice(&sub.on("/calls")[0]).unwrap();
     assert_eq!(v["type"], "call");
     assert_eq!(v["caller"], "+33140000001");
-    assert_eq!(payload::event_from_json(&v).unwrap(), call(1, CallEventKind::Invite));
+    assert_eq!(
+        payload::event_from_json(&v).unwrap(),
+        call(1, CallEventKind::Invite)
+    );
     let r: serde_json::Value = serde_json::from_slice(&sub.on("/rtp")[0]).unwrap();
     assert_eq!(r[0]["type"], "rtp_interval");
     assert_eq!(r[0]["jitter_ms"], 1.25);
@@ -294,32 +379,59 @@ fn json_payload_is_flat_and_readable() {
 #[test]
 fn last_will_marks_a_killed_publisher_offline() {
     let dir = tempdir("will");
-    let Some(b) = Broker::start(&dir, "allow_anonymous true") else { return };
+    let Some(b) = Broker::start(&dir, "allow_anonymous true") else {
+        return;
+    };
     let sub = Sub::start(b.port, "will-sub");
     let mut child = Command::new(env!("CARGO_BIN_EXE_voipsensor"))
-        .args(["publish-test", "--broker", &b.url(), "--site", "s1", "--sensor", "will", "--count", "2", "--interval-ms", "10"])
+        .args([
+            "publish-test",
+            "--broker",
+            &b.url(),
+            "--site",
+            "s1",
+            "--sensor",
+            "will",
+            "--count",
+            "2",
+            "--interval-ms",
+            "10",
+        ])
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
     let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
     assert!(line.starts_with("published"), "{line}");
-    let status = |sub: &Sub| sub.on("/status").last().and_then(|p| match payload::decode(p) {
-        Ok(Message::Status(s)) => Some(s.state),
-        _ => None,
+    let status = |sub: &Sub| {
+        sub.on("/status")
+            .last()
+            .and_then(|p| match payload::decode(p) {
+                Ok(Message::Status(s)) => Some(s.state),
+                _ => None,
+            })
+    };
+    wait_for("online status", Duration::from_secs(5), || {
+        status(&sub) == Some(State::Online)
     });
-    wait_for("online status", Duration::from_secs(5), || status(&sub) == Some(State::Online));
     child.kill().unwrap(); // SIGKILL: no clean disconnect, the broker must send the will
     child.wait().unwrap();
-    wait_for("offline will", Duration::from_secs(10), || status(&sub) == Some(State::Offline));
+    wait_for("offline will", Duration::from_secs(10), || {
+        status(&sub) == Some(State::Offline)
+    });
     assert_eq!(calls(&sub).len(), 2);
 }
 
 #[test]
 fn broker_down_20s_mid_stream_loses_no_call_event_and_counts_metric_drops() {
     let dir = tempdir("outage");
-    let Some(mut b) = Broker::start(&dir, "allow_anonymous true\nmax_queued_messages 100000") else { return };
+    let Some(mut b) = Broker::start(&dir, "allow_anonymous true\nmax_queued_messages 100000")
+    else {
+        return;
+    };
     let sub = Sub::start(b.port, "outage-sub");
     let mut c = cfg(&b, "outage", Format::Postcard);
     c.mqtt.outbox_messages = 300;
@@ -347,9 +459,14 @@ fn broker_down_20s_mid_stream_loses_no_call_event_and_counts_metric_drops() {
     }
     let stats = p.finish(Duration::from_secs(30)).unwrap();
     assert_eq!(stats.outbox.dropped_calls, 0, "{stats:?}");
-    assert!(stats.outbox.dropped_metrics > 0, "outbox filled, metrics must have gone: {stats:?}");
+    assert!(
+        stats.outbox.dropped_metrics > 0,
+        "outbox filled, metrics must have gone: {stats:?}"
+    );
     assert!(stats.connections >= 2, "{stats:?}");
-    wait_for("all 300 call events", Duration::from_secs(20), || calls(&sub).len() >= 300);
+    wait_for("all 300 call events", Duration::from_secs(20), || {
+        calls(&sub).len() >= 300
+    });
     let got = calls(&sub);
     let seqs: Vec<u64> = got.iter().map(|(s, _)| *s).collect();
     assert_eq!(seqs, (1..=300).collect::<Vec<_>>(), "no loss, in order");
@@ -359,16 +476,42 @@ fn broker_down_20s_mid_stream_loses_no_call_event_and_counts_metric_drops() {
         Ok(Message::Health(h)) => h.outbox.dropped_metrics > 0 && h.reconnects >= 1,
         _ => false,
     });
-    assert!(reported, "a health message reports the metric drops and the reconnect");
+    assert!(
+        reported,
+        "a health message reports the metric drops and the reconnect"
+    );
 }
 
 fn openssl(dir: &Path, args: &[&str]) {
-    let st = Command::new("openssl").args(args).current_dir(dir).stderr(Stdio::null()).stdout(Stdio::null()).status().unwrap();
+    let st = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stderr(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
     assert!(st.success(), "openssl {args:?}");
 }
 
 fn make_ca(dir: &Path, name: &str) {
-    openssl(dir, &["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", &format!("/CN={name}"), "-keyout", &format!("{name}.key"), "-out", &format!("{name}.pem")]);
+    openssl(
+        dir,
+        &[
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            &format!("/CN={name}"),
+            "-keyout",
+            &format!("{name}.key"),
+            "-out",
+            &format!("{name}.pem"),
+        ],
+    );
 }
 
 #[test]
@@ -380,12 +523,49 @@ fn tls_with_a_test_ca_works_and_a_wrong_ca_is_rejected_clearly() {
     let dir = tempdir("tls");
     make_ca(&dir, "ca");
     make_ca(&dir, "otherca");
-    openssl(&dir, &["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", "server.key", "-out", "server.csr"]);
+    openssl(
+        &dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ],
+    );
     std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
-    openssl(&dir, &["x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial", "-days", "2", "-extfile", "san.ext", "-out", "server.pem"]);
+    openssl(
+        &dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "server.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "san.ext",
+            "-out",
+            "server.pem",
+        ],
+    );
     let d = dir.display();
-    let Some(b) = Broker::start(&dir, &format!("allow_anonymous true\ncafile {d}/ca.pem\ncertfile {d}/server.pem\nkeyfile {d}/server.key"))
-    else {
+    let Some(b) = Broker::start(
+        &dir,
+        &format!(
+            "allow_anonymous true\ncafile {d}/ca.pem\ncertfile {d}/server.pem\nkeyfile {d}/server.key"
+        ),
+    ) else {
         return;
     };
     let url = format!("mqtts://127.0.0.1:{}", b.port);
@@ -398,8 +578,15 @@ fn tls_with_a_test_ca_works_and_a_wrong_ca_is_rejected_clearly() {
     p.finish(Duration::from_secs(10)).unwrap();
 
     c.mqtt.ca_file = Some(dir.join("otherca.pem"));
-    let e = Publisher::start(&c).err().expect("a wrong CA must be rejected").to_string();
-    assert!(e.contains("TLS") && e.contains("certificate") && e.contains("mqtt.ca_file"), "{e}");
+    let e = Publisher::start(&c)
+        .err()
+        .expect("a wrong CA must be rejected")
+        .to_string();
+    assert!(
+        e.contains("TLS") && e.contains("certificate") && e.contains("mqtt.ca_file"),
+        "{e}"
+    );
+    eprintln!("wrong CA: {e}");
 }
 
 #[test]
@@ -410,17 +597,169 @@ fn bad_credentials_are_a_clear_error() {
     }
     let dir = tempdir("auth");
     let pw = dir.join("passwd");
-    let st = Command::new("mosquitto_passwd").arg("-b").arg("-c").arg(&pw).args(["sensor", "right-pass"]).status().unwrap();
+    let st = Command::new("mosquitto_passwd")
+        .arg("-b")
+        .arg("-c")
+        .arg(&pw)
+        .args(["sensor", "right-pass"])
+        .status()
+        .unwrap();
     assert!(st.success());
-    let Some(b) = Broker::start(&dir, &format!("allow_anonymous false\npassword_file {}", pw.display())) else { return };
+    let Some(b) = Broker::start(
+        &dir,
+        &format!("allow_anonymous false\npassword_file {}", pw.display()),
+    ) else {
+        return;
+    };
     let mut c = cfg(&b, "auth", Format::Postcard);
     c.mqtt.username = Some("sensor".into());
     c.mqtt.password = Some(config::Secret::new("wrong-pass"));
-    let e = Publisher::start(&c).err().expect("bad password must fail").to_string();
-    assert!(e.contains("refused the connection") && e.contains("username or password") || e.contains("not authorized"), "{e}");
-    assert!(!e.contains("wrong-pass"), "the password must not be echoed: {e}");
+    let e = Publisher::start(&c)
+        .err()
+        .expect("bad password must fail")
+        .to_string();
+    assert!(
+        e.contains("refused the connection") && e.contains("username or password")
+            || e.contains("not authorized"),
+        "{e}"
+    );
+    assert!(
+        !e.contains("wrong-pass"),
+        "the password must not be echoed: {e}"
+    );
+    eprintln!("bad credentials: {e}");
     c.mqtt.password = Some(config::Secret::new("right-pass"));
     let p = Publisher::start(&c).unwrap();
     assert!(p.is_connected());
     p.finish(Duration::from_secs(5)).unwrap();
+}
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_voipsensor"))
+}
+
+/// `watch` lines minus the transport fields are exactly `replay`'s JSON lines.
+fn strip_transport(line: &str) -> String {
+    let mut v: serde_json::Value = serde_json::from_str(line).unwrap();
+    let m = v.as_object_mut().unwrap();
+    m.remove("topic");
+    m.remove("seq");
+    v.to_string()
+}
+
+#[test]
+fn watch_prints_replay_lines_for_postcard_and_json_payloads() {
+    let dir = tempdir("watch");
+    let Some(b) = Broker::start(&dir, "allow_anonymous true") else {
+        return;
+    };
+    let watch = bin()
+        .args([
+            "watch",
+            "--broker",
+            &b.url(),
+            "--site",
+            "s1",
+            "--count",
+            "8",
+            "--timeout-s",
+            "20",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Wait until it is subscribed (it logs once it has sent the SUBSCRIBE).
+    std::thread::sleep(Duration::from_millis(700));
+    let evs = [call(1, CallEventKind::Invite), interval(1, 5)];
+    for (sensor, f) in [("wpc", Format::Postcard), ("wjs", Format::Json)] {
+        let mut p = Publisher::start(&cfg(&b, sensor, f)).unwrap();
+        for e in &evs {
+            p.publish(e);
+        }
+        p.finish(Duration::from_secs(10)).unwrap();
+    }
+    let out = watch.wait_with_output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.contains("\"type\":\"status\""))
+        .collect();
+    for sensor in ["wpc", "wjs"] {
+        let mine: Vec<String> = lines
+            .iter()
+            .filter(|l| l.contains(&format!("/s1/{sensor}/")))
+            .map(|l| strip_transport(l))
+            .collect();
+        let want: Vec<String> = evs.iter().map(voipsensor::publish::json::to_line).collect();
+        assert_eq!(mine, want, "{sensor}: {text}");
+    }
+}
+
+#[test]
+fn decode_reads_mosquitto_sub_hex_lines_and_framed_files() {
+    let msg = Message::Event {
+        seq: 7,
+        event: call(3, CallEventKind::Failed),
+    };
+    let bytes = payload::to_postcard(&msg);
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let run = |input: Vec<u8>| {
+        let mut c = bin()
+            .arg("decode")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write;
+        c.stdin.take().unwrap().write_all(&input).unwrap();
+        let out = c.wait_with_output().unwrap();
+        assert!(out.status.success());
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let want = voipsensor::publish::json::to_line(&call(3, CallEventKind::Failed));
+    // `mosquitto_sub -F '%t %x'`
+    let text = run(format!("voipsensor/v1/s1/t1/calls {hex}\n{hex}\n").into_bytes());
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2);
+    assert!(lines[0].contains("\"topic\":\"voipsensor/v1/s1/t1/calls\""));
+    assert_eq!(strip_transport(lines[0]), want);
+    assert_eq!(strip_transport(lines[1]), want);
+    // Length-prefixed frames.
+    let mut framed = Vec::new();
+    for _ in 0..3 {
+        framed.extend_from_slice(&(bytes.len() as u32).to_be_bytes());
+        framed.extend_from_slice(&bytes);
+    }
+    assert_eq!(run(framed).lines().count(), 3);
+}
+
+#[test]
+fn check_config_accepts_the_example_and_names_the_bad_key() {
+    let ok = bin()
+        .args([
+            "check-config",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/sensor.example.toml"),
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    let dir = tempdir("checkcfg");
+    let bad = dir.join("bad.toml");
+    std::fs::write(
+        &bad,
+        "[sensor]\nsite = \"s1\"\nid = \"t1\"\n[mqtt]\nurl = \"http://broker\"\n",
+    )
+    .unwrap();
+    let out = bin().arg("check-config").arg(&bad).output().unwrap();
+    assert!(!out.status.success());
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        e.contains("mqtt.url") && e.contains("http://broker") && e.contains("mqtts://"),
+        "{e}"
+    );
 }

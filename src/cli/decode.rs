@@ -27,7 +27,9 @@ pub fn run(a: Args) -> Result<ExitCode> {
             input = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
         }
         _ => {
-            std::io::stdin().read_to_end(&mut input).context("cannot read standard input")?;
+            std::io::stdin()
+                .read_to_end(&mut input)
+                .context("cannot read standard input")?;
         }
     }
     let mut out = std::io::stdout().lock();
@@ -45,7 +47,11 @@ pub fn run(a: Args) -> Result<ExitCode> {
             }
         }
     }
-    Ok(if bad > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if bad > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 type Frame = Result<(Option<String>, Vec<u8>)>;
@@ -74,7 +80,9 @@ pub fn frames(input: &[u8]) -> Result<Vec<Frame>> {
                     bail!("truncated frame header ({} byte(s) left)", rest.len());
                 }
                 let len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-                let body = rest.get(4..4 + len).ok_or_else(|| anyhow!("frame of {len} bytes is truncated"))?;
+                let body = rest
+                    .get(4..4 + len)
+                    .ok_or_else(|| anyhow!("frame of {len} bytes is truncated"))?;
                 out.push(Ok((None, body.to_vec())));
                 rest = &rest[4 + len..];
             }
@@ -82,8 +90,13 @@ pub fn frames(input: &[u8]) -> Result<Vec<Frame>> {
         }
         Some(&SCHEMA_VERSION) => Ok(vec![Ok((None, input.to_vec()))]),
         Some(_) => {
-            let text = std::str::from_utf8(input).context("input is neither text (hex lines, JSON lines) nor framed binary")?;
-            Ok(text.lines().filter(|l| !l.trim().is_empty()).map(hex_line).collect())
+            let text = std::str::from_utf8(input)
+                .context("input is neither text (hex lines, JSON lines) nor framed binary")?;
+            Ok(text
+                .lines()
+                .filter(|l| !l.trim().is_empty())
+                .map(hex_line)
+                .collect())
         }
     }
 }

@@ -48,7 +48,8 @@ pub fn run(a: Args) -> Result<ExitCode> {
     cfg.mqtt.username = a.username.clone();
     cfg.mqtt.ca_file = a.ca_file.clone();
     if let Some(p) = &a.password_file {
-        let s = std::fs::read_to_string(p).with_context(|| format!("cannot read --password-file {}", p.display()))?;
+        let s = std::fs::read_to_string(p)
+            .with_context(|| format!("cannot read --password-file {}", p.display()))?;
         cfg.mqtt.password = Some(Secret::new(s.trim_end_matches(['\r', '\n'])));
     }
     let id = format!("voipsensor-watch-{}", std::process::id());
@@ -77,7 +78,9 @@ pub fn run(a: Args) -> Result<ExitCode> {
             Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_))) => {
                 connected_once = true;
                 // Subscribe on every connect: the session is clean.
-                client.try_subscribe(filter.clone(), rumqttc::QoS::AtLeastOnce).context("subscribe")?;
+                client
+                    .try_subscribe(filter.clone(), rumqttc::QoS::AtLeastOnce)
+                    .context("subscribe")?;
                 log::info!("watching {filter} on {}", a.broker);
             }
             Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {

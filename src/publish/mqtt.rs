@@ -629,7 +629,7 @@ impl Publisher {
                 .shared
                 .changed
                 .wait_timeout_while(net, timeout, |n| {
-                    !(n.outbox.is_empty() && n.handed.is_empty()) && !n.done
+                    !(n.done || (n.outbox.is_empty() && n.handed.is_empty()))
                 })
                 .unwrap_or_else(|p| p.into_inner());
             net.outbox.len() + net.handed.len()
@@ -703,100 +703,116 @@ async fn net_main(
     let mut backoff = min;
     loop {
         let ev = eventloop.poll().await;
-        let mut net = shared.lock();
-        match ev {
-            Ok(MqEvent::Incoming(Packet::ConnAck(_))) => {
-                net.connected = true;
-                net.connections += 1;
-                net.last_error = None;
-                net.first.get_or_insert(Ok(()));
-                backoff = min;
-                if net.connections > 1 {
-                    log::info!(
-                        "reconnected to {url}; {} message(s) queued",
-                        net.outbox.len()
-                    );
+        // The lock is released before any await (the backoff sleep).
+        let mut step = Step::Go;
+        {
+            let mut net = shared.lock();
+            match ev {
+                Ok(MqEvent::Incoming(Packet::ConnAck(_))) => {
+                    net.connected = true;
+                    net.connections += 1;
+                    net.last_error = None;
+                    net.first.get_or_insert(Ok(()));
+                    backoff = min;
+                    if net.connections > 1 {
+                        log::info!(
+                            "reconnected to {url}; {} message(s) queued",
+                            net.outbox.len()
+                        );
+                    }
+                    // Online status first, then the backlog in order.
+                    let mut m = OutMsg::new(Leaf::Status, Class::Call, 1, online.clone());
+                    m.retain = true;
+                    if client
+                        .try_publish(
+                            topics.get(Leaf::Status),
+                            QoS::AtLeastOnce,
+                            true,
+                            online.clone(),
+                        )
+                        .is_ok()
+                    {
+                        net.handed.push_back(Handed {
+                            msg: m,
+                            online: true,
+                            pkid: None,
+                        });
+                    }
+                    feed(&mut net, &client, &topics);
                 }
-                // Online status first, then the backlog in order.
-                let mut m = OutMsg::new(Leaf::Status, Class::Call, 1, online.clone());
-                m.retain = true;
-                if client
-                    .try_publish(
-                        topics.get(Leaf::Status),
-                        QoS::AtLeastOnce,
-                        true,
-                        online.clone(),
-                    )
-                    .is_ok()
-                {
-                    net.handed.push_back(Handed {
-                        msg: m,
-                        online: true,
-                        pkid: None,
-                    });
+                Ok(MqEvent::Outgoing(Outgoing::Publish(pkid))) => {
+                    if let Some(i) = net.handed.iter().position(|h| h.pkid.is_none()) {
+                        if net.handed[i].msg.qos == 0 {
+                            net.handed.remove(i);
+                            net.outbox.count_sent(1);
+                            feed(&mut net, &client, &topics);
+                        } else {
+                            net.handed[i].pkid = Some(pkid);
+                        }
+                    }
                 }
-                feed(&mut net, &client, &topics);
-            }
-            Ok(MqEvent::Outgoing(Outgoing::Publish(pkid))) => {
-                if let Some(i) = net.handed.iter().position(|h| h.pkid.is_none()) {
-                    if net.handed[i].msg.qos == 0 {
+                Ok(MqEvent::Incoming(Packet::PubAck(ack))) => {
+                    if let Some(i) = net.handed.iter().position(|h| h.pkid == Some(ack.pkid)) {
                         net.handed.remove(i);
                         net.outbox.count_sent(1);
                         feed(&mut net, &client, &topics);
-                    } else {
-                        net.handed[i].pkid = Some(pkid);
                     }
                 }
-            }
-            Ok(MqEvent::Incoming(Packet::PubAck(ack))) => {
-                if let Some(i) = net.handed.iter().position(|h| h.pkid == Some(ack.pkid)) {
-                    net.handed.remove(i);
-                    net.outbox.count_sent(1);
-                    feed(&mut net, &client, &topics);
+                Ok(MqEvent::Outgoing(Outgoing::Disconnect)) => {
+                    net.connected = false;
+                    step = Step::Stop;
                 }
-            }
-            Ok(MqEvent::Outgoing(Outgoing::Disconnect)) => {
-                net.connected = false;
-                break;
-            }
-            Ok(_) => {}
-            Err(e) => {
-                // rumqttc would replay its unacknowledged list (or silently drop it when the
-                // broker lost the session); ours is the one that counts. Drain its channel
-                // and replay list under the lock so nothing is sent twice by us.
-                eventloop.clean();
-                eventloop.pending.clear();
-                let handed: Vec<OutMsg> = net
-                    .handed
-                    .drain(..)
-                    .filter(|h| !h.online)
-                    .map(|h| h.msg)
-                    .collect();
-                net.outbox.requeue_front(handed.into_iter());
-                net.connected = false;
-                if net.stop || matches!(e, ConnectionError::RequestsDone) {
-                    break;
-                }
-                let (msg, fatal) = explain(&e, &url);
-                if net.last_error.as_deref() != Some(msg.as_str()) {
-                    if fatal {
-                        log::error!("{msg}")
-                    } else {
-                        log::warn!("{msg}")
+                Ok(_) => {}
+                Err(e) => {
+                    // rumqttc would replay its unacknowledged list (or silently drop it when the
+                    // broker lost the session); ours is the one that counts. Drain its channel
+                    // and replay list under the lock so nothing is sent twice by us.
+                    eventloop.clean();
+                    eventloop.pending.clear();
+                    let handed: Vec<OutMsg> = net
+                        .handed
+                        .drain(..)
+                        .filter(|h| !h.online)
+                        .map(|h| h.msg)
+                        .collect();
+                    net.outbox.requeue_front(handed.into_iter());
+                    net.connected = false;
+                    if net.stop || matches!(e, ConnectionError::RequestsDone) {
+                        step = Step::Stop;
+                    }
+                    let (msg, fatal) = explain(&e, &url);
+                    if net.last_error.as_deref() != Some(msg.as_str()) {
+                        if fatal {
+                            log::error!("{msg}")
+                        } else {
+                            log::warn!("{msg}")
+                        }
+                    }
+                    net.last_error = Some(msg.clone());
+                    net.first.get_or_insert(Err((msg, fatal)));
+                    if step == Step::Go {
+                        step = Step::Backoff;
                     }
                 }
-                net.last_error = Some(msg.clone());
-                net.first.get_or_insert(Err((msg, fatal)));
-                shared.changed.notify_all();
-                drop(net);
-                tokio::time::sleep(jitter(backoff)).await;
-                backoff = (backoff * 2).min(max);
-                continue;
             }
         }
-        drop(net);
         shared.changed.notify_all();
+        match step {
+            Step::Go => {}
+            Step::Stop => break,
+            Step::Backoff => {
+                tokio::time::sleep(jitter(backoff)).await;
+                backoff = (backoff * 2).min(max);
+            }
+        }
     }
+}
+
+#[derive(PartialEq, Eq)]
+enum Step {
+    Go,
+    Backoff,
+    Stop,
 }
 
 fn wall_us() -> u64 {

@@ -28,6 +28,8 @@ pub enum Format {
 }
 
 /// Everything the sensor publishes.
+// Built once per event and encoded at once, never stored: boxing would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Message {
     /// `calls`: one tracker event other than an RTP interval.

@@ -27,7 +27,7 @@ use crate::track::counters::Counters;
 use crate::track::event::{
     CallEvent, CallEventKind, CallId, Event, EventSink, Party, Text, Ts, User, fill, text_from,
 };
-use crate::track::media::{CallRef, Media};
+use crate::track::media::{CallRef, Media, MediaWatch};
 use core::net::SocketAddr;
 use embassy_time::{Duration, Instant};
 
@@ -94,6 +94,8 @@ pub struct Call {
     answer_at: Option<Instant>,
     pub last_signal: Instant,
     pub last_media: Option<Instant>,
+    /// Per-direction media activity for media-health events.
+    pub media_watch: MediaWatch,
     closed_at: Option<Instant>,
     cancel_seen: bool,
     challenged: Option<u16>,
@@ -452,6 +454,7 @@ impl Calls {
             answer_at: None,
             last_signal: hop.now,
             last_media: None,
+            media_watch: MediaWatch::default(),
             closed_at: None,
             cancel_seen: false,
             challenged: None,
@@ -575,6 +578,11 @@ impl Calls {
         out: &mut impl EventSink,
     ) {
         let t = self.timeouts;
+        media.each_call_stream(|c, toward, at, key| {
+            if let Some(call) = self.by_slot_mut(c.slot, c.serial) {
+                call.media_watch.saw(toward, at, key);
+            }
+        });
         let mut slot = 0;
         while let Some(s) = self.table.next_slot(slot) {
             slot = s + 1;
@@ -614,11 +622,24 @@ impl Calls {
                         }
                         _ => idle_sig > t.no_media,
                     };
+                    // Media health: silence counted from the answer or the latest
+                    // signalling (a resume re-INVITE restarts it), never while on hold.
+                    let (caller_addr, callee_addr) = (call.caller_addr, call.callee_addr);
+                    let health_since = (!call.on_hold).then(|| {
+                        call.answer_at
+                            .map_or(call.last_signal, |a| a.max(call.last_signal))
+                    });
+                    if !expired
+                        && let Some(since) = health_since
+                        && let Some((key, call)) = self.table.by_slot_mut(s)
+                    {
+                        media.check_health(now, key, &mut call.media_watch, since, counters, out);
+                    }
                     if expired {
                         let hop = Hop {
                             now,
-                            src: call.caller_addr,
-                            dst: call.callee_addr,
+                            src: caller_addr,
+                            dst: callee_addr,
                         };
                         self.close(
                             s,

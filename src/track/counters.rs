@@ -124,6 +124,8 @@ pub struct RtpCounts {
     pub streams_started: u64,
     pub streams_ended: u64,
     pub dtmf_events: u64,
+    /// `media_health` events emitted (one-way, no media after answer, media stopped).
+    pub health_events: u64,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]

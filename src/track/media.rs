@@ -16,6 +16,7 @@
 
 use crate::rtp::codec;
 use crate::rtp::emodel;
+use crate::rtp::heuristic::{self, Candidate, Verdict};
 use crate::rtp::packet::{RtpPacket, TelephoneEvent, is_rtcp_pt};
 use crate::rtp::rtcp;
 use crate::rtp::stats::{DtmfTracker, PacketKind, StreamStats};
@@ -23,8 +24,8 @@ use crate::sip::sdp::{self, MediaKind};
 use crate::table::{Inserted, Table, TableStats};
 use crate::track::counters::Counters;
 use crate::track::event::{
-    CallId, Codec, DirectionQuality, DtmfEvent, Event, EventSink, Party, RtpInterval, StreamEnd,
-    Text, Ts, fill,
+    CallId, Codec, DirectionQuality, DtmfEvent, Event, EventSink, MediaHealth, MediaProblem, Party,
+    RtpInterval, StreamEnd, Text, Ts, fill,
 };
 use core::net::SocketAddr;
 use embassy_time::{Duration, Instant};
@@ -33,8 +34,9 @@ pub const MEDIA_ENDPOINTS_DEFAULT: usize = 16384;
 pub const STREAMS_DEFAULT: usize = 8192;
 /// Payload types remembered per endpoint (from `m=` and `a=rtpmap`).
 const PT_MAX: usize = 12;
-/// A heuristic stream is reported once this many packets in sequence were seen.
-const HEURISTIC_CONFIRM: u64 = 3;
+/// A heuristic stream is reported once this many packets in sequence were seen
+/// (`rtp::heuristic::Candidate`); its statistics count from its first packet regardless.
+const HEURISTIC_CONFIRM: u8 = 3;
 
 /// Handle of a call in the call table (slot + serial, so a reused slot is not mistaken).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,6 +50,8 @@ struct PtInfo {
     pt: u8,
     codec: Codec,
     clock: u32,
+    /// RFC 4733 telephone-event.
+    event: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -82,6 +86,12 @@ struct Stream {
     event_pt: Option<u8>,
     stats: StreamStats,
     dtmf: DtmfTracker,
+    /// Heuristic stream not yet confirmed: nothing is reported (its figures still count
+    /// from the first packet, as Wireshark's do).
+    candidate: Option<Candidate>,
+    /// Its call ended (with this reason): the stream lives on until idle, so packets still
+    /// in flight after the BYE stay in the same figures (one stream, as Wireshark shows it).
+    closed: Option<&'static str>,
     last_seen: Instant,
     /// Second (Unix) of the interval being accumulated.
     second: u64,
@@ -112,6 +122,10 @@ pub struct MediaConfig {
     pub stream_timeout: Duration,
     /// One-way delay assumed by the E-model (ms), see `rtp::emodel`.
     pub assumed_delay_ms: f64,
+    /// A stream whose call has ended ends after this long without packets.
+    pub closed_call_idle: Duration,
+    /// Media-health events: a direction silent this long (packet time) is reported.
+    pub health_silence: Duration,
 }
 
 impl Default for MediaConfig {
@@ -122,6 +136,8 @@ impl Default for MediaConfig {
             heuristic: true,
             stream_timeout: Duration::from_secs(30),
             assumed_delay_ms: emodel::DEFAULT_DELAY_MS,
+            closed_call_idle: Duration::from_secs(2),
+            health_silence: Duration::from_secs(5),
         }
     }
 }
@@ -180,15 +196,23 @@ impl Media {
             }
             let mut pts = heapless::Vec::new();
             for &pt in m.payload_types.iter() {
+                let stat = codec::static_pt(pt);
                 let (codec, clock) = match m.rtpmap_for(pt) {
-                    Some(map) => (map.encoding.as_str(), map.clock_rate),
-                    None => codec::static_pt(pt).unwrap_or(("unknown", 0)),
+                    // A static type keeps its RFC 3551 spelling ("pcma" → "PCMA").
+                    Some(map) => match stat {
+                        Some((n, _)) if n.eq_ignore_ascii_case(map.encoding.as_str()) => {
+                            (n, map.clock_rate)
+                        }
+                        _ => (map.encoding.as_str(), map.clock_rate),
+                    },
+                    None => stat.unwrap_or(("unknown", 0)),
                 };
                 let mut c = Codec::new();
                 fill(&mut c, codec);
                 if pts
                     .push(PtInfo {
                         pt,
+                        event: codec::is_telephone_event(&c),
                         codec: c,
                         clock,
                     })
@@ -273,10 +297,6 @@ impl Media {
             }
             return Seen::NotMedia;
         };
-        if ep_slot.is_none() && !(self.cfg.heuristic && plausible_rtp(payload)) {
-            counters.rtp.other_udp += 1;
-            return Seen::NotMedia;
-        }
         let key = StreamKey {
             src,
             dst,
@@ -285,6 +305,13 @@ impl Media {
         let slot = match self.streams.slot_of(&key) {
             Some(s) => s,
             None => {
+                if ep_slot.is_none()
+                    && !(self.cfg.heuristic
+                        && heuristic::looks_like_rtp(payload, src.port(), dst.port()))
+                {
+                    counters.rtp.other_udp += 1;
+                    return Seen::NotMedia;
+                }
                 let Some(s) = self.new_stream(now, key, ep_slot, toward_owner, &pkt, counters, out)
                 else {
                     return Seen::NotMedia;
@@ -293,62 +320,67 @@ impl Media {
             }
         };
         let capture_loss = self.capture_loss;
+        let delay_ms = self.cfg.assumed_delay_ms;
+        let ep = ep_slot
+            .and_then(|s| self.endpoints.by_slot(s))
+            .map(|(_, e)| e);
         let Some((_, st)) = self.streams.by_slot_mut(slot) else {
             return Seen::NotMedia;
         };
-        // A new second: report the one that ended before counting into this one.
+        // A new second: report the one that ended before counting into this one. An
+        // unconfirmed heuristic stream keeps accumulating (its first report covers it all).
         let sec = now.as_secs();
         if sec > st.second {
             if st.packets_in_second > 0 {
-                report_interval(key, st, out, self.cfg.assumed_delay_ms);
+                report_interval(key, st, out, delay_ms);
             }
-            st.second = sec;
+            if st.packets_in_second == 0 {
+                st.second = sec;
+            }
         }
         st.capture_loss |= capture_loss;
         st.last_seen = now;
         let pt = pkt.payload_type();
-        let kind = if Some(pt) == st.event_pt {
-            PacketKind::Event
-        } else if codec::is_comfort_noise_pt(pt) {
-            PacketKind::ComfortNoise
-        } else {
-            PacketKind::Audio
-        };
+        let (clock, kind) = classify(st, ep, pt, pkt.payload().len());
         let counted = st.stats.on_packet(
             now.as_micros(),
             pkt.sequence_number(),
             pkt.timestamp(),
             pt,
             pkt.marker(),
-            st.clock,
+            clock,
             kind,
         );
         if counted {
             st.packets_in_second += 1;
             st.stats.add_bytes(pkt.payload().len());
         }
+        // Packets of a heuristic stream are accounted once it is confirmed.
+        let newly_counted = match st.candidate.as_mut() {
+            None => 1,
+            Some(c) => match c.observe(&pkt) {
+                Verdict::Pending => 0,
+                Verdict::Confirmed => {
+                    st.candidate = None;
+                    st.stats.packets()
+                }
+            },
+        };
+        // RFC 4733 clock is 8 kHz in practice (and in Wireshark); digits of a stream not
+        // yet confirmed are not reported.
         if kind == PacketKind::Event
             && let Ok(ev) = TelephoneEvent::new_checked(pkt.payload())
-            && let Some(d) = st.dtmf.on_event(pkt.timestamp(), &ev, 8000.max(st.clock))
+            && let Some(d) = st.dtmf.on_event(pkt.timestamp(), &ev, 8000)
+            && st.candidate.is_none()
         {
             counters.rtp.dtmf_events += 1;
-            out.emit(&Event::Dtmf(DtmfEvent {
-                ts: Ts::from_instant(now),
-                call_id: st.call_id.clone(),
-                ssrc: key.ssrc,
-                src: Some(src),
-                dst: Some(dst),
-                digit: d.digit,
-                event_code: d.event,
-                duration_ms: d.duration_ms,
-                volume: d.volume,
-            }));
+            out.emit(&Event::Dtmf(dtmf_event(now, key, st, &d)));
         }
-        counters.rtp.packets += 1;
+        counters.rtp.packets += newly_counted;
         if st.heuristic {
-            counters.rtp.heuristic += 1;
+            counters.rtp.heuristic += newly_counted;
         } else {
-            counters.rtp.signalled += 1;
+            counters.rtp.signalled += newly_counted;
         }
         match st.call {
             Some(c) => Seen::CallMedia(c),
@@ -379,6 +411,10 @@ impl Media {
             event_pt: None,
             stats: StreamStats::new(),
             dtmf: DtmfTracker::new(),
+            candidate: ep_slot
+                .is_none()
+                .then(|| Candidate::new(pkt, HEURISTIC_CONFIRM)),
+            closed: None,
             last_seen: now,
             second: now.as_secs(),
             packets_in_second: 0,
@@ -401,11 +437,7 @@ impl Media {
                 stream.codec = p.codec.clone();
                 stream.clock = p.clock;
             }
-            stream.event_pt = ep
-                .pts
-                .iter()
-                .find(|p| codec::is_telephone_event(&p.codec))
-                .map(|p| p.pt);
+            stream.event_pt = ep.pts.iter().find(|p| p.event).map(|p| p.pt);
             if ep.kind == MediaKind::Image {
                 return None; // T.38 over UDPTL is not RTP
             }
@@ -437,7 +469,15 @@ impl Media {
         {
             Inserted::Stored => {}
             Inserted::Evicted(k, mut s) => {
-                end_stream(k, &mut s, now, "evicted", out, cfg.assumed_delay_ms);
+                end_stream(
+                    k,
+                    &mut s,
+                    now,
+                    "evicted",
+                    out,
+                    cfg.assumed_delay_ms,
+                    counters,
+                );
                 counters.rtp.streams_ended += 1;
             }
             Inserted::Rejected(..) => return None,
@@ -503,6 +543,7 @@ impl Media {
         let sec = now.as_secs();
         let delay = self.cfg.assumed_delay_ms;
         let timeout = self.cfg.stream_timeout;
+        let closed_idle = self.cfg.closed_call_idle;
         let mut slot = 0;
         while let Some(s) = self.streams.next_slot(slot) {
             slot = s + 1;
@@ -512,54 +553,63 @@ impl Media {
             let key = *k;
             if sec > st.second && st.packets_in_second > 0 {
                 report_interval(key, st, out, delay);
-                st.second = sec;
-            }
-            if now.saturating_duration_since(st.last_seen) > timeout {
-                if let Some((k, mut st)) = self.streams.remove_slot(s) {
-                    end_stream(k, &mut st, now, "timeout", out, delay);
-                    counters.rtp.streams_ended += 1;
+                if st.packets_in_second == 0 {
+                    st.second = sec;
                 }
+            }
+            let idle = now.saturating_duration_since(st.last_seen);
+            let reason = match st.closed {
+                Some(r) if idle > closed_idle => r,
+                _ if idle > timeout => "timeout",
+                _ => continue,
+            };
+            if let Some((k, mut st)) = self.streams.remove_slot(s) {
+                end_stream(k, &mut st, now, reason, out, delay, counters);
+                counters.rtp.streams_ended += 1;
             }
         }
     }
 
-    /// Ends the streams of a call (its final event is being built) and returns the
-    /// per-direction quality for it: (caller → callee, callee → caller).
+    /// The call's final event is being built: returns its per-direction quality
+    /// (caller → callee, callee → caller) as of now. Its streams are marked ended with
+    /// `reason` and end (with `stream_end`) once idle for `closed_call_idle`, so packets
+    /// still in flight after the BYE are not split into a second stream.
     pub fn remove_call(
         &mut self,
         serial: u64,
-        now: Instant,
+        _now: Instant,
         reason: &str,
-        out: &mut impl EventSink,
-        counters: &mut Counters,
+        _out: &mut impl EventSink,
+        _counters: &mut Counters,
     ) -> (Option<DirectionQuality>, Option<DirectionQuality>) {
+        let reason = static_reason(reason);
         let delay = self.cfg.assumed_delay_ms;
         let mut to_callee: Option<DirectionQuality> = None;
         let mut to_caller: Option<DirectionQuality> = None;
         let mut slot = 0;
         while let Some(s) = self.streams.next_slot(slot) {
             slot = s + 1;
-            let belongs = self
-                .streams
-                .by_slot(s)
-                .is_some_and(|(_, st)| st.call.is_some_and(|c| c.serial == serial));
-            if !belongs {
-                continue;
-            }
-            let Some((k, mut st)) = self.streams.remove_slot(s) else {
+            let Some((k, st)) = self.streams.by_slot_mut(s) else {
                 continue;
             };
-            let end = end_stream(k, &mut st, now, reason, out, delay);
-            counters.rtp.streams_ended += 1;
+            if !st.call.is_some_and(|c| c.serial == serial) {
+                continue;
+            }
+            st.closed = Some(reason);
+            if st.candidate.is_some() {
+                continue;
+            }
+            let t = st.stats.totals();
+            let (mos_min, mos_mean) = mos_summary(st, delay);
             let q = DirectionQuality {
                 src: Some(k.src),
                 dst: Some(k.dst),
                 codec: st.codec.clone(),
-                packets: end.packets,
-                lost: end.lost,
-                jitter_max_ms: end.jitter_max_ms,
-                mos_min: end.mos_min,
-                mos_mean: end.mos_mean,
+                packets: t.packets,
+                lost: t.lost,
+                jitter_max_ms: round3(t.jitter_max_ms),
+                mos_min,
+                mos_mean,
             };
             let slot_for = match st.toward {
                 Some(Party::Callee) => &mut to_callee,
@@ -589,7 +639,8 @@ impl Media {
         }
     }
 
-    /// Ends every stream (end of capture / sensor stop).
+    /// Ends every stream (end of capture / sensor stop). A stream whose call already
+    /// ended keeps that call's reason.
     pub fn stop_all(
         &mut self,
         now: Instant,
@@ -602,10 +653,129 @@ impl Media {
         while let Some(s) = self.streams.next_slot(slot) {
             slot = s + 1;
             if let Some((k, mut st)) = self.streams.remove_slot(s) {
-                end_stream(k, &mut st, now, reason, out, delay);
+                let r = st.closed.unwrap_or(reason);
+                end_stream(k, &mut st, now, r, out, delay, counters);
                 counters.rtp.streams_ended += 1;
             }
         }
+    }
+
+    /// Feeds `f` the last packet time of every stream linked to a call, with the party it
+    /// flows toward and its addresses: the calls' media-health watch is updated from this
+    /// once a second (one pass over the stream table, not one per call).
+    pub fn each_call_stream(&self, mut f: impl FnMut(CallRef, Party, Instant, &StreamKey)) {
+        let mut slot = 0;
+        while let Some(s) = self.streams.next_slot(slot) {
+            slot = s + 1;
+            if let Some((k, st)) = self.streams.by_slot(s)
+                && let (Some(c), Some(p), None, None) =
+                    (st.call, st.toward, st.closed, st.candidate)
+            {
+                f(c, p, st.last_seen, k);
+            }
+        }
+    }
+
+    /// Checks an answered, open call's media (see [`MediaWatch`]); emits each problem at
+    /// most once per call.
+    pub fn check_health(
+        &self,
+        now: Instant,
+        call_id: &CallId,
+        w: &mut MediaWatch,
+        since: Instant,
+        counters: &mut Counters,
+        out: &mut impl EventSink,
+    ) {
+        if let Some(h) = w.check(now, since, self.cfg.health_silence, call_id) {
+            counters.rtp.health_events += 1;
+            out.emit(&Event::MediaHealth(h));
+        }
+    }
+}
+
+/// Per-call media-health state, kept in the call record and fed once a second from the
+/// stream table ([`Media::each_call_stream`]). All decisions use packet time:
+/// - `no_media_after_answer`: answered, not on hold, and no packet in either direction for
+///   `health_silence` since the answer;
+/// - `one_way_media`: one direction flows (a packet within `health_silence`) while the
+///   other has been silent longer than that;
+/// - `media_stopped`: media flowed after the answer, and now both directions have been
+///   silent longer than `health_silence`.
+///
+/// Silence is counted from `since` at the earliest (the answer or the call's latest
+/// signalling, e.g. a resume re-INVITE), so a hold/resume or a re-negotiation restarts it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MediaWatch {
+    /// Last packet toward the caller (index 0) and toward the callee (1), with its stream.
+    last: [Option<(Instant, StreamKey)>; 2],
+    /// Problems already reported (bit per `MediaProblem`).
+    reported: u8,
+}
+
+impl MediaWatch {
+    pub fn saw(&mut self, toward: Party, at: Instant, key: &StreamKey) {
+        let i = match toward {
+            Party::Caller => 0,
+            Party::Callee => 1,
+        };
+        if self.last[i].is_none_or(|(t, _)| at >= t) {
+            self.last[i] = Some((at, *key));
+        }
+    }
+
+    fn check(
+        &mut self,
+        now: Instant,
+        since: Instant,
+        silence: Duration,
+        call_id: &CallId,
+    ) -> Option<MediaHealth> {
+        let after = |i: usize| self.last[i].filter(|(t, _)| *t >= since);
+        let quiet = |i: usize| {
+            let from = after(i).map_or(since, |(t, _)| t);
+            now.saturating_duration_since(from)
+        };
+        let flowing = |i: usize| after(i).is_some() && quiet(i) <= silence;
+        let (problem, dir) = if after(0).is_none() && after(1).is_none() {
+            (MediaProblem::NoMediaAfterAnswer, None)
+        } else if flowing(0) != flowing(1) {
+            (
+                MediaProblem::OneWayMedia,
+                Some(if flowing(0) { 1 } else { 0 }),
+            )
+        } else if !flowing(0) {
+            (MediaProblem::MediaStopped, None)
+        } else {
+            return None;
+        };
+        let silent = match dir {
+            Some(i) => quiet(i),
+            None => quiet(0).min(quiet(1)),
+        };
+        let bit = 1u8 << (problem as u8);
+        if silent <= silence || self.reported & bit != 0 {
+            return None;
+        }
+        self.reported |= bit;
+        // The silent direction's addresses: its own stream if it ever had one, else the
+        // reverse of the flowing one (symmetric RTP, the common case).
+        let (src, dst) = match dir {
+            Some(i) => match (self.last[i], self.last[1 - i]) {
+                (Some((_, k)), _) => (Some(k.src), Some(k.dst)),
+                (None, Some((_, k))) => (Some(k.dst), Some(k.src)),
+                (None, None) => (None, None),
+            },
+            None => (None, None),
+        };
+        Some(MediaHealth {
+            ts: Ts::from_instant(now),
+            problem,
+            call_id: Some(call_id.clone()),
+            src,
+            dst,
+            silent_ms: silent.as_millis(),
+        })
     }
 }
 
@@ -614,6 +784,47 @@ fn other(p: Party) -> Party {
         Party::Caller => Party::Callee,
         Party::Callee => Party::Caller,
     }
+}
+
+/// The fixed set of stream end reasons (kept as `&'static str` in the stream record).
+fn static_reason(r: &str) -> &'static str {
+    match r {
+        "timeout" => "timeout",
+        "end_of_capture" => "end_of_capture",
+        "sensor_stopped" => "sensor_stopped",
+        "evicted" => "evicted",
+        _ => "call_ended",
+    }
+}
+
+/// Clock rate and kind of one packet, by its own payload type (a stream may mix audio,
+/// comfort noise and events): the stream's type, then the endpoint's SDP, then the static
+/// table. An unknown type has clock 0 (no jitter), as in Wireshark; an unknown dynamic
+/// type with a 4-byte payload is taken for an RFC 4733 event (or Cisco NSE, same format).
+fn classify(st: &Stream, ep: Option<&Endpoint>, pt: u8, payload_len: usize) -> (u32, PacketKind) {
+    if Some(pt) == st.event_pt {
+        return (0, PacketKind::Event);
+    }
+    if codec::is_comfort_noise_pt(pt) {
+        return (8000, PacketKind::ComfortNoise);
+    }
+    if pt == st.pt {
+        return (st.clock, PacketKind::Audio);
+    }
+    if let Some(p) = ep.and_then(|e| e.pts.iter().find(|p| p.pt == pt)) {
+        return if p.event {
+            (0, PacketKind::Event)
+        } else {
+            (p.clock, PacketKind::Audio)
+        };
+    }
+    if let Some((_, clock)) = codec::static_pt(pt) {
+        return (clock, PacketKind::Audio);
+    }
+    if (96..=127).contains(&pt) && payload_len == 4 {
+        return (0, PacketKind::Event);
+    }
+    (0, PacketKind::Audio)
 }
 
 /// NTP "middle 32 bits" of a packet time, for round-trip computation.
@@ -626,9 +837,12 @@ fn ntp_middle32(now: Instant) -> u32 {
 }
 
 fn confirmed(st: &Stream) -> bool {
-    !st.heuristic || st.stats.packets() >= HEURISTIC_CONFIRM
+    st.candidate.is_none()
 }
 
+/// MOS-LQE of one interval. Codecs without G.113 Appendix I values (wideband G.722, Opus,
+/// AMR-WB, video, events...) get no R/MOS (`null` in JSON) rather than a guess; the codec
+/// is named in the same record so the gap is visible.
 fn mos_for(st: &Stream, expected: u64, lost: i64, delay_ms: f64) -> (Option<f64>, Option<f64>) {
     let Some((ie, bpl)) = codec::impairment(&st.codec) else {
         return (None, None);
@@ -652,13 +866,36 @@ fn round3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
 }
 
-fn report_interval(key: StreamKey, st: &mut Stream, out: &mut impl EventSink, delay_ms: f64) {
+/// MOS summary so far, including the second still being accumulated (a call that ends
+/// mid-second still gets its last second's score).
+fn mos_summary(st: &Stream, delay_ms: f64) -> (Option<f64>, Option<f64>) {
+    let (mut min, mut sum, mut n) = (st.mos_min, st.mos_sum, st.mos_n);
+    if st.packets_in_second > 0 && st.event_pt != Some(st.pt) {
+        let mut stats = st.stats;
+        let f = stats.take_interval();
+        if let (_, Some(m)) = mos_for(st, f.expected, f.lost, delay_ms) {
+            min = Some(min.map_or(m, |x: f64| x.min(m)));
+            sum += m;
+            n += 1;
+        }
+    }
+    (min, (n > 0).then(|| round3(sum / n as f64)))
+}
+
+/// Reports the interval being accumulated. Returns `false` (and keeps accumulating) while
+/// a heuristic stream is unconfirmed.
+fn report_interval(
+    key: StreamKey,
+    st: &mut Stream,
+    out: &mut impl EventSink,
+    delay_ms: f64,
+) -> bool {
+    if !confirmed(st) {
+        return false;
+    }
     let f = st.stats.take_interval();
     st.packets_in_second = 0;
     let capture_loss = core::mem::take(&mut st.capture_loss);
-    if !confirmed(st) {
-        return;
-    }
     let (r, mos) = if st.event_pt == Some(st.pt) {
         (None, None)
     } else {
@@ -689,6 +926,21 @@ fn report_interval(key: StreamKey, st: &mut Stream, out: &mut impl EventSink, de
         mos,
         capture_loss,
     }));
+    true
+}
+
+fn dtmf_event(now: Instant, key: StreamKey, st: &Stream, d: &crate::rtp::stats::Dtmf) -> DtmfEvent {
+    DtmfEvent {
+        ts: Ts::from_instant(now),
+        call_id: st.call_id.clone(),
+        ssrc: key.ssrc,
+        src: Some(key.src),
+        dst: Some(key.dst),
+        digit: d.digit,
+        event_code: d.event,
+        duration_ms: d.duration_ms,
+        volume: d.volume,
+    }
 }
 
 fn end_stream(
@@ -698,9 +950,17 @@ fn end_stream(
     reason: &str,
     out: &mut impl EventSink,
     delay_ms: f64,
+    counters: &mut Counters,
 ) -> StreamEnd {
     if st.packets_in_second > 0 {
         report_interval(key, st, out, delay_ms);
+    }
+    // An event whose end packets never came is still a digit the caller pressed.
+    if let Some(d) = st.dtmf.flush(8000)
+        && confirmed(st)
+    {
+        counters.rtp.dtmf_events += 1;
+        out.emit(&Event::Dtmf(dtmf_event(st.last_seen, key, st, &d)));
     }
     let t = st.stats.totals();
     let mut r = Text::new();
@@ -733,9 +993,4 @@ fn end_stream(
         out.emit(&Event::StreamEnd(end.clone()));
     }
     end
-}
-
-/// Until `rtp::heuristic` lands: version 2, not an RTCP type, no SIP/STUN look.
-fn plausible_rtp(payload: &[u8]) -> bool {
-    payload.len() >= 12 && payload[0] >> 6 == 2 && !is_rtcp_pt(payload[1])
 }

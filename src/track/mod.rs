@@ -4,4 +4,5 @@ pub mod call;
 pub mod counters;
 pub mod event;
 pub mod media;
+pub mod mirror;
 pub mod tracker;

@@ -11,6 +11,7 @@ use crate::track::call::{CALLS_DEFAULT, CallTimeouts, Calls, Hop};
 use crate::track::counters::Counters;
 use crate::track::event::EventSink;
 use crate::track::media::{Media, MediaConfig, Seen};
+use crate::track::mirror::{self, MirrorSeen};
 use crate::wire::{Decoder, FlowKey, Framing, LinkType, TcpStreams, Transport};
 use core::net::SocketAddr;
 use embassy_time::{Duration, Instant};
@@ -57,6 +58,7 @@ pub struct Tracker {
     calls: Calls,
     media: Media,
     counters: Counters,
+    mirror: MirrorSeen,
     now: Option<Instant>,
     second: u64,
 }
@@ -73,6 +75,7 @@ impl Tracker {
             calls: Calls::new(cfg.calls, cfg.timeouts),
             media: Media::new(cfg.media),
             counters: Counters::default(),
+            mirror: MirrorSeen::new(),
             now: None,
             second: 0,
         }
@@ -81,6 +84,11 @@ impl Tracker {
     /// The tracker's clock: the latest packet (or tick) time seen.
     pub fn now(&self) -> Option<Instant> {
         self.now
+    }
+
+    /// Mirror diagnostics: SIP transactions seen one way only, VLANs, encapsulations.
+    pub fn mirror(&self) -> &MirrorSeen {
+        &self.mirror
     }
 
     /// See [`Media::set_capture_loss`].
@@ -112,12 +120,14 @@ impl Tracker {
             calls,
             media,
             counters,
+            mirror,
             ..
         } = self;
         let Ok(Some(pkt)) = decoder.decode(now, link, frame) else {
             return; // counted by the decoder
         };
         counters.decoded += 1;
+        mirror.on_packet(pkt.vlan, pkt.encap);
         match pkt.transport {
             Transport::Udp {
                 src_port,
@@ -130,7 +140,7 @@ impl Tracker {
                     dst: SocketAddr::new(pkt.dst, dst_port),
                 };
                 if sip::looks_like_sip(payload) {
-                    on_sip_bytes(hop, payload, calls, media, counters, out);
+                    on_sip_bytes(hop, payload, calls, media, counters, mirror, out);
                 } else if (src_port == SIP_TLS_PORT || dst_port == SIP_TLS_PORT)
                     && sip::looks_like_tls(payload)
                 {
@@ -182,7 +192,7 @@ impl Tracker {
                     },
                     |msg| {
                         counters.sip.over_tcp += 1;
-                        on_sip_bytes(hop, msg, calls, media, counters, out);
+                        on_sip_bytes(hop, msg, calls, media, counters, mirror, out);
                     },
                 );
             }
@@ -211,6 +221,7 @@ impl Tracker {
         self.calls
             .expire(now, &mut self.media, &mut self.counters, out);
         self.decoder.expire(now);
+        self.mirror.tick(now);
         self.tcp.expire(now);
     }
 
@@ -243,6 +254,7 @@ fn on_sip_bytes(
     calls: &mut Calls,
     media: &mut Media,
     counters: &mut Counters,
+    mirror: &mut MirrorSeen,
     out: &mut impl EventSink,
 ) {
     let msg = match Message::parse(bytes) {
@@ -253,6 +265,9 @@ fn on_sip_bytes(
         }
     };
     counters.sip.messages += 1;
+    if let Some(key) = mirror::transaction_key(&msg) {
+        mirror.on_sip(hop.now, hop.src.ip(), hop.dst.ip(), msg.is_request(), key);
+    }
     match msg.start() {
         StartLine::Request { method, .. } => {
             let m = &mut counters.sip.requests;
