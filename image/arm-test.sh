@@ -12,7 +12,7 @@
 #     and compares them byte for byte;
 #  3. replays those fixtures and every capture in ../shared/pcaps (when present) with both
 #     binaries and compares stdout (the JSON lines) and the exit code byte for byte.
-# Builds the static ARM binaries first (image/build-arm.sh) if they are not there yet.
+# Builds (or brings up to date) the static ARM binaries first, with image/build-arm.sh.
 # Leaves outputs in target/arm/compare/. Exits non-zero on any failure or difference.
 set -euo pipefail
 . "$(dirname "$0")/arm-env.sh"
@@ -76,7 +76,9 @@ done
 for t in "${targets[@]}"; do
     qemu=$(vs_get "$t" QEMU)
     bin="$VS_DIST/voipsensor-$t"
-    [ -x "$bin" ] || bash "$VS_ROOT/image/build-arm.sh" "$t"
+    # Always (re)build: cargo makes it a no-op when nothing changed, and a stale binary
+    # would compare old code against new.
+    VS_NO_INSTALL=1 bash "$VS_ROOT/image/build-arm.sh" "$t"
     vs_build_libpcap "$t" >/dev/null
 
     # --- 1. the test suite under qemu-user -----------------------------------------------

@@ -226,18 +226,37 @@ pub struct Tracker {
 }
 
 impl Default for Tracker {
+    // The tracker's own defaults, so a config without [tracker] behaves like `replay`.
     fn default() -> Self {
+        let t = crate::track::tracker::TrackerConfig::default();
         Tracker {
-            max_calls: 20_000,
-            max_streams: 40_000,
-            max_media_endpoints: 40_000,
-            max_ip_fragments: 4_096,
-            max_tcp_streams: 4_096,
-            setup_timeout_s: 180,
-            call_idle_timeout_s: 7_200,
-            stream_timeout_s: 30,
+            max_calls: t.calls as u32,
+            max_streams: t.media.streams as u32,
+            max_media_endpoints: t.media.endpoints as u32,
+            max_ip_fragments: t.fragments as u32,
+            max_tcp_streams: t.tcp_streams as u32,
+            setup_timeout_s: t.timeouts.setup.as_secs() as u32,
+            call_idle_timeout_s: t.timeouts.no_media.as_secs() as u32,
+            stream_timeout_s: t.media.stream_timeout.as_secs() as u32,
             media_silence_s: 5,
         }
+    }
+}
+
+impl Tracker {
+    /// The tracker's configuration from this section.
+    pub fn tracker_config(&self) -> crate::track::tracker::TrackerConfig {
+        use embassy_time::Duration;
+        let mut t = crate::track::tracker::TrackerConfig::default();
+        t.calls = self.max_calls as usize;
+        t.media.streams = self.max_streams as usize;
+        t.media.endpoints = self.max_media_endpoints as usize;
+        t.fragments = self.max_ip_fragments as usize;
+        t.tcp_streams = self.max_tcp_streams as usize;
+        t.timeouts.setup = Duration::from_secs(self.setup_timeout_s.into());
+        t.timeouts.no_media = Duration::from_secs(self.call_idle_timeout_s.into());
+        t.media.stream_timeout = Duration::from_secs(self.stream_timeout_s.into());
+        t
     }
 }
 

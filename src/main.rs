@@ -20,6 +20,12 @@ struct Cli {
 enum Cmd {
     /// Run a capture file through the tracker; print JSON lines (or publish to MQTT).
     Replay(cli::replay::Args),
+    /// Live sensor on mirror-port interfaces: JSON lines on stdout, or MQTT.
+    Run(cli::run::Args),
+    /// List capture interfaces with link state and addresses.
+    Interfaces(cli::interfaces::Args),
+    /// Check config, interfaces, broker reachability and clock; a verdict per item.
+    Selftest(cli::selftest::Args),
     /// Write a synthetic demo/test capture (SIP calls with RTP) made by voipsensor's own fixture builder.
     Fixture(cli::fixture::Args),
     /// Decode postcard payloads (file or stdin: hex lines from `mosquitto_sub -F %x`, or framed) to JSON lines.
@@ -39,6 +45,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let res = match cli.cmd {
         Cmd::Replay(a) => cli::replay::run(a),
+        Cmd::Run(a) => cli::run::run(a),
+        Cmd::Interfaces(a) => cli::interfaces::run(a),
+        Cmd::Selftest(a) => cli::selftest::run(a),
         Cmd::Fixture(a) => cli::fixture::run(a),
         Cmd::Decode(a) => cli::decode::run(a),
         Cmd::Watch(a) => cli::watch::run(a),

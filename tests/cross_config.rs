@@ -100,8 +100,9 @@ fn cross_pre_build_matches_targets_env() {
         let all = steps.join("\n");
 
         // The packages installed are exactly the list in targets.env.
-        let install = all
-            .split("&&")
+        let install = steps
+            .iter()
+            .flat_map(|s| s.split("&&"))
             .find(|c| c.contains("apt-get install"))
             .unwrap_or_else(|| panic!("{t}: pre-build has no apt-get install"));
         let installed: BTreeSet<&str> = install

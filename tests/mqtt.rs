@@ -121,8 +121,11 @@ impl Drop for Broker {
 
 /// A subscriber collecting every message of the tree; persistent session (QoS 1) so
 /// messages published while it reconnects after a broker restart are kept for it.
+/// (topic, payload) as received.
+type Received = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
+
 struct Sub {
-    msgs: Arc<Mutex<Vec<(String, Vec<u8>)>>>,
+    msgs: Received,
     stop: Arc<AtomicBool>,
 }
 
@@ -669,8 +672,17 @@ fn watch_prints_replay_lines_for_postcard_and_json_payloads() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // Wait until it is subscribed (it logs once it has sent the SUBSCRIBE).
-    std::thread::sleep(Duration::from_millis(700));
+    // Wait until it is subscribed (it logs "watching" on SUBACK).
+    let mut watch = watch;
+    let mut err = BufReader::new(watch.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("watching") {
+        line.clear();
+        assert!(
+            err.read_line(&mut line).unwrap() > 0,
+            "watch exited before subscribing"
+        );
+    }
     let evs = [call(1, CallEventKind::Invite), interval(1, 5)];
     for (sensor, f) in [("wpc", Format::Postcard), ("wjs", Format::Json)] {
         let mut p = Publisher::start(&cfg(&b, sensor, f)).unwrap();
@@ -762,4 +774,172 @@ fn check_config_accepts_the_example_and_names_the_bad_key() {
         e.contains("mqtt.url") && e.contains("http://broker") && e.contains("mqtts://"),
         "{e}"
     );
+}
+
+/// The must-show: `replay FILE --broker … --site s1 --sensor t1` delivers every call
+/// event to `voipsensor/v1/s1/t1/calls`, and `watch` prints the same lines as `replay`.
+fn replay_to_broker_matches_replay_output(capture: &Path, payload: &str) {
+    let dir = tempdir("replay");
+    let Some(b) = Broker::start(&dir, "allow_anonymous true") else {
+        return;
+    };
+    let expected = bin().arg("replay").arg(capture).output().unwrap();
+    assert!(expected.status.success());
+    let want: Vec<String> = String::from_utf8(expected.stdout)
+        .unwrap()
+        .lines()
+        .filter(|l| {
+            ["call", "stream_end", "dtmf", "media_health"]
+                .iter()
+                .any(|t| l.contains(&format!("\"type\":\"{t}\"")))
+        })
+        .map(str::to_string)
+        .collect();
+    assert!(
+        want.len() >= 4,
+        "too few call events in {}",
+        capture.display()
+    );
+    let mut watch = bin()
+        .args([
+            "watch",
+            "--broker",
+            &b.url(),
+            "--site",
+            "s1",
+            "--sensor",
+            "t1",
+        ])
+        .args(["--timeout-s", "60"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut err = BufReader::new(watch.stderr.take().unwrap());
+    let mut line = String::new();
+    while !line.contains("watching") {
+        line.clear();
+        assert!(
+            err.read_line(&mut line).unwrap() > 0,
+            "watch exited before subscribing"
+        );
+    }
+    let st = bin()
+        .arg("replay")
+        .arg(capture)
+        .args([
+            "--broker",
+            &b.url(),
+            "--site",
+            "s1",
+            "--sensor",
+            "t1",
+            "--payload",
+            payload,
+            "--summary",
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // Read until every call event arrived (health, rtp and status messages come too).
+    let mut got = Vec::new();
+    for l in BufReader::new(watch.stdout.take().unwrap()).lines() {
+        let l = l.unwrap();
+        if l.contains("\"topic\":\"voipsensor/v1/s1/t1/calls\"") {
+            got.push(strip_transport(&l));
+            if got.len() == want.len() {
+                break;
+            }
+        }
+    }
+    let _ = watch.kill();
+    let _ = watch.wait();
+    assert_eq!(got, want, "{payload}");
+}
+
+#[test]
+fn replay_of_the_demo_to_a_broker_delivers_every_call_event_in_order() {
+    let dir = tempdir("demo");
+    let demo = dir.join("demo.pcap");
+    assert!(bin().arg("fixture").arg(&demo).status().unwrap().success());
+    replay_to_broker_matches_replay_output(&demo, "postcard");
+    replay_to_broker_matches_replay_output(&demo, "json");
+}
+
+#[test]
+fn replay_of_aaa_to_a_broker_delivers_every_call_event_in_order() {
+    let p =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/pcaps/aaa_register_cancel_4xx.pcap");
+    if !p.exists() {
+        eprintln!("SKIP: {} is absent", p.display());
+        return;
+    }
+    replay_to_broker_matches_replay_output(&p, "postcard");
+}
+
+#[test]
+fn json_payload_seen_by_mosquitto_sub_is_flat_json() {
+    let dir = tempdir("sub");
+    let Some(b) = Broker::start(&dir, "allow_anonymous true") else {
+        return;
+    };
+    let demo = dir.join("demo.pcap");
+    assert!(bin().arg("fixture").arg(&demo).status().unwrap().success());
+    let port = b.url().rsplit(':').next().unwrap().to_string();
+    let sub = Command::new("mosquitto_sub")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port,
+            "-t",
+            "voipsensor/v1/#",
+            "-W",
+            "20",
+            "-C",
+            "12",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let st = bin()
+        .arg("replay")
+        .arg(&demo)
+        .args([
+            "--broker",
+            &b.url(),
+            "--site",
+            "s1",
+            "--sensor",
+            "t1",
+            "--payload",
+            "json",
+            "--summary",
+        ])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let out = sub.wait_with_output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    let mut n = 0;
+    for l in text.lines() {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+        let objs: Vec<&serde_json::Value> = match &v {
+            serde_json::Value::Array(a) => a.iter().collect(),
+            o => vec![o],
+        };
+        for o in objs {
+            let m = o.as_object().expect("an object");
+            // Status lists the capture interfaces; every event and metric is flat.
+            if m["type"] != "status" {
+                assert!(
+                    m.values().all(|x| !x.is_array() && !x.is_object()),
+                    "not flat: {l}"
+                );
+            }
+            n += 1;
+        }
+    }
+    assert!(n >= 12, "{text}");
 }

@@ -1,3 +1,5 @@
 //! The capture edge: frames with timestamps from a file (replay) or an interface (live).
 
 pub mod file;
+pub mod health;
+pub mod live;

@@ -3,6 +3,9 @@
 pub mod check_config;
 pub mod decode;
 pub mod fixture;
+pub mod interfaces;
 pub mod publish_test;
 pub mod replay;
+pub mod run;
+pub mod selftest;
 pub mod watch;

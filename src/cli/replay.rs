@@ -7,10 +7,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant as WallClock;
 use voipsensor::capture::file::CaptureFile;
-use voipsensor::publish::json;
+use voipsensor::config::{self, Config};
+use voipsensor::publish::payload::Format;
+use voipsensor::publish::{Publisher, json};
 use voipsensor::track::counters::Counters;
-use voipsensor::track::event::{Event, EventSink};
-use voipsensor::track::tracker::{Tracker, TrackerConfig};
+use voipsensor::track::event::{Event, EventSink, Ts};
+use voipsensor::track::tracker::Tracker;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -22,6 +24,74 @@ pub struct Args {
     /// Do not look for RTP that no SDP announced.
     #[arg(long)]
     pub no_rtp_heuristic: bool,
+    /// Sensor configuration (TOML): tracker capacities, MQTT, privacy. Flags override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Publish to this MQTT broker (mqtt://host:port or mqtts://...) as the live sensor would.
+    #[arg(long)]
+    pub broker: Option<String>,
+    /// Site name in the topic tree (with --broker).
+    #[arg(long)]
+    pub site: Option<String>,
+    /// Sensor id in the topic tree (with --broker).
+    #[arg(long)]
+    pub sensor: Option<String>,
+    /// Payload format on MQTT.
+    #[arg(long, value_enum)]
+    pub payload: Option<Format>,
+    /// Publish paced to packet time at this speed (1 = real time), for tests and demos.
+    #[arg(long)]
+    pub pace: Option<f64>,
+}
+
+/// Sends each event to stdout and, when publishing, to MQTT.
+struct Tee<'a, W: Write> {
+    lines: JsonLines<W>,
+    mqtt: Option<&'a mut Publisher>,
+}
+
+impl<W: Write> EventSink for Tee<'_, W> {
+    fn emit(&mut self, ev: &Event) {
+        self.lines.emit(ev);
+        if let Some(p) = self.mqtt.as_deref_mut() {
+            p.publish(ev);
+        }
+    }
+}
+
+/// The configuration: the file if given, then the command-line overrides.
+fn effective_config(args: &Args) -> Result<Option<Config>> {
+    let mut cfg = match &args.config {
+        Some(p) => Some(config::load(p)?),
+        None => None,
+    };
+    if let Some(url) = &args.broker {
+        let base = cfg.take().unwrap_or_default();
+        let site = args
+            .site
+            .clone()
+            .unwrap_or_else(|| base.sensor.site.clone());
+        let sensor = match (&args.sensor, &base.sensor.id) {
+            (Some(s), _) | (None, Some(s)) => s.clone(),
+            (None, None) => anyhow::bail!(
+                "--broker needs --sensor (or [sensor] id in --config): replay has no capture NIC to derive an id from"
+            ),
+        };
+        let mut c = config::options_from_cli(
+            url,
+            &site,
+            &sensor,
+            args.payload.unwrap_or(base.output.payload),
+        )?;
+        c.mqtt = config::Mqtt {
+            url: c.mqtt.url,
+            ..base.mqtt
+        };
+        c.privacy = base.privacy;
+        c.tracker = base.tracker;
+        cfg = Some(c);
+    }
+    Ok(cfg)
 }
 
 /// Writes each event as one JSON line.
@@ -53,16 +123,32 @@ pub fn summary_line(c: &Counters) -> String {
 }
 
 pub fn run(args: Args) -> Result<ExitCode> {
+    let conf = effective_config(&args)?;
     let mut cap = CaptureFile::open(&args.file)?;
-    let mut cfg = TrackerConfig::default();
-    cfg.media.heuristic = !args.no_rtp_heuristic;
+    let mut cfg = conf
+        .as_ref()
+        .map(|c| c.tracker.tracker_config())
+        .unwrap_or_default();
+    cfg.media.heuristic &= !args.no_rtp_heuristic;
     let mut tracker = Tracker::new(cfg);
-    let stdout = std::io::stdout().lock();
-    let mut sink = JsonLines {
-        out: std::io::BufWriter::with_capacity(1 << 16, stdout),
-        quiet: args.summary,
-        error: None,
+    let mut publisher = match (&conf, &args.broker) {
+        (Some(c), Some(_)) => {
+            let mut p = Publisher::start_with(c, vec![args.file.display().to_string()])?;
+            p.set_pace(args.pace);
+            Some(p)
+        }
+        _ => None,
     };
+    let stdout = std::io::stdout().lock();
+    let mut sink = Tee {
+        lines: JsonLines {
+            out: std::io::BufWriter::with_capacity(1 << 16, stdout),
+            quiet: args.summary,
+            error: None,
+        },
+        mqtt: publisher.as_mut(),
+    };
+    let mut second = 0u64;
     let link = cap.link();
     let progress = std::io::stderr().is_terminal() && cap.total_bytes > 20 << 20;
     let started = WallClock::now();
@@ -71,7 +157,16 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let mut failure = None;
     loop {
         match cap.next_frame() {
-            Ok(Some(f)) => tracker.on_frame(f.ts, link, f.data, &mut sink),
+            Ok(Some(f)) => {
+                tracker.on_frame(f.ts, link, f.data, &mut sink);
+                // Once per second of packet time the publisher batches RTP and sends health.
+                if let Some(p) = sink.mqtt.as_deref_mut()
+                    && f.ts.as_secs() != second
+                {
+                    second = f.ts.as_secs();
+                    p.tick(Ts::from_instant(f.ts), &tracker.counters());
+                }
+            }
             Ok(None) => break,
             Err(e) => {
                 failure = Some(e);
@@ -90,7 +185,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                 frames as f64 / secs
             );
         }
-        if sink.error.is_some() {
+        if sink.lines.error.is_some() {
             break;
         }
     }
@@ -98,15 +193,27 @@ pub fn run(args: Args) -> Result<ExitCode> {
         eprintln!();
     }
     tracker.finish("end_of_capture", &mut sink);
-    sink.quiet = false;
-    let line = summary_line(&tracker.counters());
-    if sink.error.is_none() {
-        let _ = writeln!(sink.out, "{line}");
+    let counters = tracker.counters();
+    if let Some(p) = sink.mqtt.as_deref_mut()
+        && let Some(now) = tracker.now()
+    {
+        p.tick(Ts::from_instant(now), &counters);
     }
-    if let Err(e) = sink.out.flush() {
-        sink.error.get_or_insert(e);
+    let mut lines = sink.lines;
+    lines.quiet = false;
+    let line = summary_line(&counters);
+    if lines.error.is_none() {
+        let _ = writeln!(lines.out, "{line}");
     }
-    if let Some(e) = sink.error {
+    if let Err(e) = lines.out.flush() {
+        lines.error.get_or_insert(e);
+    }
+    if let Some(p) = publisher {
+        // Everything queued must reach the broker, or the command fails saying how much did not.
+        let stats = p.finish(std::time::Duration::from_secs(30))?;
+        log::info!("published: {stats:?}");
+    }
+    if let Some(e) = lines.error {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
             return Ok(ExitCode::SUCCESS); // `replay … | head` is fine
         }

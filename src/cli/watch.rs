@@ -81,6 +81,8 @@ pub fn run(a: Args) -> Result<ExitCode> {
                 client
                     .try_subscribe(filter.clone(), rumqttc::QoS::AtLeastOnce)
                     .context("subscribe")?;
+            }
+            Ok(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_))) => {
                 log::info!("watching {filter} on {}", a.broker);
             }
             Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => {

@@ -21,12 +21,45 @@ pub fn to_value(ev: &Event) -> Value {
         for (k, v) in fields {
             // Absent optional figures are left out rather than printed as null: smaller lines,
             // and consumers treat "missing" and "null" alike.
-            if !v.is_null() {
-                out.insert(k, v);
+            match v {
+                Value::Null => {}
+                // Nested records (a call's per-direction quality) become prefixed fields,
+                // `quality_caller_packets`, so every line stays one flat object.
+                Value::Object(inner) => {
+                    for (ik, iv) in inner {
+                        if !iv.is_null() {
+                            out.insert(format!("{k}_{ik}"), iv);
+                        }
+                    }
+                }
+                v => {
+                    out.insert(k, v);
+                }
             }
         }
     }
     Value::Object(out)
+}
+
+/// Records that [`to_value`] flattens into prefixed fields.
+const NESTED: [&str; 2] = ["quality_caller", "quality_callee"];
+
+/// Undoes the flattening of [`to_value`], so a JSON line deserializes into its event type.
+pub fn unflatten(m: &mut Map<String, Value>) {
+    for prefix in NESTED {
+        let pre = format!("{prefix}_");
+        let keys: Vec<String> = m.keys().filter(|k| k.starts_with(&pre)).cloned().collect();
+        if keys.is_empty() {
+            continue;
+        }
+        let mut inner = Map::new();
+        for k in keys {
+            if let Some(v) = m.remove(&k) {
+                inner.insert(k[pre.len()..].to_string(), v);
+            }
+        }
+        m.insert(prefix.to_string(), Value::Object(inner));
+    }
 }
 
 /// One line of JSON (no trailing newline).

@@ -301,6 +301,7 @@ pub fn event_from_json(v: &Value) -> Result<Event, DecodeError> {
     };
     m.remove("seq");
     m.remove("topic");
+    crate::publish::json::unflatten(&mut m);
     let body = Value::Object(m);
     let ev = match ty.as_str() {
         "call" => Event::Call(serde_json::from_value(body).map_err(DecodeError::Json)?),

@@ -13,6 +13,12 @@
 //! Intervals are whole seconds of packet time; a stream reports a second in which it
 //! carried packets. Signalled silence (hold, sendonly, inactive, comfort noise) produces
 //! no packets and so no loss.
+//!
+//! Unsignalled RTP (`rtp::heuristic`): a plausible datagram opens a candidate stream whose
+//! statistics count from that first packet; it is reported only once a run of in-sequence
+//! packets confirms it, so noise never produces events and confirmed streams lose nothing.
+//! A stream outlives its call's end until idle (`closed_call_idle`) so packets in flight
+//! after the BYE stay in one stream. Nothing here allocates per packet.
 
 use crate::rtp::codec;
 use crate::rtp::emodel;
@@ -592,7 +598,7 @@ impl Media {
             let Some((k, st)) = self.streams.by_slot_mut(s) else {
                 continue;
             };
-            if !st.call.is_some_and(|c| c.serial == serial) {
+            if st.call.is_none_or(|c| c.serial != serial) {
                 continue;
             }
             st.closed = Some(reason);
@@ -698,8 +704,8 @@ impl Media {
 /// stream table ([`Media::each_call_stream`]). All decisions use packet time:
 /// - `no_media_after_answer`: answered, not on hold, and no packet in either direction for
 ///   `health_silence` since the answer;
-/// - `one_way_media`: one direction flows (a packet within `health_silence`) while the
-///   other has been silent longer than that;
+/// - `one_way_media`: one direction flows (a packet within half of `health_silence`)
+///   while the other has been silent longer than `health_silence`;
 /// - `media_stopped`: media flowed after the answer, and now both directions have been
 ///   silent longer than `health_silence`.
 ///
@@ -736,18 +742,20 @@ impl MediaWatch {
             let from = after(i).map_or(since, |(t, _)| t);
             now.saturating_duration_since(from)
         };
-        let flowing = |i: usize| after(i).is_some() && quiet(i) <= silence;
+        // "Flowing" means a packet within half the silence threshold, so two directions
+        // that stop together are one `media_stopped`, never a passing `one_way_media`.
+        let flowing = |i: usize| after(i).is_some() && quiet(i) <= silence / 2;
         let (problem, dir) = if after(0).is_none() && after(1).is_none() {
             (MediaProblem::NoMediaAfterAnswer, None)
-        } else if flowing(0) != flowing(1) {
+        } else if flowing(0) && flowing(1) {
+            return None;
+        } else if flowing(0) || flowing(1) {
             (
                 MediaProblem::OneWayMedia,
                 Some(if flowing(0) { 1 } else { 0 }),
             )
-        } else if !flowing(0) {
-            (MediaProblem::MediaStopped, None)
         } else {
-            return None;
+            (MediaProblem::MediaStopped, None)
         };
         let silent = match dir {
             Some(i) => quiet(i),

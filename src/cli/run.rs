@@ -1,0 +1,811 @@
+//! `voipsensor run`: the live sensor on one or more mirror-port interfaces.
+//!
+//! One thread: nonblocking capture handles polled together feed one tracker; an
+//! `embassy-time` one-second tick (std driver) does the per-second work: pcap statistics,
+//! interface lifecycle, tracker timeouts when traffic stops, mirror diagnostics, `health`.
+//! Events go to the MQTT publisher, or as JSON lines to stdout when no broker is configured.
+//!
+//! Privileges: capturing needs CAP_NET_RAW (and CAP_NET_ADMIN for promiscuous mode), not
+//! root. With `--user`, the process switches to that user once the handles are open and
+//! keeps only those two capabilities (to reopen an interface that comes back); it always
+//! sets no_new_privs and opens no listening socket.
+
+use crate::cli::replay::{JsonLines, summary_line};
+use anyhow::{Context, Result, bail};
+use serde::Serialize;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant as WallClock};
+use voipsensor::capture::health::{CaptureSummary, IfHealth, IfState, PcapCounts, summarize};
+use voipsensor::capture::live::{DedupRing, Interface, Options};
+use voipsensor::config::{self, BrokerUrl, Config};
+use voipsensor::publish::Publisher;
+use voipsensor::track::counters::Counters;
+use voipsensor::track::event::{Event, EventSink, Ts};
+use voipsensor::track::mirror::{self, CallSides, Delivery, DirectionStats, Warning};
+use voipsensor::track::tracker::{Tracker, TrackerConfig};
+
+#[derive(clap::Args, Clone)]
+pub struct Args {
+    /// Configuration file (TOML, see sensor.example.toml); flags below override it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Capture interface (repeat for several: one tracker, duplicates dropped).
+    #[arg(long = "interface", short = 'i')]
+    pub interfaces: Vec<String>,
+    /// MQTT broker, mqtt://host[:port] or mqtts://host[:port]; without one (and without
+    /// mqtt.url in the config), events are JSON lines on stdout.
+    #[arg(long)]
+    pub broker: Option<String>,
+    #[arg(long)]
+    pub site: Option<String>,
+    #[arg(long)]
+    pub sensor: Option<String>,
+    /// JSON lines on stdout even when a broker is configured.
+    #[arg(long)]
+    pub stdout: bool,
+    /// Kernel filter (BPF); VLAN-tagged traffic matching it passes too.
+    #[arg(long)]
+    pub bpf: Option<String>,
+    /// Kernel ring buffer per interface, MiB.
+    #[arg(long)]
+    pub buffer_mb: Option<u32>,
+    /// `health` period, seconds.
+    #[arg(long)]
+    pub health_interval_s: Option<u32>,
+    /// Seconds without a frame on an interface before "no mirror traffic".
+    #[arg(long, default_value_t = 10)]
+    pub no_traffic_s: u64,
+    /// Switch to this user once the capture handles are open (keeps only CAP_NET_RAW and
+    /// CAP_NET_ADMIN).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Do not look for RTP that no SDP announced.
+    #[arg(long)]
+    pub no_rtp_heuristic: bool,
+}
+
+/// The effective settings: the file (if any) with the flags applied.
+struct Settings {
+    cfg: Config,
+    mqtt: bool,
+    opts: Options,
+    tracker: TrackerConfig,
+}
+
+fn settings(a: &Args) -> Result<Settings> {
+    let (mut cfg, mut mqtt, from_file) = match &a.config {
+        Some(p) => {
+            let cfg = config::load(p)?;
+            (cfg, mqtt_url_set(p), true)
+        }
+        None => (Config::default(), false, false),
+    };
+    if !a.interfaces.is_empty() {
+        cfg.capture.interfaces = a.interfaces.clone();
+    }
+    if let Some(b) = &a.broker {
+        BrokerUrl::parse(b)?;
+        cfg.mqtt.url = b.clone();
+        mqtt = true;
+    }
+    if let Some(s) = &a.site {
+        cfg.sensor.site = s.clone();
+    }
+    if let Some(s) = &a.sensor {
+        cfg.sensor.id = Some(s.clone());
+    }
+    if let Some(b) = &a.bpf {
+        cfg.capture.bpf = b.clone();
+    }
+    if let Some(m) = a.buffer_mb {
+        if !(1..=4096).contains(&m) {
+            bail!("--buffer-mb {m}: expected 1 to 4096 MiB");
+        }
+        cfg.capture.buffer_mb = m;
+    }
+    if let Some(h) = a.health_interval_s {
+        if !(1..=3600).contains(&h) {
+            bail!("--health-interval-s {h}: expected 1 to 3600 seconds");
+        }
+        cfg.output.health_interval_s = h;
+    }
+    if a.stdout {
+        mqtt = false;
+    }
+    if cfg.capture.interfaces.is_empty() {
+        bail!(
+            "no capture interface: pass --interface IF or set capture.interfaces in the config (`voipsensor interfaces` lists them)"
+        );
+    }
+    if mqtt && cfg.sensor.site.is_empty() {
+        bail!("publishing needs a site: pass --site NAME or set sensor.site in the config");
+    }
+    if cfg.sensor.site.is_empty() {
+        cfg.sensor.site = "local".into();
+    }
+    let opts = Options {
+        promisc: cfg.capture.promisc,
+        snaplen: cfg.capture.snaplen,
+        buffer_bytes: cfg.capture.buffer_mb.saturating_mul(1 << 20),
+        timeout_ms: 100,
+        bpf: cfg.capture.bpf.clone(),
+    };
+    // Without a file the tracker is `replay`'s, so both give the same events.
+    let mut tracker = if from_file {
+        tracker_config(&cfg.tracker)
+    } else {
+        TrackerConfig::default()
+    };
+    tracker.media.heuristic = !a.no_rtp_heuristic;
+    Ok(Settings {
+        cfg,
+        mqtt,
+        opts,
+        tracker,
+    })
+}
+
+/// Whether the file names a broker (`[mqtt] url`): the default URL alone does not turn
+/// publishing on.
+fn mqtt_url_set(p: &Path) -> bool {
+    std::fs::read_to_string(p)
+        .ok()
+        .and_then(|t| t.parse::<toml::Table>().ok())
+        .and_then(|t| t.get("mqtt")?.get("url").cloned())
+        .is_some()
+}
+
+pub fn tracker_config(t: &config::Tracker) -> TrackerConfig {
+    let secs = |s: u32| embassy_time::Duration::from_secs(u64::from(s));
+    let mut c = TrackerConfig::default();
+    c.calls = t.max_calls as usize;
+    c.fragments = t.max_ip_fragments as usize;
+    c.tcp_streams = t.max_tcp_streams as usize;
+    c.timeouts.setup = secs(t.setup_timeout_s);
+    c.timeouts.no_media = secs(t.call_idle_timeout_s);
+    c.media.streams = t.max_streams as usize;
+    c.media.endpoints = t.max_media_endpoints as usize;
+    c.media.stream_timeout = secs(t.stream_timeout_s);
+    c.media.health_silence = secs(t.media_silence_s);
+    c
+}
+
+enum Output {
+    Json(JsonLines<std::io::BufWriter<std::io::Stdout>>),
+    Mqtt(Box<Publisher>),
+}
+
+/// Events to the output, watched on the way for the mirror diagnostics.
+struct Sink {
+    out: Output,
+    sides: CallSides,
+}
+
+impl EventSink for Sink {
+    fn emit(&mut self, ev: &Event) {
+        self.sides.on_event(ev);
+        match &mut self.out {
+            Output::Json(j) => j.emit(ev),
+            Output::Mqtt(p) => p.publish(ev),
+        }
+    }
+}
+
+impl Sink {
+    fn line(&mut self, s: &str) {
+        if let Output::Json(j) = &mut self.out
+            && j.error.is_none()
+            && let Err(e) = writeln!(j.out, "{s}")
+        {
+            j.error = Some(e);
+        }
+    }
+    fn flush(&mut self) {
+        if let Output::Json(j) = &mut self.out
+            && let Err(e) = j.out.flush()
+        {
+            j.error.get_or_insert(e);
+        }
+    }
+}
+
+fn start_output(s: &Settings) -> Result<Output> {
+    if s.mqtt {
+        let p = Publisher::start_with(&s.cfg, s.cfg.capture.interfaces.clone())?;
+        Ok(Output::Mqtt(Box::new(p)))
+    } else {
+        Ok(Output::Json(JsonLines {
+            out: std::io::BufWriter::with_capacity(1 << 16, std::io::stdout()),
+            quiet: false,
+            error: None,
+        }))
+    }
+}
+
+/// The mirror part of `health`.
+#[derive(Serialize)]
+struct MirrorReport {
+    directions: DirectionStats,
+    answered_calls: CallSides,
+    delivery: Delivery,
+    tls_records: u64,
+}
+
+/// `health`: capture, interfaces, mirror, warnings, the tracker's counters.
+#[derive(Serialize)]
+struct HealthReport {
+    site: String,
+    sensor: String,
+    capture: CaptureSummary,
+    interfaces: Vec<IfHealth>,
+    mirror: MirrorReport,
+    warnings: Vec<Warning>,
+    counters: Counters,
+}
+
+fn wall_us() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as u64)
+        .unwrap_or(0)
+}
+
+/// Packets are stamped when the kernel receives them and reach us up to the read timeout
+/// later: the idle tick stays this far behind wall time so it never overtakes them.
+const TICK_LAG_US: u64 = 1_000_000;
+/// Frames read from one handle before looking at the others and the clock.
+const BATCH: usize = 1024;
+/// Seconds of TLS-record history for "signalling not visible".
+const TLS_WINDOW: usize = 60;
+/// Drops keep metrics flagged this long (a second's intervals straddle two stats reads).
+const LOSS_HOLD_US: u64 = 2_000_000;
+
+struct State {
+    settings: Settings,
+    ifs: Vec<Interface>,
+    tracker: Tracker,
+    sink: Sink,
+    dedup: DedupRing,
+    loss_until: u64,
+    tls_hist: std::collections::VecDeque<u64>,
+    warnings: Vec<Warning>,
+    last_health: WallClock,
+    capturing_since: Vec<Option<WallClock>>,
+    /// pcap statistics gathered since the last second, per interface.
+    pending: Vec<PcapCounts>,
+    sensor_id: String,
+}
+
+pub fn run(a: Args) -> Result<ExitCode> {
+    let s = settings(&a)?;
+    let term = Arc::new(AtomicBool::new(false));
+    let hup = Arc::new(AtomicBool::new(false));
+    for sig in [signal_hook::consts::SIGTERM, signal_hook::consts::SIGINT] {
+        signal_hook::flag::register(sig, term.clone()).context("cannot install signal handler")?;
+    }
+    signal_hook::flag::register(signal_hook::consts::SIGHUP, hup.clone())
+        .context("cannot install signal handler")?;
+
+    let now = WallClock::now();
+    let mut ifs: Vec<Interface> = s
+        .cfg
+        .capture
+        .interfaces
+        .iter()
+        .map(|n| Interface::new(n))
+        .collect();
+    for i in &mut ifs {
+        if let Some(m) = i.try_open(&s.opts, now) {
+            if i.handle.is_some() {
+                log::info!("{m}");
+            } else {
+                log::warn!("{m}");
+            }
+        }
+    }
+    // The sensor id may come from an interface's MAC; fall back to a fixed name for stdout.
+    let sensor_id = s
+        .cfg
+        .sensor_id()
+        .or_else(|e| if s.mqtt { Err(e) } else { Ok("local".into()) })?;
+    let out = start_output(&s)?;
+    if let Some(u) = &a.user {
+        privileges::drop_to(u)?;
+        log::info!("running as user {u} with CAP_NET_RAW and CAP_NET_ADMIN only");
+    }
+    privileges::no_new_privs()?;
+
+    let n = ifs.len();
+    let mut st = State {
+        tracker: Tracker::new(s.tracker),
+        ifs,
+        sink: Sink {
+            out,
+            sides: CallSides::default(),
+        },
+        dedup: DedupRing::new(4096, Duration::from_millis(50)),
+        loss_until: 0,
+        tls_hist: std::collections::VecDeque::with_capacity(TLS_WINDOW + 1),
+        warnings: Vec::new(),
+        last_health: WallClock::now(),
+        capturing_since: vec![Some(WallClock::now()); n],
+        pending: vec![PcapCounts::default(); n],
+        sensor_id,
+        settings: s,
+    };
+    log::info!(
+        "voipsensor {} running on {} ({}); output: {}",
+        env!("CARGO_PKG_VERSION"),
+        st.settings.cfg.capture.interfaces.join(", "),
+        st.settings.cfg.sensor.site,
+        if st.settings.mqtt {
+            st.settings.cfg.mqtt.url.as_str()
+        } else {
+            "JSON lines on stdout"
+        }
+    );
+
+    let tick = embassy_time::Duration::from_secs(1);
+    let mut next_tick = embassy_time::Instant::now() + tick;
+    let mut pollfds: Vec<libc::pollfd> = Vec::with_capacity(n);
+    let mut frames_since_tick = 0u64;
+    while !term.load(Ordering::Relaxed) {
+        if hup.swap(false, Ordering::Relaxed) {
+            st.reload(&a);
+        }
+        pollfds.clear();
+        pollfds.extend(
+            st.ifs
+                .iter()
+                .filter_map(|i| i.handle.as_ref())
+                .map(|h| libc::pollfd {
+                    fd: h.fd(),
+                    events: libc::POLLIN,
+                    revents: 0,
+                }),
+        );
+        let wait = next_tick
+            .saturating_duration_since(embassy_time::Instant::now())
+            .as_millis()
+            .min(100) as i32;
+        if pollfds.is_empty() {
+            std::thread::sleep(Duration::from_millis(wait as u64));
+        } else {
+            // SAFETY: `pollfds` is a live, correctly sized array of pollfd.
+            // EINTR (a signal) just ends the wait early.
+            unsafe { libc::poll(pollfds.as_mut_ptr(), pollfds.len() as libc::nfds_t, wait) };
+        }
+        frames_since_tick += st.read_all();
+        if embassy_time::Instant::now() >= next_tick {
+            next_tick += tick;
+            let now = embassy_time::Instant::now();
+            if next_tick < now {
+                next_tick = now + tick; // fell behind (stopped, overloaded): skip, no burst
+            }
+            st.second(frames_since_tick == 0, a.no_traffic_s);
+            frames_since_tick = 0;
+            if let Output::Json(j) = &st.sink.out
+                && j.error.is_some()
+            {
+                break; // stdout closed (`run | head`): nothing more to say
+            }
+        }
+    }
+    st.stop()
+}
+
+impl State {
+    /// Reads what every open handle has ready; returns the frames read.
+    fn read_all(&mut self) -> u64 {
+        let multi = self.ifs.iter().filter(|i| i.handle.is_some()).count() > 1;
+        let mut total = 0;
+        for (idx, iface) in self.ifs.iter_mut().enumerate() {
+            let Some(h) = iface.handle.as_mut() else {
+                continue;
+            };
+            let link = h.link();
+            // Statistics before reading: drops that happened while the ring filled up mark
+            // the metrics of the backlog we are about to process.
+            if let Ok(d) = h.stats_delta() {
+                if d.dropping() {
+                    self.loss_until = wall_us() + LOSS_HOLD_US;
+                    self.tracker.set_capture_loss(true);
+                }
+                if let Some(p) = self.pending.get_mut(idx) {
+                    p.add(&d);
+                }
+            }
+            let (mut frames, mut dups) = (0u64, 0u64);
+            let (tracker, sink, dedup) = (&mut self.tracker, &mut self.sink, &mut self.dedup);
+            let mut res = Ok(BATCH);
+            for _ in 0..8 {
+                res = h.read(BATCH, |ts, data| {
+                    frames += 1;
+                    if multi && dedup.is_duplicate(idx as u8, ts, link, data) {
+                        dups += 1;
+                        return;
+                    }
+                    tracker.on_frame(ts, link, data, sink);
+                });
+                if !matches!(res, Ok(BATCH)) {
+                    break;
+                }
+            }
+            iface.health.frames += frames;
+            iface.health.duplicates += dups;
+            total += frames;
+            if frames > 0 {
+                iface.last_frame = Some(WallClock::now());
+            }
+            if let Err(e) = res {
+                log::warn!("{}", iface.lose(e.to_string(), WallClock::now()));
+            }
+        }
+        total
+    }
+
+    /// The once-a-second work.
+    fn second(&mut self, idle: bool, no_traffic_s: u64) {
+        let wall = wall_us();
+        let now = WallClock::now();
+        let mut dropping = false;
+        for (k, iface) in self.ifs.iter_mut().enumerate() {
+            if let Some(m) = iface.check(now) {
+                log::warn!("{m}");
+            }
+            let was_open = iface.handle.is_some();
+            if let Some(m) = iface.try_open(&self.settings.opts, now) {
+                if iface.handle.is_some() {
+                    log::info!("{m}");
+                } else {
+                    log::warn!("{m}");
+                }
+            }
+            if iface.handle.is_some() && !was_open {
+                self.capturing_since[k] = Some(now);
+            }
+            if iface.handle.is_none() {
+                self.capturing_since[k] = None;
+            }
+            iface.health.last_second = Default::default();
+            if let Some(h) = iface.handle.as_mut() {
+                let pending = self
+                    .pending
+                    .get_mut(k)
+                    .map(std::mem::take)
+                    .unwrap_or_default();
+                match h.stats_delta() {
+                    Ok(mut d) => {
+                        d.add(&pending);
+                        if d.dropping() {
+                            log::warn!(
+                                "{}: capture dropping: {} packets dropped by the kernel, {} by the interface in the last second (raise capture.buffer_mb, or the board is too slow for this traffic)",
+                                iface.name,
+                                d.dropped_kernel,
+                                d.dropped_interface
+                            );
+                            dropping = true;
+                        }
+                        iface.health.last_second = d;
+                        iface.health.total.add(&d);
+                    }
+                    Err(e) => log::debug!("{}: no pcap statistics: {e}", iface.name),
+                }
+            }
+        }
+        if dropping {
+            self.loss_until = wall + LOSS_HOLD_US;
+        }
+        let loss = wall < self.loss_until;
+        self.tracker.set_capture_loss(loss);
+        if idle {
+            // No traffic: drive reports and timeouts from the clock.
+            self.tracker.tick(
+                embassy_time::Instant::from_micros(wall - TICK_LAG_US),
+                &mut self.sink,
+            );
+        }
+
+        let counters = self.tracker.counters();
+        self.tls_hist.push_back(counters.sip.tls_records);
+        if self.tls_hist.len() > TLS_WINDOW {
+            self.tls_hist.pop_front();
+        }
+        let tls_window = counters.sip.tls_records - self.tls_hist.front().copied().unwrap_or(0);
+        let dirs = self.tracker.mirror().directions();
+        let mut warnings = mirror::warnings(&dirs, &self.sink.sides, tls_window);
+        for (k, iface) in self.ifs.iter().enumerate() {
+            let quiet_for = match (iface.last_frame, self.capturing_since[k]) {
+                (_, None) => None,
+                (Some(f), Some(c)) => Some(now.saturating_duration_since(f.max(c))),
+                (None, Some(c)) => Some(now.saturating_duration_since(c)),
+            };
+            if let Some(q) = quiet_for
+                && q.as_secs() >= no_traffic_s
+            {
+                warnings.push(Warning {
+                    code: "no_mirror_traffic",
+                    message: format!(
+                        "no mirror traffic on {} for {} s (link {}): check the SPAN session and the cable",
+                        iface.name,
+                        q.as_secs(),
+                        iface.health.link
+                    ),
+                });
+            }
+            if iface.health.state != IfState::Capturing {
+                warnings.push(Warning {
+                    code: "interface_down",
+                    message: iface
+                        .health
+                        .error
+                        .clone()
+                        .unwrap_or_else(|| format!("{}: not capturing", iface.name)),
+                });
+            }
+        }
+        if loss {
+            warnings.push(Warning {
+                code: "capture_loss",
+                message: "the capture is dropping packets: metrics carry capture_loss".into(),
+            });
+        }
+        self.log_warning_changes(&warnings);
+        self.warnings = warnings;
+
+        let due = now.saturating_duration_since(self.last_health).as_secs()
+            >= u64::from(self.settings.cfg.output.health_interval_s);
+        if due || matches!(self.sink.out, Output::Mqtt(_)) {
+            let report = self.report(counters, dirs, loss);
+            match &mut self.sink.out {
+                // The publisher keeps its own health period.
+                Output::Mqtt(p) => p.tick(Ts(wall), &report),
+                Output::Json(_) => {
+                    let line = health_line(Ts(wall), &report);
+                    self.sink.line(&line);
+                }
+            }
+            if due {
+                self.last_health = now;
+            }
+        }
+        self.sink.flush();
+    }
+
+    fn log_warning_changes(&self, new: &[Warning]) {
+        for w in new {
+            if !self.warnings.iter().any(|o| o.code == w.code) {
+                log::warn!("{}", w.message);
+            }
+        }
+        for o in &self.warnings {
+            if !new.iter().any(|w| w.code == o.code) {
+                log::info!("cleared: {}", o.message);
+            }
+        }
+    }
+
+    fn report(&self, counters: Counters, dirs: DirectionStats, loss: bool) -> HealthReport {
+        let interfaces: Vec<IfHealth> = self.ifs.iter().map(|i| i.health.clone()).collect();
+        HealthReport {
+            site: self.settings.cfg.sensor.site.clone(),
+            sensor: self.sensor_id.clone(),
+            capture: summarize(&interfaces, loss),
+            interfaces,
+            mirror: MirrorReport {
+                directions: dirs,
+                answered_calls: self.sink.sides,
+                delivery: self.tracker.mirror().delivery(),
+                tls_records: counters.sip.tls_records,
+            },
+            warnings: self.warnings.clone(),
+            counters,
+        }
+    }
+
+    /// SIGHUP: reads the configuration again; a bad file keeps the running one.
+    fn reload(&mut self, a: &Args) {
+        let new = match settings(a) {
+            Ok(s) => s,
+            Err(e) => {
+                log::error!("SIGHUP: configuration not reloaded, keeping the running one: {e:#}");
+                return;
+            }
+        };
+        let old = &self.settings;
+        if new.opts != old.opts || new.cfg.capture.interfaces != old.cfg.capture.interfaces {
+            let now = WallClock::now();
+            let mut ifs = Vec::new();
+            for name in &new.cfg.capture.interfaces {
+                let mut i = match self.ifs.iter().position(|i| &i.name == name) {
+                    Some(k) => self.ifs.swap_remove(k),
+                    None => Interface::new(name),
+                };
+                i.handle = None; // reopen with the new options
+                if let Some(m) = i.try_open(&new.opts, now) {
+                    log::info!("{m}");
+                }
+                ifs.push(i);
+            }
+            self.capturing_since = vec![Some(now); ifs.len()];
+            self.pending = vec![PcapCounts::default(); ifs.len()];
+            self.ifs = ifs;
+        }
+        if new.tracker.calls != old.tracker.calls
+            || new.tracker.media.streams != old.tracker.media.streams
+        {
+            log::warn!("SIGHUP: [tracker] changes take effect at the next start");
+        }
+        let output_changed = new.mqtt != old.mqtt
+            || (new.mqtt
+                && (new.cfg.mqtt != old.cfg.mqtt
+                    || new.cfg.sensor != old.cfg.sensor
+                    || new.cfg.output != old.cfg.output
+                    || new.cfg.privacy != old.cfg.privacy));
+        if output_changed {
+            match start_output(&new) {
+                Ok(out) => {
+                    let old_out = std::mem::replace(&mut self.sink.out, out);
+                    if let Output::Mqtt(p) = old_out
+                        && let Err(e) = p.finish(Duration::from_secs(5))
+                    {
+                        log::warn!("previous broker connection: {e:#}");
+                    }
+                }
+                Err(e) => {
+                    log::error!("SIGHUP: new output not started, keeping the running one: {e:#}")
+                }
+            }
+        }
+        let sensor = self.sensor_id.clone();
+        self.sensor_id = new.cfg.sensor_id().unwrap_or(sensor);
+        self.settings = new;
+        log::info!("SIGHUP: configuration reloaded");
+    }
+
+    /// SIGTERM/SIGINT: open calls end with `sensor_stopped`, output flushed (bounded).
+    fn stop(mut self) -> Result<ExitCode> {
+        log::info!("stopping: ending open calls");
+        self.read_all();
+        self.tracker.finish("sensor_stopped", &mut self.sink);
+        let counters = self.tracker.counters();
+        let dirs = self.tracker.mirror().directions();
+        let wall = wall_us();
+        let loss = wall < self.loss_until;
+        let report = self.report(counters.clone(), dirs, loss);
+        let health = health_line(Ts(wall), &report);
+        match self.sink.out {
+            Output::Mqtt(mut p) => {
+                p.tick(Ts(wall), &report);
+                if let Err(e) = p.finish(Duration::from_secs(5)) {
+                    log::warn!("not everything reached the broker before stopping: {e:#}");
+                }
+            }
+            Output::Json(mut j) => {
+                let _ = writeln!(j.out, "{health}");
+                let _ = writeln!(j.out, "{}", summary_line(&counters));
+                let _ = j.out.flush();
+            }
+        }
+        log::info!("stopped");
+        Ok(ExitCode::SUCCESS)
+    }
+}
+
+/// `{"type":"health","ts":...,...}` for stdout.
+fn health_line(ts: Ts, r: &HealthReport) -> String {
+    let mut m = serde_json::Map::new();
+    m.insert("type".into(), "health".into());
+    m.insert("ts".into(), serde_json::json!(ts));
+    if let Ok(serde_json::Value::Object(f)) = serde_json::to_value(r) {
+        m.extend(f);
+    }
+    serde_json::Value::Object(m).to_string()
+}
+
+/// Least privilege: switch user keeping only the capture capabilities; no_new_privs.
+mod privileges {
+    use anyhow::{Result, bail};
+    use std::ffi::CString;
+
+    const CAP_NET_ADMIN: u32 = 12;
+    const CAP_NET_RAW: u32 = 13;
+    const LINUX_CAPABILITY_VERSION_3: u32 = 0x2008_0522;
+
+    #[repr(C)]
+    struct CapHeader {
+        version: u32,
+        pid: i32,
+    }
+    #[repr(C)]
+    #[derive(Clone, Copy)]
+    struct CapData {
+        effective: u32,
+        permitted: u32,
+        inheritable: u32,
+    }
+
+    fn os_err(what: &str) -> anyhow::Error {
+        anyhow::anyhow!("{what}: {}", std::io::Error::last_os_error())
+    }
+
+    pub fn drop_to(user: &str) -> Result<()> {
+        let Ok(name) = CString::new(user) else {
+            bail!("--user {user:?}: not a user name");
+        };
+        // SAFETY: getpwnam_r writes into our buffers only; result points into `pw`.
+        let (uid, gid) = unsafe {
+            let mut pw: libc::passwd = std::mem::zeroed();
+            let mut buf = vec![0 as libc::c_char; 16 * 1024];
+            let mut result: *mut libc::passwd = std::ptr::null_mut();
+            let rc = libc::getpwnam_r(
+                name.as_ptr(),
+                &mut pw,
+                buf.as_mut_ptr(),
+                buf.len(),
+                &mut result,
+            );
+            if rc != 0 || result.is_null() {
+                bail!(
+                    "--user {user}: no such user; create one (useradd --system --no-create-home {user}) or omit --user"
+                );
+            }
+            (pw.pw_uid, pw.pw_gid)
+        };
+        // SAFETY: plain syscalls on this process's credentials.
+        unsafe {
+            if libc::geteuid() != 0 {
+                bail!(
+                    "--user {user}: switching users needs root; when started with only CAP_NET_RAW/CAP_NET_ADMIN, omit --user"
+                );
+            }
+            if libc::prctl(libc::PR_SET_KEEPCAPS, 1, 0, 0, 0) != 0 {
+                return Err(os_err("prctl(PR_SET_KEEPCAPS)"));
+            }
+            if libc::setgroups(0, std::ptr::null()) != 0 {
+                return Err(os_err("setgroups"));
+            }
+            if libc::setgid(gid) != 0 {
+                return Err(os_err("setgid"));
+            }
+            if libc::setuid(uid) != 0 {
+                return Err(os_err("setuid"));
+            }
+            // Keep what reopening an interface needs, nothing else.
+            let keep = (1 << CAP_NET_RAW) | (1 << CAP_NET_ADMIN);
+            let hdr = CapHeader {
+                version: LINUX_CAPABILITY_VERSION_3,
+                pid: 0,
+            };
+            let data = [
+                CapData {
+                    effective: keep,
+                    permitted: keep,
+                    inheritable: 0,
+                },
+                CapData {
+                    effective: 0,
+                    permitted: 0,
+                    inheritable: 0,
+                },
+            ];
+            if libc::syscall(libc::SYS_capset, &hdr, data.as_ptr()) != 0 {
+                return Err(os_err("capset"));
+            }
+            libc::prctl(libc::PR_SET_KEEPCAPS, 0, 0, 0, 0);
+        }
+        Ok(())
+    }
+
+    pub fn no_new_privs() -> Result<()> {
+        // SAFETY: a flag on this process.
+        if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+            return Err(os_err("prctl(PR_SET_NO_NEW_PRIVS)"));
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,631 @@
+//! `voipsensor run` on real interfaces: network namespaces and veth pairs made by the test,
+//! traffic from `tcpreplay` and SIPp. Skipped (with a message) when not root or when
+//! namespaces cannot be made; CI runs as root.
+
+mod common;
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_voipsensor")
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("voipsensor-live-{}", std::process::id()));
+    std::fs::create_dir_all(&d).unwrap();
+    d.join(name)
+}
+
+fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {tool}"))
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn sh(args: &[&str]) -> bool {
+    Command::new(args[0])
+        .args(&args[1..])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn must(args: &[&str]) {
+    let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A network namespace, deleted on drop (with everything in it).
+struct Ns(String);
+
+static NS_SEQ: AtomicU32 = AtomicU32::new(0);
+
+impl Ns {
+    /// `None` (and a SKIP message) when not root or namespaces are unavailable.
+    fn new() -> Option<Ns> {
+        // SAFETY: reads the effective uid.
+        if unsafe { libc::geteuid() } != 0 {
+            eprintln!("SKIP: live capture tests need root (network namespaces, raw sockets)");
+            return None;
+        }
+        for tool in ["ip", "tcpreplay"] {
+            if !have(tool) {
+                eprintln!("SKIP: {tool} is not installed (bash .ci/setup.sh installs it)");
+                return None;
+            }
+        }
+        let name = format!(
+            "vslive{}-{}",
+            std::process::id(),
+            NS_SEQ.fetch_add(1, Ordering::Relaxed)
+        );
+        if !sh(&["ip", "netns", "add", &name]) {
+            eprintln!("SKIP: `ip netns add` failed (no namespace support here)");
+            return None;
+        }
+        let ns = Ns(name);
+        must(&["ip", "-n", &ns.0, "link", "set", "lo", "up"]);
+        Some(ns)
+    }
+
+    /// A veth pair `a`–`b` inside the namespace, both up, large MTU (captures may hold
+    /// frames bigger than 1500).
+    fn veth(&self, a: &str, b: &str) {
+        must(&[
+            "ip", "-n", &self.0, "link", "add", a, "mtu", "9000", "type", "veth", "peer", "name",
+            b, "mtu", "9000",
+        ]);
+        must(&["ip", "-n", &self.0, "link", "set", a, "up"]);
+        must(&["ip", "-n", &self.0, "link", "set", b, "up"]);
+    }
+
+    fn exec(&self, args: &[&str]) -> Command {
+        let mut c = Command::new("ip");
+        c.args(["netns", "exec", &self.0]).args(args);
+        c
+    }
+
+    fn replay(&self, iface: &str, pcap: &Path, extra: &[&str]) {
+        let out = self
+            .exec(&["tcpreplay", "-q", "-i", iface])
+            .args(extra)
+            .arg(pcap)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "tcpreplay: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+impl Drop for Ns {
+    fn drop(&mut self) {
+        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
+    }
+}
+
+/// `voipsensor run` in a namespace, stdout and stderr collected line by line.
+struct Sensor {
+    child: Child,
+    out: Arc<Mutex<Vec<String>>>,
+    err: Arc<Mutex<Vec<String>>>,
+}
+
+impl Sensor {
+    fn start(ns: &Ns, args: &[&str]) -> Sensor {
+        let mut child = ns
+            .exec(&[bin(), "run", "--health-interval-s", "1"])
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = Arc::new(Mutex::new(Vec::new()));
+        let err = Arc::new(Mutex::new(Vec::new()));
+        let (o, e) = (out.clone(), err.clone());
+        let stdout = child.stdout.take().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for l in BufReader::new(stdout).lines().map_while(Result::ok) {
+                o.lock().unwrap().push(l);
+            }
+        });
+        std::thread::spawn(move || {
+            for l in BufReader::new(stderr).lines().map_while(Result::ok) {
+                e.lock().unwrap().push(l);
+            }
+        });
+        let s = Sensor { child, out, err };
+        s.wait_err("capturing", Duration::from_secs(20));
+        s
+    }
+
+    fn signal(&self, sig: i32) {
+        // SAFETY: signals our own child (`ip netns exec` execs the sensor: same pid).
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
+    fn stderr(&self) -> String {
+        self.err.lock().unwrap().join("\n")
+    }
+
+    fn wait_err(&self, needle: &str, t: Duration) {
+        let end = Instant::now() + t;
+        while Instant::now() < end {
+            if self.err.lock().unwrap().iter().any(|l| l.contains(needle)) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("no {needle:?} on stderr within {t:?}:\n{}", self.stderr());
+    }
+
+    /// Waits for a stdout JSON line matching `pred`.
+    fn wait_json(&self, t: Duration, pred: impl Fn(&Value) -> bool) -> Value {
+        let end = Instant::now() + t;
+        while Instant::now() < end {
+            if let Some(v) = self
+                .out
+                .lock()
+                .unwrap()
+                .iter()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .find(|v| pred(v))
+            {
+                return v;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!(
+            "no matching JSON line within {t:?}; stderr:\n{}",
+            self.stderr()
+        );
+    }
+
+    /// SIGTERM, waits for a clean exit, returns every stdout line as JSON.
+    fn stop(mut self) -> Vec<Value> {
+        self.signal(libc::SIGTERM);
+        let end = Instant::now() + Duration::from_secs(20);
+        let status = loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                break s;
+            }
+            assert!(Instant::now() < end, "sensor did not stop on SIGTERM");
+            std::thread::sleep(Duration::from_millis(50));
+        };
+        std::thread::sleep(Duration::from_millis(200)); // reader threads drain
+        assert!(status.success(), "exit {status:?}:\n{}", self.stderr());
+        self.json()
+    }
+
+    fn json(&self) -> Vec<Value> {
+        self.out
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect()
+    }
+}
+
+impl Drop for Sensor {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn demo() -> PathBuf {
+    let p = tmp("demo.pcap");
+    if !p.exists() {
+        let st = Command::new(bin()).arg("fixture").arg(&p).status().unwrap();
+        assert!(st.success());
+    }
+    p
+}
+
+/// The call events' fields that do not depend on packet timing, for comparing a live run
+/// with `replay` (tcpreplay re-times packets; timeouts and the final closure differ).
+fn call_facts(lines: &[Value]) -> Vec<String> {
+    let mut v: Vec<String> = lines
+        .iter()
+        .filter(|l| l["type"] == "call")
+        .filter(|l| {
+            !matches!(
+                l["event"].as_str(),
+                Some("timeout" | "sensor_stopped" | "evicted")
+            )
+        })
+        .map(|l| {
+            format!(
+                "{} {} {} {} {} {} {} {} {}",
+                l["event"],
+                l["call_id"],
+                l["caller"],
+                l["callee"],
+                l["src"],
+                l["dst"],
+                l["code"],
+                l["reason"],
+                l["ended_by"]
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// RTP packets per stream (ssrc, src, dst), summed over its intervals: independent of how
+/// packets fall into seconds.
+fn rtp_totals(lines: &[Value]) -> Vec<String> {
+    let mut m = std::collections::BTreeMap::<String, u64>::new();
+    for l in lines.iter().filter(|l| l["type"] == "rtp_interval") {
+        *m.entry(format!("{} {} {}", l["ssrc"], l["src"], l["dst"]))
+            .or_default() += l["packets"].as_u64().unwrap_or(0);
+    }
+    m.into_iter().map(|(k, n)| format!("{k} {n}")).collect()
+}
+
+fn replay_json(p: &Path) -> Vec<Value> {
+    let out = Command::new(bin()).arg("replay").arg(p).output().unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn ethernet(p: &Path) -> bool {
+    voipsensor::capture::file::CaptureFile::open(p).is_ok_and(|c| c.dlt() == 1)
+}
+
+#[test]
+fn live_capture_of_a_replayed_capture_gives_the_same_calls_as_replay() {
+    let Some(ns) = Ns::new() else { return };
+    ns.veth("vsa", "vsb");
+    let mut inputs = vec![demo()];
+    for name in [
+        "fax_call_t38_reinvite_dtmf.pcap",
+        "aaa_register_cancel_4xx.pcap",
+        "ipv6_fragmented_sip_prack_update.pcap",
+    ] {
+        if let Some(p) = common::shared(name)
+            && ethernet(&p)
+        {
+            inputs.push(p);
+        }
+    }
+    for p in inputs {
+        let s = Sensor::start(&ns, &["-i", "vsb"]);
+        ns.replay("vsa", &p, &["--topspeed"]);
+        std::thread::sleep(Duration::from_millis(1500));
+        let live = s.stop();
+        let want = replay_json(&p);
+        assert!(!call_facts(&want).is_empty(), "{}", p.display());
+        assert_eq!(
+            call_facts(&live),
+            call_facts(&want),
+            "call events differ for {}",
+            p.display()
+        );
+        assert_eq!(
+            rtp_totals(&live),
+            rtp_totals(&want),
+            "RTP per stream differs for {}",
+            p.display()
+        );
+        let health = live.iter().rev().find(|l| l["type"] == "health").unwrap();
+        assert_eq!(health["capture"]["total"]["dropped_kernel"], 0);
+    }
+}
+
+#[test]
+fn a_sipp_call_is_seen_and_measured_as_json_lines() {
+    let Some(ns) = Ns::new() else { return };
+    if !have("sipp") {
+        eprintln!("SKIP: sipp is not installed (Debian package sip-tester)");
+        return;
+    }
+    // Two namespaces so the call really crosses the veth: UAC in `peer`, UAS in `ns`.
+    let Some(peer) = Ns::new() else { return };
+    ns.veth("vsa", "vsb");
+    must(&["ip", "-n", &ns.0, "link", "set", "vsa", "netns", &peer.0]);
+    must(&[
+        "ip",
+        "-n",
+        &peer.0,
+        "addr",
+        "add",
+        "10.77.0.1/24",
+        "dev",
+        "vsa",
+    ]);
+    must(&["ip", "-n", &peer.0, "link", "set", "vsa", "up"]);
+    must(&[
+        "ip",
+        "-n",
+        &ns.0,
+        "addr",
+        "add",
+        "10.77.0.2/24",
+        "dev",
+        "vsb",
+    ]);
+    let s = Sensor::start(&ns, &["-i", "vsb"]);
+    let mut uas = ns
+        .exec(&[
+            "sipp",
+            "-sn",
+            "uas",
+            "-i",
+            "10.77.0.2",
+            "-p",
+            "5060",
+            "-mi",
+            "10.77.0.2",
+            "-mp",
+            "16000",
+            "-rtp_echo",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    // uac_pcap plays real G.711 RTP (and RFC 2833 digits) from `pcap/`; the UAS echoes it.
+    let media = tmp("sipp");
+    std::fs::create_dir_all(&media).unwrap();
+    let _ = std::os::unix::fs::symlink("/usr/share/sip-tester", media.join("pcap"));
+    let st = peer
+        .exec(&[
+            "sipp",
+            "-sn",
+            "uac_pcap",
+            "10.77.0.2:5060",
+            "-i",
+            "10.77.0.1",
+            "-p",
+            "5070",
+            "-m",
+            "1",
+            "-timeout",
+            "30s",
+            "-timeout_error",
+        ])
+        .current_dir(&media)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    let _ = uas.kill();
+    let _ = uas.wait();
+    assert!(st.success(), "sipp uac failed: {st:?}");
+    s.wait_json(Duration::from_secs(10), |v| {
+        v["type"] == "call" && v["event"] == "ended"
+    });
+    std::thread::sleep(Duration::from_secs(3)); // last intervals and stream ends
+    let lines = s.stop();
+    let events: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["type"] == "call")
+        .filter_map(|l| l["event"].as_str())
+        .collect();
+    for e in ["invite", "answered", "ended"] {
+        assert!(events.contains(&e), "{e} missing from {events:?}");
+    }
+    let intervals: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["type"] == "rtp_interval")
+        .collect();
+    assert!(
+        intervals.len() >= 4,
+        "{} rtp_interval lines",
+        intervals.len()
+    );
+    assert!(
+        intervals
+            .iter()
+            .any(|i| i["mos"].as_f64().is_some_and(|m| m > 3.0))
+    );
+    let ended = lines.iter().find(|l| l["event"] == "ended").unwrap();
+    assert!(ended["quality_caller"]["packets"].as_u64().unwrap() > 100);
+}
+
+#[test]
+fn capture_resumes_after_the_interface_is_deleted_and_recreated() {
+    let Some(ns) = Ns::new() else { return };
+    ns.veth("vsa", "vsb");
+    let s = Sensor::start(&ns, &["-i", "vsb"]);
+    must(&["ip", "-n", &ns.0, "link", "del", "vsa"]);
+    s.wait_err("capture lost", Duration::from_secs(10));
+    s.wait_json(Duration::from_secs(10), |v| {
+        v["type"] == "health" && v["interfaces"][0]["state"] == "absent"
+    });
+    ns.veth("vsa", "vsb");
+    s.wait_err("capture resumed", Duration::from_secs(20));
+    ns.replay("vsa", &demo(), &["--topspeed"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let lines = s.stop();
+    assert!(lines.iter().filter(|l| l["type"] == "call").count() > 20);
+    let h = lines.iter().rev().find(|l| l["type"] == "health").unwrap();
+    assert_eq!(h["interfaces"][0]["state"], "capturing");
+    assert!(h["interfaces"][0]["reopens"].as_u64().unwrap() >= 1);
+}
+
+#[test]
+fn an_interface_absent_at_start_is_waited_for() {
+    let Some(ns) = Ns::new() else { return };
+    let mut child = ns
+        .exec(&[bin(), "run", "-i", "vsb", "--health-interval-s", "1"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    ns.veth("vsa", "vsb");
+    std::thread::sleep(Duration::from_secs(4));
+    // SAFETY: our child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(err.contains("no such interface"), "{err}");
+    assert!(err.contains("vsb: capturing"), "{err}");
+}
+
+#[test]
+fn sigterm_ends_the_open_calls_with_sensor_stopped_and_exits_0() {
+    let Some(ns) = Ns::new() else { return };
+    ns.veth("vsa", "vsb");
+    let s = Sensor::start(&ns, &["-i", "vsb"]);
+    // The first 400 frames: calls answered, none hung up yet.
+    ns.replay("vsa", &demo(), &["--topspeed", "--limit", "400"]);
+    s.wait_json(Duration::from_secs(10), |v| v["event"] == "answered");
+    let lines = s.stop();
+    let stopped: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["type"] == "call" && l["event"] == "sensor_stopped")
+        .collect();
+    assert!(!stopped.is_empty(), "no sensor_stopped call");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["type"] == "stream_end" && l["reason"] == "sensor_stopped")
+    );
+    assert_eq!(lines.last().unwrap()["type"], "summary");
+}
+
+#[test]
+fn a_one_direction_only_mirror_raises_the_unidirectional_warning() {
+    let Some(ns) = Ns::new() else { return };
+    if !have("tshark") {
+        eprintln!("SKIP: tshark is not installed");
+        return;
+    }
+    // Only what the callers (10.0.1.x) send: the mirror of one direction of the trunk.
+    let one_way = tmp("one_way.pcap");
+    must(&[
+        "tshark",
+        "-r",
+        demo().to_str().unwrap(),
+        "-Y",
+        "ip.src == 10.0.1.0/24",
+        "-F",
+        "pcap",
+        "-w",
+        one_way.to_str().unwrap(),
+    ]);
+    ns.veth("vsa", "vsb");
+    let s = Sensor::start(&ns, &["-i", "vsb"]);
+    ns.replay("vsa", &one_way, &["--topspeed"]);
+    let h = s.wait_json(Duration::from_secs(20), |v| {
+        v["type"] == "health"
+            && v["warnings"]
+                .as_array()
+                .is_some_and(|w| w.iter().any(|w| w["code"] == "unidirectional_mirror"))
+    });
+    let w = h["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["code"] == "unidirectional_mirror")
+        .unwrap();
+    let msg = w["message"].as_str().unwrap();
+    assert!(msg.contains("only 10.0.1."), "{msg}");
+    assert!(msg.contains("→10.0.2."), "{msg}");
+    s.wait_err("mirror looks unidirectional", Duration::from_secs(2));
+    s.stop();
+}
+
+#[test]
+fn kernel_drops_appear_in_health_when_the_ring_overflows() {
+    let Some(ns) = Ns::new() else { return };
+    let load = tmp("load.pcap");
+    if !load.exists() {
+        must(&[
+            bin(),
+            "fixture",
+            load.to_str().unwrap(),
+            "--scenario",
+            "long",
+            "--calls",
+            "100",
+            "--seconds",
+            "10",
+        ]);
+    }
+    ns.veth("vsa", "vsb");
+    let s = Sensor::start(&ns, &["-i", "vsb", "--buffer-mb", "1"]);
+    // A stopped reader and a fast sender: the 1 MiB ring must overflow.
+    s.signal(libc::SIGSTOP);
+    ns.replay("vsa", &load, &["--topspeed"]);
+    s.signal(libc::SIGCONT);
+    let h = s.wait_json(Duration::from_secs(10), |v| {
+        v["type"] == "health"
+            && v["capture"]["total"]["dropped_kernel"]
+                .as_u64()
+                .is_some_and(|d| d > 0)
+    });
+    assert!(
+        h["interfaces"][0]["total"]["dropped_kernel"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    s.wait_err("capture dropping", Duration::from_secs(3));
+    let lines = s.stop();
+    // Metrics of the seconds with drops say so.
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["type"] == "rtp_interval" && l["capture_loss"] == true),
+        "no rtp_interval with capture_loss"
+    );
+}
+
+#[test]
+fn after_dropping_to_a_user_only_the_capture_capabilities_remain() {
+    let Some(ns) = Ns::new() else { return };
+    ns.veth("vsa", "vsb");
+    let s = Sensor::start(&ns, &["-i", "vsb", "--user", "nobody"]);
+    let status =
+        std::fs::read_to_string(format!("/proc/{}/status", s.child.id())).unwrap_or_default();
+    let field = |k: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(k))
+            .map(|l| l[k.len()..].trim().to_string())
+            .unwrap_or_default()
+    };
+    assert!(!field("Uid:").starts_with("0"), "{status}");
+    assert_eq!(field("NoNewPrivs:"), "1");
+    // CAP_NET_ADMIN (12) and CAP_NET_RAW (13) only.
+    assert_eq!(field("CapEff:"), "0000000000003000");
+    // Still captures, and still reopens an interface that comes back.
+    must(&["ip", "-n", &ns.0, "link", "del", "vsa"]);
+    s.wait_err("capture lost", Duration::from_secs(10));
+    ns.veth("vsa", "vsb");
+    s.wait_err("capture resumed", Duration::from_secs(20));
+    ns.replay("vsa", &demo(), &["--topspeed"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let lines = s.stop();
+    assert!(lines.iter().filter(|l| l["type"] == "call").count() > 20);
+}
