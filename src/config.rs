@@ -247,16 +247,25 @@ impl Tracker {
     /// The tracker's configuration from this section.
     pub fn tracker_config(&self) -> crate::track::tracker::TrackerConfig {
         use embassy_time::Duration;
-        let mut t = crate::track::tracker::TrackerConfig::default();
-        t.calls = self.max_calls as usize;
-        t.media.streams = self.max_streams as usize;
-        t.media.endpoints = self.max_media_endpoints as usize;
-        t.fragments = self.max_ip_fragments as usize;
-        t.tcp_streams = self.max_tcp_streams as usize;
-        t.timeouts.setup = Duration::from_secs(self.setup_timeout_s.into());
-        t.timeouts.no_media = Duration::from_secs(self.call_idle_timeout_s.into());
-        t.media.stream_timeout = Duration::from_secs(self.stream_timeout_s.into());
-        t
+        let d = crate::track::tracker::TrackerConfig::default();
+        crate::track::tracker::TrackerConfig {
+            calls: self.max_calls as usize,
+            fragments: self.max_ip_fragments as usize,
+            tcp_streams: self.max_tcp_streams as usize,
+            timeouts: crate::track::call::CallTimeouts {
+                setup: Duration::from_secs(self.setup_timeout_s.into()),
+                no_media: Duration::from_secs(self.call_idle_timeout_s.into()),
+                ..d.timeouts
+            },
+            media: crate::track::media::MediaConfig {
+                streams: self.max_streams as usize,
+                endpoints: self.max_media_endpoints as usize,
+                stream_timeout: Duration::from_secs(self.stream_timeout_s.into()),
+                health_silence: Duration::from_secs(self.media_silence_s.into()),
+                ..d.media
+            },
+            ..d
+        }
     }
 }
 

@@ -473,7 +473,7 @@ fn capture_resumes_after_the_interface_is_deleted_and_recreated() {
 #[test]
 fn an_interface_absent_at_start_is_waited_for() {
     let Some(ns) = Ns::new() else { return };
-    let mut child = ns
+    let child = ns
         .exec(&[bin(), "run", "-i", "vsb", "--health-interval-s", "1"])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
