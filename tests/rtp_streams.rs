@@ -246,6 +246,12 @@ fn tcp_call_streams_match_tshark_and_carry_rtcp_figures() {
     assert_eq!(reported.rtcp_fraction_lost, Some(0.0));
     assert_eq!(reported.rtcp_cumulative_lost, Some(0));
     assert_eq!(reported.rtcp_jitter_ms, Some(0.0));
+    // Its LSR matches the sender report seen 6050's side send; SR → RR as seen at the
+    // mirror (frames 14 → 17: 17.370 ms) minus DLSR (1048/65536 s = 15.991 ms) = 1.379 ms.
+    let rtt = reported
+        .rtcp_rtt_ms
+        .expect("round-trip time from SR/RR timing");
+    assert!((rtt - 1.379).abs() < 0.002, "{rtt}");
 }
 
 #[test]

@@ -23,8 +23,10 @@ use voipsensor::capture::health::{CaptureSummary, IfHealth, IfState, PcapCounts,
 use voipsensor::capture::live::{DedupRing, Interface, Options};
 use voipsensor::config::{self, BrokerUrl, Config};
 use voipsensor::publish::Publisher;
+use voipsensor::track::call::CallTimeouts;
 use voipsensor::track::counters::Counters;
 use voipsensor::track::event::{Event, EventSink, Ts};
+use voipsensor::track::media::MediaConfig;
 use voipsensor::track::mirror::{self, CallSides, Delivery, DirectionStats, Warning};
 use voipsensor::track::tracker::{Tracker, TrackerConfig};
 
@@ -161,17 +163,25 @@ fn mqtt_url_set(p: &Path) -> bool {
 
 pub fn tracker_config(t: &config::Tracker) -> TrackerConfig {
     let secs = |s: u32| embassy_time::Duration::from_secs(u64::from(s));
-    let mut c = TrackerConfig::default();
-    c.calls = t.max_calls as usize;
-    c.fragments = t.max_ip_fragments as usize;
-    c.tcp_streams = t.max_tcp_streams as usize;
-    c.timeouts.setup = secs(t.setup_timeout_s);
-    c.timeouts.no_media = secs(t.call_idle_timeout_s);
-    c.media.streams = t.max_streams as usize;
-    c.media.endpoints = t.max_media_endpoints as usize;
-    c.media.stream_timeout = secs(t.stream_timeout_s);
-    c.media.health_silence = secs(t.media_silence_s);
-    c
+    let d = TrackerConfig::default();
+    TrackerConfig {
+        calls: t.max_calls as usize,
+        fragments: t.max_ip_fragments as usize,
+        tcp_streams: t.max_tcp_streams as usize,
+        timeouts: CallTimeouts {
+            setup: secs(t.setup_timeout_s),
+            no_media: secs(t.call_idle_timeout_s),
+            ..d.timeouts
+        },
+        media: MediaConfig {
+            streams: t.max_streams as usize,
+            endpoints: t.max_media_endpoints as usize,
+            stream_timeout: secs(t.stream_timeout_s),
+            health_silence: secs(t.media_silence_s),
+            ..d.media
+        },
+        ..d
+    }
 }
 
 enum Output {
@@ -259,6 +269,9 @@ fn wall_us() -> u64 {
 const TICK_LAG_US: u64 = 1_000_000;
 /// Frames read from one handle before looking at the others and the clock.
 const BATCH: usize = 1024;
+const BATCH_MULTI: usize = 64;
+/// Frames read per interface before looking at the clock again.
+const READ_LIMIT: usize = 8192;
 /// Seconds of TLS-record history for "signalling not visible".
 const TLS_WINDOW: usize = 60;
 /// Drops keep metrics flagged this long (a second's intervals straddle two stats reads).
@@ -277,6 +290,8 @@ struct State {
     capturing_since: Vec<Option<WallClock>>,
     /// pcap statistics gathered since the last second, per interface.
     pending: Vec<PcapCounts>,
+    /// Scratch: interfaces with frames left in this read pass.
+    more: Vec<bool>,
     sensor_id: String,
 }
 
@@ -327,13 +342,14 @@ pub fn run(a: Args) -> Result<ExitCode> {
             out,
             sides: CallSides::default(),
         },
-        dedup: DedupRing::new(4096, Duration::from_millis(50)),
+        dedup: DedupRing::new(16384, Duration::from_millis(50)),
         loss_until: 0,
         tls_hist: std::collections::VecDeque::with_capacity(TLS_WINDOW + 1),
         warnings: Vec::new(),
         last_health: WallClock::now(),
         capturing_since: vec![Some(WallClock::now()); n],
         pending: vec![PcapCounts::default(); n],
+        more: Vec::with_capacity(n),
         sensor_id,
         settings: s,
     };
@@ -402,12 +418,14 @@ impl State {
     /// Reads what every open handle has ready; returns the frames read.
     fn read_all(&mut self) -> u64 {
         let multi = self.ifs.iter().filter(|i| i.handle.is_some()).count() > 1;
+        // Several interfaces are read round-robin in small batches, so the two copies of a
+        // frame meet in the duplicate ring before other frames push one out.
+        let batch = if multi { BATCH_MULTI } else { BATCH };
         let mut total = 0;
         for (idx, iface) in self.ifs.iter_mut().enumerate() {
             let Some(h) = iface.handle.as_mut() else {
                 continue;
             };
-            let link = h.link();
             // Statistics before reading: drops that happened while the ring filled up mark
             // the metrics of the backlog we are about to process.
             if let Ok(d) = h.stats_delta() {
@@ -419,11 +437,22 @@ impl State {
                     p.add(&d);
                 }
             }
-            let (mut frames, mut dups) = (0u64, 0u64);
-            let (tracker, sink, dedup) = (&mut self.tracker, &mut self.sink, &mut self.dedup);
-            let mut res = Ok(BATCH);
-            for _ in 0..8 {
-                res = h.read(BATCH, |ts, data| {
+        }
+        self.more.clear();
+        self.more.resize(self.ifs.len(), true);
+        for _ in 0..READ_LIMIT / batch {
+            let mut any = false;
+            for (idx, iface) in self.ifs.iter_mut().enumerate() {
+                let Some(h) = iface.handle.as_mut() else {
+                    continue;
+                };
+                if !self.more[idx] {
+                    continue;
+                }
+                let link = h.link();
+                let (mut frames, mut dups) = (0u64, 0u64);
+                let (tracker, sink, dedup) = (&mut self.tracker, &mut self.sink, &mut self.dedup);
+                let res = h.read(batch, |ts, data| {
                     frames += 1;
                     if multi && dedup.is_duplicate(idx as u8, ts, link, data) {
                         dups += 1;
@@ -431,18 +460,23 @@ impl State {
                     }
                     tracker.on_frame(ts, link, data, sink);
                 });
-                if !matches!(res, Ok(BATCH)) {
-                    break;
+                iface.health.frames += frames;
+                iface.health.duplicates += dups;
+                total += frames;
+                if frames > 0 {
+                    iface.last_frame = Some(WallClock::now());
+                }
+                match res {
+                    Ok(n) if n == batch => any = true,
+                    Ok(_) => self.more[idx] = false,
+                    Err(e) => {
+                        self.more[idx] = false;
+                        log::warn!("{}", iface.lose(e.to_string(), WallClock::now()));
+                    }
                 }
             }
-            iface.health.frames += frames;
-            iface.health.duplicates += dups;
-            total += frames;
-            if frames > 0 {
-                iface.last_frame = Some(WallClock::now());
-            }
-            if let Err(e) = res {
-                log::warn!("{}", iface.lose(e.to_string(), WallClock::now()));
+            if !any {
+                break;
             }
         }
         total

@@ -106,6 +106,9 @@ struct Stream {
     mos_sum: f64,
     mos_n: u32,
     rtcp: RemoteView,
+    /// The last RTCP SR this stream's sender sent: (NTP middle 32 bits, when it passed the
+    /// mirror), to time the peer's RR that answers it.
+    sr_seen: Option<(u32, Instant)>,
     capture_loss: bool,
 }
 
@@ -428,6 +431,7 @@ impl Media {
             mos_sum: 0.0,
             mos_n: 0,
             rtcp: RemoteView::default(),
+            sr_seen: None,
             capture_loss: false,
         };
         if let Some((_, ep)) = ep_slot.and_then(|s| self.endpoints.by_slot_mut(s)) {
@@ -508,8 +512,27 @@ impl Media {
             };
             any = true;
             let blocks = match pkt.repr() {
-                Ok(rtcp::RtcpRepr::SenderReport { blocks, .. })
-                | Ok(rtcp::RtcpRepr::ReceiverReport { blocks, .. }) => blocks,
+                Ok(rtcp::RtcpRepr::SenderReport {
+                    ssrc, ntp, blocks, ..
+                }) => {
+                    // Remember when the SR passed, under its sender's own stream.
+                    for (sp, dp) in [
+                        (src.port().wrapping_sub(1), dst.port().wrapping_sub(1)),
+                        (src.port(), dst.port()),
+                    ] {
+                        let key = StreamKey {
+                            src: SocketAddr::new(src.ip(), sp),
+                            dst: SocketAddr::new(dst.ip(), dp),
+                            ssrc,
+                        };
+                        if let Some(st) = self.streams.get_mut(&key) {
+                            st.sr_seen = Some(((ntp >> 16) as u32, now));
+                            break;
+                        }
+                    }
+                    blocks
+                }
+                Ok(rtcp::RtcpRepr::ReceiverReport { blocks, .. }) => blocks,
                 Ok(_) => continue,
                 Err(_) => {
                     counters.rtp.rtcp_malformed += 1;
@@ -533,7 +556,20 @@ impl Media {
                         st.rtcp.fraction_lost = Some(block.fraction_lost as f64 / 256.0);
                         st.rtcp.cumulative_lost = Some(block.cumulative_lost);
                         st.rtcp.jitter_ms = Some(block.jitter as f64 * 1000.0 / clock as f64);
-                        st.rtcp.rtt_ms = rtcp::rtt_ms(block.lsr, block.dlsr, ntp_middle32(now));
+                        // Round trip as seen from the mirror: the SR passed at `seen`, the
+                        // peer held it DLSR, its RR passes now. The endpoints' NTP clocks
+                        // are not ours, so LSR is only used to match the SR. With the
+                        // sensor next to one end this is that end's round-trip time.
+                        if let Some((mid, seen)) = st.sr_seen
+                            && block.lsr != 0
+                            && block.lsr == mid
+                        {
+                            let held_us = u64::from(block.dlsr) * 1_000_000 / 65_536;
+                            let elapsed = now.saturating_duration_since(seen).as_micros();
+                            if elapsed >= held_us {
+                                st.rtcp.rtt_ms = Some((elapsed - held_us) as f64 / 1000.0);
+                            }
+                        }
                         break;
                     }
                 }
@@ -833,15 +869,6 @@ fn classify(st: &Stream, ep: Option<&Endpoint>, pt: u8, payload_len: usize) -> (
         return (0, PacketKind::Event);
     }
     (0, PacketKind::Audio)
-}
-
-/// NTP "middle 32 bits" of a packet time, for round-trip computation.
-fn ntp_middle32(now: Instant) -> u32 {
-    const NTP_UNIX_OFFSET: u64 = 2_208_988_800;
-    let us = now.as_micros();
-    let secs = us / 1_000_000 + NTP_UNIX_OFFSET;
-    let frac = ((us % 1_000_000) << 16) / 1_000_000;
-    ((secs as u32) << 16) | frac as u32
 }
 
 fn confirmed(st: &Stream) -> bool {
