@@ -629,3 +629,105 @@ fn after_dropping_to_a_user_only_the_capture_capabilities_remain() {
     let lines = s.stop();
     assert!(lines.iter().filter(|l| l["type"] == "call").count() > 20);
 }
+
+#[test]
+fn a_frame_mirrored_to_two_interfaces_is_counted_once() {
+    let Some(ns) = Ns::new() else { return };
+    // A hub: a bridge that learns nothing floods every frame from x1 to y1 and z1, so the
+    // sensor sees each frame on y0 and on z0, as with two SPAN sessions covering one port.
+    must(&[
+        "ip",
+        "-n",
+        &ns.0,
+        "link",
+        "add",
+        "br0",
+        "type",
+        "bridge",
+        "ageing_time",
+        "0",
+    ]);
+    must(&["ip", "-n", &ns.0, "link", "set", "br0", "up"]);
+    for (a, b) in [("x0", "x1"), ("y0", "y1"), ("z0", "z1")] {
+        ns.veth(a, b);
+        must(&["ip", "-n", &ns.0, "link", "set", b, "master", "br0"]);
+    }
+    let s = Sensor::start(&ns, &["-i", "y0", "-i", "z0"]);
+    s.wait_err("z0: capturing", Duration::from_secs(10));
+    std::thread::sleep(Duration::from_millis(500));
+    let p = demo();
+    ns.replay("x0", &p, &["--topspeed"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let live = s.stop();
+    let want = replay_json(&p);
+    assert_eq!(call_facts(&live), call_facts(&want));
+    assert_eq!(rtp_totals(&live), rtp_totals(&want));
+    let h = live.iter().rev().find(|l| l["type"] == "health").unwrap();
+    let dups = h["capture"]["duplicates"].as_u64().unwrap();
+    assert!(dups >= 3500, "{dups} duplicates for 3566 frames sent twice");
+}
+
+#[test]
+fn events_and_health_reach_a_broker() {
+    let Some(ns) = Ns::new() else { return };
+    if !have("mosquitto") {
+        eprintln!("SKIP: mosquitto is not installed");
+        return;
+    }
+    ns.veth("vsa", "vsb");
+    let mut broker = ns
+        .exec(&["mosquitto", "-p", "18831"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let cfg = tmp(&format!("mqtt-{}.toml", ns.0));
+    std::fs::write(
+        &cfg,
+        "[capture]\ninterfaces = [\"vsb\"]\n[sensor]\nsite = \"lab\"\nid = \"live1\"\n\
+         [mqtt]\nurl = \"mqtt://127.0.0.1:18831\"\n[output]\npayload = \"json\"\nhealth_interval_s = 1\n",
+    )
+    .unwrap();
+    let mut watch = ns
+        .exec(&[
+            bin(),
+            "watch",
+            "--broker",
+            "mqtt://127.0.0.1:18831",
+            "--site",
+            "lab",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let l2 = lines.clone();
+    let out = watch.stdout.take().unwrap();
+    std::thread::spawn(move || {
+        for l in BufReader::new(out).lines().map_while(Result::ok) {
+            l2.lock().unwrap().push(l);
+        }
+    });
+    let s = Sensor::start(&ns, &["--config", cfg.to_str().unwrap()]);
+    ns.replay("vsa", &demo(), &["--topspeed"]);
+    std::thread::sleep(Duration::from_secs(3));
+    let stdout = s.stop();
+    std::thread::sleep(Duration::from_secs(1));
+    let _ = watch.kill();
+    let _ = watch.wait();
+    let _ = broker.kill();
+    let _ = broker.wait();
+    assert!(stdout.is_empty(), "events went to stdout with a broker set");
+    let got = lines.lock().unwrap().join("\n");
+    assert!(
+        got.contains("\"answered\""),
+        "no call events via MQTT:\n{got}"
+    );
+    assert!(got.contains("health"), "no health via MQTT:\n{got}");
+    assert!(
+        got.contains("sensor_stopped") || got.contains("offline"),
+        "{got}"
+    );
+}
