@@ -731,3 +731,70 @@ fn events_and_health_reach_a_broker() {
         "{got}"
     );
 }
+
+#[test]
+fn selftest_gives_a_verdict_per_item_and_fails_on_what_is_wrong() {
+    let cfg = tmp("selftest-bad.toml");
+    std::fs::write(
+        &cfg,
+        "[capture]\ninterfaces = [\"vsnosuch0\"]\n[sensor]\nsite = \"lab\"\nid = \"t1\"\n\
+         [mqtt]\nurl = \"mqtt://127.0.0.1:1\"\nconnect_timeout_s = 1\n",
+    )
+    .unwrap();
+    let out = Command::new(bin())
+        .args(["selftest", "--timeout-s", "1", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("OK   config"), "{text}");
+    assert!(text.contains("FAIL interface vsnosuch0"), "{text}");
+    assert!(text.contains("no such interface"), "{text}");
+    assert!(text.contains("FAIL broker"), "{text}");
+    assert!(text.contains("OK   clock"), "{text}");
+    assert!(text.contains("verdict: FAIL"), "{text}");
+}
+
+#[test]
+fn selftest_passes_with_a_live_interface_and_a_reachable_broker() {
+    let Some(ns) = Ns::new() else { return };
+    if !have("mosquitto") {
+        eprintln!("SKIP: mosquitto is not installed");
+        return;
+    }
+    ns.veth("vsa", "vsb");
+    let mut broker = ns
+        .exec(&["mosquitto", "-p", "18832"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    let cfg = tmp(&format!("selftest-{}.toml", ns.0));
+    std::fs::write(
+        &cfg,
+        "[capture]\ninterfaces = [\"vsb\"]\n[sensor]\nsite = \"lab\"\n\
+         [mqtt]\nurl = \"mqtt://127.0.0.1:18832\"\n",
+    )
+    .unwrap();
+    let out = ns
+        .exec(&[bin(), "selftest", "--config", cfg.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let _ = broker.kill();
+    let _ = broker.wait();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("OK   interface vsb"), "{text}");
+    assert!(text.contains("OK   broker"), "{text}");
+    assert!(text.contains("OK   sensor id"), "{text}"); // derived from vsb's MAC
+    let list = ns.exec(&[bin(), "interfaces", "--json"]).output().unwrap();
+    let rows: Vec<Value> = String::from_utf8_lossy(&list.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let vsb = rows.iter().find(|r| r["name"] == "vsb").unwrap();
+    assert_eq!(vsb["link"], "up");
+    assert!(vsb["mac"].is_string());
+}

@@ -308,11 +308,13 @@ pub struct DedupRing {
 /// Bytes of the frame (after the link header) fingerprinted: IP and transport headers and
 /// the start of the payload (RTP sequence and timestamp) tell packets apart.
 const FINGERPRINT_BYTES: usize = 96;
+/// Entries per bucket of the duplicate ring.
+const WAYS: usize = 4;
 
 impl DedupRing {
     pub fn new(slots: usize, window: Duration) -> DedupRing {
         DedupRing {
-            slots: vec![(0, 0, u8::MAX); slots.max(1)].into_boxed_slice(),
+            slots: vec![(0, 0, u8::MAX); slots.max(WAYS).next_multiple_of(WAYS)].into_boxed_slice(),
             window_us: window.as_micros() as u64,
         }
     }
@@ -327,13 +329,24 @@ impl DedupRing {
         h.write(b);
         let key = h.0 | 1; // 0 marks an empty slot
         let t = ts.as_micros();
-        let i = (key % self.slots.len() as u64) as usize;
-        let (k, seen, from) = self.slots[i];
-        let dup = k == key && from != iface && t.abs_diff(seen) <= self.window_us;
-        if !dup {
-            self.slots[i] = (key, t, iface);
+        // 4-way buckets: a frame's copy is found even if a few other frames hashed to the
+        // same bucket in between (the interfaces are read in interleaved batches).
+        let buckets = self.slots.len() / WAYS;
+        let b = (key % buckets as u64) as usize * WAYS;
+        let bucket = &mut self.slots[b..b + WAYS];
+        if bucket
+            .iter()
+            .any(|&(k, seen, from)| k == key && from != iface && t.abs_diff(seen) <= self.window_us)
+        {
+            return true;
         }
-        dup
+        let oldest = (0..WAYS).min_by_key(|&i| bucket[i].1).unwrap_or(0);
+        let slot = bucket
+            .iter()
+            .position(|&(k, _, from)| k == key && from == iface)
+            .unwrap_or(oldest);
+        bucket[slot] = (key, t, iface);
+        false
     }
 }
 

@@ -92,6 +92,11 @@ pub const MAX_MESSAGE: usize = 65_536;
 pub fn looks_like_sip(payload: &[u8]) -> bool {
     let lead = leading_crlf(payload);
     let rest = payload.get(lead..).unwrap_or_default();
+    // Fast reject for the common case (RTP starts 0x80): a start line begins with a method
+    // token or "SIP/2.0", both upper case. Saves scanning every media packet for a newline.
+    if !rest.first().is_some_and(u8::is_ascii_uppercase) {
+        return false;
+    }
     let Some(nl) = text::find(rest, b'\n') else {
         return false;
     };
