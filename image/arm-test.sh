@@ -94,8 +94,8 @@ for t in "${targets[@]}"; do
     rc=$?
     set -e
     secs=$(( $(date +%s) - start ))
-    passed=$(grep -Eo '[0-9]+ passed' "$log" | awk '{ s += $1 } END { print s + 0 }')
-    tfailed=$(grep -Eo '[0-9]+ failed' "$log" | awk '{ s += $1 } END { print s + 0 }')
+    passed=$(grep -Eo '[0-9]+ passed' "$log" | awk '{ s += $1 } END { print s + 0 }' || true)
+    tfailed=$(grep -Eo '[0-9]+ failed' "$log" | awk '{ s += $1 } END { print s + 0 }' || true)
     grep -E '^(test result|     Running|   Doc-tests)' "$log" >&2 || true
     if [ $rc -ne 0 ]; then
         tail -n 60 "$log" >&2

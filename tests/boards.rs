@@ -190,6 +190,9 @@ fn check(path: &Path, b: &Board, targets: &BTreeSet<String>) -> Vec<String> {
         err("memory_variants_mib must be strictly ascending".into());
     }
     // Kernel and boot.
+    if b.kernel.cmdline.contains("root=") || b.kernel.cmdline.contains('\n') {
+        err("kernel.cmdline: consoles and extras only; the image adds root=".into());
+    }
     if b.kernel.package != format!("linux-image-{}", b.kernel.flavour) {
         err(format!(
             "kernel.package {} is not linux-image-{}",
@@ -271,6 +274,13 @@ fn check(path: &Path, b: &Board, targets: &BTreeSet<String>) -> Vec<String> {
         }
         if n.drivers.is_empty() {
             err(format!("nic {} lists no drivers", n.name));
+        }
+        // Ports on the SoC, its SDIO Wi-Fi or a VM cannot be plugged in later.
+        if ["platform", "sdio", "virtio"].contains(&n.bus.as_str()) && !n.builtin {
+            err(format!(
+                "nic {}: a {} port is always builtin",
+                n.name, n.bus
+            ));
         }
         if !(10..=100_000).contains(&n.speed_mbps) {
             err(format!(

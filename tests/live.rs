@@ -79,6 +79,10 @@ impl Ns {
         }
         let ns = Ns(name);
         must(&["ip", "-n", &ns.0, "link", "set", "lo", "up"]);
+        // No IPv6 autoconfiguration chatter on the test links: only the test's traffic.
+        let _ = ns
+            .exec(&["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"])
+            .status();
         Some(ns)
     }
 
@@ -806,4 +810,99 @@ fn selftest_passes_with_a_live_interface_and_a_reachable_broker() {
     let vsb = rows.iter().find(|r| r["name"] == "vsb").unwrap();
     assert_eq!(vsb["link"], "up");
     assert!(vsb["mac"].is_string());
+}
+
+#[test]
+fn a_bpf_filter_still_passes_vlan_tagged_traffic() {
+    let Some(ns) = Ns::new() else { return };
+    ns.veth("vsa", "vsb");
+    let s = Sensor::start(&ns, &["-i", "vsb", "--bpf", "udp port 5060"]);
+    ns.replay("vsa", &demo(), &["--topspeed"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let lines = s.stop();
+    let calls: Vec<&Value> = lines.iter().filter(|l| l["type"] == "call").collect();
+    assert!(
+        calls.iter().any(|c| c["call_id"] == "vlan@voipsensor.demo"),
+        "the VLAN-tagged call was filtered out"
+    );
+    // The filter did apply: no RTP reached the tracker.
+    assert!(!lines.iter().any(|l| l["type"] == "rtp_interval"));
+}
+
+#[test]
+fn a_silent_mirror_port_is_reported_as_no_mirror_traffic() {
+    let Some(ns) = Ns::new() else { return };
+    ns.veth("vsa", "vsb");
+    let s = Sensor::start(&ns, &["-i", "vsb", "--no-traffic-s", "2"]);
+    let h = s.wait_json(Duration::from_secs(10), |v| {
+        v["type"] == "health"
+            && v["warnings"]
+                .as_array()
+                .is_some_and(|w| w.iter().any(|w| w["code"] == "no_mirror_traffic"))
+    });
+    assert!(
+        h["warnings"]
+            .to_string()
+            .contains("no mirror traffic on vsb")
+    );
+    // Traffic clears it.
+    ns.replay("vsa", &demo(), &["--topspeed"]);
+    s.wait_json(Duration::from_secs(5), |v| {
+        v["type"] == "health"
+            && v["capture"]["total"]["received"].as_u64() > Some(3000)
+            && v["warnings"]
+                .as_array()
+                .is_some_and(|w| !w.iter().any(|w| w["code"] == "no_mirror_traffic"))
+    });
+    s.stop();
+}
+
+#[test]
+fn sighup_reloads_the_config_and_a_bad_one_is_refused() {
+    let Some(ns) = Ns::new() else { return };
+    ns.veth("vsa", "vsb");
+    ns.veth("vsc", "vsd");
+    let cfg = tmp(&format!("hup-{}.toml", ns.0));
+    let write = |ifs: &str| {
+        std::fs::write(
+            &cfg,
+            format!("[capture]\ninterfaces = [{ifs}]\n[sensor]\nsite = \"lab\"\nid = \"t1\"\n"),
+        )
+        .unwrap()
+    };
+    write("\"vsb\"");
+    let s = Sensor::start(&ns, &["--config", cfg.to_str().unwrap()]);
+    write("\"vsb\", \"vsd\"");
+    s.signal(libc::SIGHUP);
+    s.wait_err("vsd: capturing", Duration::from_secs(10));
+    s.wait_err("configuration reloaded", Duration::from_secs(5));
+    std::fs::write(&cfg, "[capture]\ninterfaces = 3\n").unwrap();
+    s.signal(libc::SIGHUP);
+    s.wait_err("not reloaded", Duration::from_secs(5));
+    // Still capturing on both.
+    ns.replay("vsc", &demo(), &["--topspeed"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let lines = s.stop();
+    assert!(lines.iter().filter(|l| l["type"] == "call").count() > 20);
+}
+
+#[test]
+fn capture_continues_after_the_link_goes_down_and_up() {
+    let Some(ns) = Ns::new() else { return };
+    ns.veth("vsa", "vsb");
+    let s = Sensor::start(&ns, &["-i", "vsb"]);
+    must(&["ip", "-n", &ns.0, "link", "set", "vsb", "down"]);
+    s.wait_json(Duration::from_secs(10), |v| {
+        v["type"] == "health" && v["interfaces"][0]["link"] == "down"
+    });
+    must(&["ip", "-n", &ns.0, "link", "set", "vsb", "up"]);
+    s.wait_json(Duration::from_secs(10), |v| {
+        v["type"] == "health"
+            && v["interfaces"][0]["link"] == "up"
+            && v["interfaces"][0]["state"] == "capturing"
+    });
+    ns.replay("vsa", &demo(), &["--topspeed"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    let lines = s.stop();
+    assert!(lines.iter().filter(|l| l["type"] == "call").count() > 20);
 }
