@@ -12,8 +12,20 @@ use voipsensor::track::event::CountingSink;
 use voipsensor::track::tracker::{Tracker, TrackerConfig};
 
 fn load(calls: u32, seconds: u32) -> (Vec<(u64, Vec<u8>)>, voipsensor::wire::LinkType) {
-    let path = std::env::temp_dir().join(format!("voipsensor-bench-{}-{calls}x{seconds}.pcap", std::process::id()));
-    fixture::write_load(&path, &LoadSpec { calls, seconds, call_seconds: Some(30), seed: 1 }).expect("fixture");
+    let path = std::env::temp_dir().join(format!(
+        "voipsensor-bench-{}-{calls}x{seconds}.pcap",
+        std::process::id()
+    ));
+    fixture::write_load(
+        &path,
+        &LoadSpec {
+            calls,
+            seconds,
+            call_seconds: Some(30),
+            seed: 1,
+        },
+    )
+    .expect("fixture");
     let mut cap = CaptureFile::open(&path).expect("open");
     let link = cap.link();
     let mut frames = Vec::new();
@@ -29,7 +41,12 @@ fn run(frames: &[(u64, Vec<u8>)], link: voipsensor::wire::LinkType) -> (f64, u64
     let mut sink = CountingSink::default();
     let start = Wall::now();
     for (ts, f) in frames {
-        t.on_frame(embassy_time::Instant::from_micros(*ts), link, std::hint::black_box(f), &mut sink);
+        t.on_frame(
+            embassy_time::Instant::from_micros(*ts),
+            link,
+            std::hint::black_box(f),
+            &mut sink,
+        );
     }
     t.finish("end_of_capture", &mut sink);
     (start.elapsed().as_secs_f64(), sink.0)

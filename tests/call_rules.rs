@@ -484,8 +484,10 @@ fn a_flood_of_new_call_ids_never_evicts_an_answered_call() {
             ),
         );
     }
-    let mut cfg = TrackerConfig::default();
-    cfg.calls = 16;
+    let cfg = TrackerConfig {
+        calls: 16,
+        ..TrackerConfig::default()
+    };
     let (ev, c) = run(&b, cfg);
     for i in 0..3 {
         assert_eq!(

@@ -174,7 +174,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
             }
         }
         frames += 1;
-        if progress && frames % 65536 == 0 && last_report.elapsed().as_millis() >= 500 {
+        if progress && frames.is_multiple_of(65536) && last_report.elapsed().as_millis() >= 500 {
             last_report = WallClock::now();
             let secs = started.elapsed().as_secs_f64().max(1e-9);
             eprint!(
