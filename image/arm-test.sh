@@ -5,9 +5,9 @@
 #   bash image/arm-test.sh armv7-unknown-linux-gnueabihf    # one
 #
 # For each target:
-#  1. runs the crate's whole test suite (`cargo test --release --target T`) with qemu-user as
-#     cargo's runner (qemu-aarch64-static / qemu-arm-static, called explicitly: binfmt_misc is
-#     not relied upon);
+#  1. builds the crate's whole test suite (`cargo test --release --no-run --target T`) and runs
+#     every test executable (unit and integration tests) under qemu-user (qemu-aarch64-static /
+#     qemu-arm-static, called explicitly: binfmt_misc is not relied upon);
 #  2. writes the project's own fixture captures with the ARM binary and with the x86_64 binary
 #     and compares them byte for byte;
 #  3. replays those fixtures and every capture in ../shared/pcaps (when present) with both
@@ -83,26 +83,55 @@ for t in "${targets[@]}"; do
 
     # --- 1. the test suite under qemu-user -----------------------------------------------
     log="$VS_TARGET_DIR/test-$t.log"
-    vs_log "$t: cargo test --release under $qemu (log: $log)"
+    gnu=$(vs_get "$t" GNU)
+    vs_log "$t: compiling the test suite (log: $log)"
     start=$(date +%s)
     set +e
     (
         vs_target_env "$t"
         cd "$VS_ROOT"
-        "$VS_CARGO" test --locked --release "${VS_CARGO_ARGS[@]}"
-    ) >"$log" 2>&1
+        "$VS_CARGO" test --locked --release --no-run --message-format=json-render-diagnostics "${VS_CARGO_ARGS[@]}"
+    ) >"$log.json" 2>"$log"
     rc=$?
     set -e
-    secs=$(( $(date +%s) - start ))
-    passed=$(grep -Eo '[0-9]+ passed' "$log" | awk '{ s += $1 } END { print s + 0 }' || true)
-    tfailed=$(grep -Eo '[0-9]+ failed' "$log" | awk '{ s += $1 } END { print s + 0 }' || true)
-    grep -E '^(test result|     Running|   Doc-tests)' "$log" >&2 || true
-    if [ $rc -ne 0 ]; then
-        tail -n 60 "$log" >&2
-        vs_log "$t: TEST SUITE FAILED (exit $rc)"
+    build_secs=$(( $(date +%s) - start ))
+    # Test executables (lib and bin unit tests, every tests/*.rs), from cargo's JSON messages.
+    mapfile -t exes < <(grep '"profile":{[^}]*"test":true' "$log.json" | grep -o '"executable":"[^"]*"' | cut -d'"' -f4)
+    if [ $rc -ne 0 ] || [ ${#exes[@]} -eq 0 ]; then
+        tail -n 40 "$log" >&2
+        vs_log "$t: building the test suite FAILED (exit $rc)"
         failed=1
+        report+=("$t: test suite did not build (exit $rc)")
+    else
+        # Tests that spawn the binary use the path cargo baked in (CARGO_BIN_EXE_voipsensor),
+        # an ARM executable the kernel cannot exec without binfmt_misc. For the run, that path
+        # holds a tiny shell wrapper that execs qemu on the real binary (restored afterwards).
+        bin_exe="$VS_TARGET_DIR/$t/release/voipsensor"
+        mv -f "$bin_exe" "$bin_exe.arm"
+        trap 'mv -f "'"$bin_exe.arm"'" "'"$bin_exe"'"' EXIT
+        printf '#!/bin/sh\nexec %s -L /usr/%s %s "$@"\n' "$qemu" "$gnu" "$bin_exe.arm" >"$bin_exe"
+        chmod +x "$bin_exe"
+        vs_log "$t: running ${#exes[@]} test executables under $qemu"
+        start=$(date +%s)
+        bad=()
+        for exe in "${exes[@]}"; do
+            echo "     Running $(basename "$exe") under $qemu" >>"$log"
+            (cd "$VS_ROOT" && CARGO_MANIFEST_DIR="$VS_ROOT" "$qemu" -L "/usr/$gnu" "$exe") >>"$log" 2>&1 \
+                || bad+=("$(basename "$exe")")
+        done
+        run_secs=$(( $(date +%s) - start ))
+        mv -f "$bin_exe.arm" "$bin_exe"
+        trap - EXIT
+        passed=$(grep -E '^test result' "$log" | grep -Eo '[0-9]+ passed' | awk '{ s += $1 } END { print s + 0 }' || true)
+        tfailed=$(grep -E '^test result' "$log" | grep -Eo '[0-9]+ failed' | awk '{ s += $1 } END { print s + 0 }' || true)
+        grep -E '^(test result|     Running)' "$log" >&2 || true
+        if [ ${#bad[@]} -ne 0 ]; then
+            grep -E -A 12 '^---- |panicked' "$log" | head -n 80 >&2 || true
+            vs_log "$t: TEST SUITE FAILED in: ${bad[*]}"
+            failed=1
+        fi
+        report+=("$t: test suite under $qemu: ${#exes[@]} executables, $passed passed, $tfailed failed; compile ${build_secs}s, run ${run_secs}s")
     fi
-    report+=("$t: test suite under $qemu: exit $rc, $passed passed, $tfailed failed, ${secs}s (incl. compiling tests)")
 
     # --- 2. fixtures written on ARM are the same bytes -----------------------------------
     mkdir -p "$CMP/$t"

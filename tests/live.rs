@@ -743,6 +743,19 @@ fn events_and_health_reach_a_broker() {
         got.contains("sensor_stopped") || got.contains("offline"),
         "{got}"
     );
+    // The retained status lists what the SPAN session delivers: the demo's VLAN call and
+    // its call mirrored inside ERSPAN.
+    let status = got
+        .lines()
+        .filter(|l| l.contains("\"type\":\"status\"") && l.contains("\"online\""))
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|v| v["vlans"].as_array().is_some_and(|a| !a.is_empty()))
+        .unwrap_or_else(|| panic!("no status listing VLANs:\n{got}"));
+    let encaps = status["encapsulations"].to_string();
+    assert!(
+        encaps.contains("erspan") && encaps.contains("vlan"),
+        "{status}"
+    );
 }
 
 #[test]

@@ -597,7 +597,12 @@ impl State {
             let report = self.report(counters, dirs, loss);
             match &mut self.sink.out {
                 // The publisher keeps its own health period.
-                Output::Mqtt(p) => p.tick(Ts(wall), &report),
+                Output::Mqtt(p) => {
+                    let d = &report.mirror.delivery;
+                    let encaps = d.encapsulations.iter().map(|e| e.to_string()).collect();
+                    p.set_delivery(d.vlans.clone(), encaps);
+                    p.tick(Ts(wall), &report);
+                }
                 Output::Json(_) => {
                     let line = health_line(Ts(wall), &report);
                     self.sink.line(&line);

@@ -184,6 +184,9 @@ struct Net {
     first: Option<Result<(), (String, bool)>>,
     stop: bool,
     done: bool,
+    /// The retained online status (re)sent on every connect; updated when what the mirror
+    /// delivers (VLANs, encapsulations) changes.
+    online: Vec<u8>,
 }
 
 struct Handed {
@@ -302,6 +305,8 @@ impl Publisher {
             sensor: sensor.clone(),
             version: env!("CARGO_PKG_VERSION").into(),
             interfaces,
+            vlans: Vec::new(),
+            encapsulations: Vec::new(),
             started: crate::track::event::Ts(wall_us()),
         };
         let offline = payload::encode(
@@ -335,10 +340,10 @@ impl Publisher {
                 first: None,
                 stop: false,
                 done: false,
+                online: payload::encode(&Message::Status(status.clone()), format),
             }),
             changed: Condvar::new(),
         });
-        let online = payload::encode(&Message::Status(status.clone()), format);
         let url = cfg.mqtt.url.clone();
         let thread = {
             let (shared, client, topics, url) =
@@ -359,7 +364,6 @@ impl Publisher {
                         client,
                         shared.clone(),
                         topics,
-                        online,
                         url,
                         backoff,
                     ));
@@ -437,6 +441,24 @@ impl Publisher {
         if due > now {
             std::thread::sleep(due - now);
         }
+    }
+
+    /// Updates the retained status with what the mirror delivers (VLAN ids, encapsulations
+    /// seen), so a technician can confirm the SPAN session from the NOC. Republished only
+    /// when it changed.
+    pub fn set_delivery(&mut self, vlans: Vec<u16>, encapsulations: Vec<String>) {
+        if self.status.vlans == vlans && self.status.encapsulations == encapsulations {
+            return;
+        }
+        self.status.vlans = vlans;
+        self.status.encapsulations = encapsulations;
+        let bytes = payload::encode(&Message::Status(self.status.clone()), self.format);
+        let mut net = self.shared.lock();
+        net.online = bytes.clone();
+        let mut m = OutMsg::new(Leaf::Status, Class::Call, 1, bytes);
+        m.retain = true;
+        net.outbox.push(m);
+        feed(&mut net, &self.client, &self.topics);
     }
 
     fn enqueue(&mut self, leaf: Leaf, class: Class, qos: u8, payload: Vec<u8>) {
@@ -696,7 +718,6 @@ async fn net_main(
     client: AsyncClient,
     shared: Arc<Shared>,
     topics: Arc<Topics>,
-    online: Vec<u8>,
     url: String,
     (min, max): (Duration, Duration),
 ) {
@@ -721,6 +742,7 @@ async fn net_main(
                         );
                     }
                     // Online status first, then the backlog in order.
+                    let online = net.online.clone();
                     let mut m = OutMsg::new(Leaf::Status, Class::Call, 1, online.clone());
                     m.retain = true;
                     if client

@@ -71,6 +71,10 @@ pub struct Status {
     pub version: String,
     /// Capture interfaces (or the file replayed).
     pub interfaces: Vec<String>,
+    /// VLAN ids seen on the mirror so far.
+    pub vlans: Vec<u16>,
+    /// Encapsulations seen (GRE, ERSPAN, VXLAN, IP-in-IP, TZSP, QinQ, fragments).
+    pub encapsulations: Vec<String>,
     /// When the publisher started (wall clock).
     pub started: Ts,
 }
