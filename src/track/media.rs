@@ -495,6 +495,26 @@ impl Media {
         self.streams.slot_of(&key)
     }
 
+    /// The RTP stream `from` → `to` with `ssrc`, given RTCP addresses: RTP port = RTCP
+    /// port − 1, or the same port when RTCP is muxed (RFC 5761).
+    fn rtp_stream_of_rtcp(
+        &mut self,
+        from: SocketAddr,
+        to: SocketAddr,
+        ssrc: u32,
+    ) -> Option<&mut Stream> {
+        let mut key = StreamKey {
+            src: SocketAddr::new(from.ip(), from.port().wrapping_sub(1)),
+            dst: SocketAddr::new(to.ip(), to.port().wrapping_sub(1)),
+            ssrc,
+        };
+        if !self.streams.contains(&key) {
+            key.src = from;
+            key.dst = to;
+        }
+        self.streams.get_mut(&key)
+    }
+
     fn on_rtcp(
         &mut self,
         now: Instant,
@@ -516,19 +536,8 @@ impl Media {
                     ssrc, ntp, blocks, ..
                 }) => {
                     // Remember when the SR passed, under its sender's own stream.
-                    for (sp, dp) in [
-                        (src.port().wrapping_sub(1), dst.port().wrapping_sub(1)),
-                        (src.port(), dst.port()),
-                    ] {
-                        let key = StreamKey {
-                            src: SocketAddr::new(src.ip(), sp),
-                            dst: SocketAddr::new(dst.ip(), dp),
-                            ssrc,
-                        };
-                        if let Some(st) = self.streams.get_mut(&key) {
-                            st.sr_seen = Some(((ntp >> 16) as u32, now));
-                            break;
-                        }
+                    if let Some(st) = self.rtp_stream_of_rtcp(src, dst, ssrc) {
+                        st.sr_seen = Some(((ntp >> 16) as u32, now));
                     }
                     blocks
                 }
@@ -540,37 +549,25 @@ impl Media {
                 }
             };
             for block in blocks {
-                // The reported stream flows towards the RTCP sender: its source is the RTCP
-                // destination's host, RTP port = RTCP port - 1 (or the same port when muxed).
-                for (sp, dp) in [
-                    (dst.port().wrapping_sub(1), src.port().wrapping_sub(1)),
-                    (dst.port(), src.port()),
-                ] {
-                    let key = StreamKey {
-                        src: SocketAddr::new(dst.ip(), sp),
-                        dst: SocketAddr::new(src.ip(), dp),
-                        ssrc: block.ssrc,
-                    };
-                    if let Some(st) = self.streams.get_mut(&key) {
-                        let clock = if st.clock == 0 { 8000 } else { st.clock };
-                        st.rtcp.fraction_lost = Some(block.fraction_lost as f64 / 256.0);
-                        st.rtcp.cumulative_lost = Some(block.cumulative_lost);
-                        st.rtcp.jitter_ms = Some(block.jitter as f64 * 1000.0 / clock as f64);
-                        // Round trip as seen from the mirror: the SR passed at `seen`, the
-                        // peer held it DLSR, its RR passes now. The endpoints' NTP clocks
-                        // are not ours, so LSR is only used to match the SR. With the
-                        // sensor next to one end this is that end's round-trip time.
-                        if let Some((mid, seen)) = st.sr_seen
-                            && block.lsr != 0
-                            && block.lsr == mid
-                        {
-                            let held_us = u64::from(block.dlsr) * 1_000_000 / 65_536;
-                            let elapsed = now.saturating_duration_since(seen).as_micros();
-                            if elapsed >= held_us {
-                                st.rtcp.rtt_ms = Some((elapsed - held_us) as f64 / 1000.0);
-                            }
+                // The reported stream flows towards the RTCP sender.
+                if let Some(st) = self.rtp_stream_of_rtcp(dst, src, block.ssrc) {
+                    let clock = if st.clock == 0 { 8000 } else { st.clock };
+                    st.rtcp.fraction_lost = Some(block.fraction_lost as f64 / 256.0);
+                    st.rtcp.cumulative_lost = Some(block.cumulative_lost);
+                    st.rtcp.jitter_ms = Some(block.jitter as f64 * 1000.0 / clock as f64);
+                    // Round trip as seen from the mirror: the SR passed at `seen`, the
+                    // peer held it DLSR, its RR passes now. The endpoints' NTP clocks
+                    // are not ours, so LSR is only used to match the SR. With the
+                    // sensor next to one end this is that end's round-trip time.
+                    if let Some((mid, seen)) = st.sr_seen
+                        && block.lsr != 0
+                        && block.lsr == mid
+                    {
+                        let held_us = u64::from(block.dlsr) * 1_000_000 / 65_536;
+                        let elapsed = now.saturating_duration_since(seen).as_micros();
+                        if elapsed >= held_us {
+                            st.rtcp.rtt_ms = Some((elapsed - held_us) as f64 / 1000.0);
                         }
-                        break;
                     }
                 }
             }
