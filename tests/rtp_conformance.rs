@@ -5,50 +5,13 @@
 //! or 0.01 ms, max delta within 0.01 ms. Skipped when tshark is not installed.
 
 mod common;
+use common::tshark::{Row, close, parse_row};
 use common::*;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use voipsensor::fixture::{Builder, Impairments, RtpStreamSpec, add_rtp_stream};
 use voipsensor::track::event::Event;
-
-#[derive(Debug, Clone)]
-struct Row {
-    src: SocketAddr,
-    dst: SocketAddr,
-    ssrc: u32,
-    packets: u64,
-    lost: i64,
-    delta_max: f64,
-    jitter_mean: f64,
-    jitter_max: f64,
-}
-
-/// One `rtp,streams` row: 7 fixed columns, a payload list that may hold spaces, then
-/// packets, lost, "(pct%)", six figures and an optional problem flag.
-fn parse_row(line: &str) -> Option<Row> {
-    let t: Vec<&str> = line.split_whitespace().collect();
-    if t.len() < 17 || !t[6].starts_with("0x") {
-        return None;
-    }
-    let end = if t[t.len() - 1] == "X" {
-        t.len() - 1
-    } else {
-        t.len()
-    };
-    let f = |i: usize| t[i].parse::<f64>().ok();
-    let addr = |ip: &str, port: &str| format!("{ip}:{port}").parse().ok();
-    Some(Row {
-        src: addr(t[2], t[3])?,
-        dst: addr(t[4], t[5])?,
-        ssrc: u32::from_str_radix(t[6].trim_start_matches("0x"), 16).ok()?,
-        packets: t[end - 9].parse().ok()?,
-        lost: t[end - 8].parse().ok()?,
-        delta_max: f(end - 4)?,
-        jitter_mean: f(end - 2)?,
-        jitter_max: f(end - 1)?,
-    })
-}
 
 fn tshark_available() -> bool {
     let ok = Command::new("tshark")
@@ -77,10 +40,6 @@ fn tshark_streams(pcap: &Path) -> Vec<Row> {
         .lines()
         .filter_map(parse_row)
         .collect()
-}
-
-fn close(ours: f64, theirs: f64) -> bool {
-    (ours - theirs).abs() <= 0.01_f64.max(theirs.abs() * 0.01)
 }
 
 fn temp_pcap(name: &str) -> PathBuf {

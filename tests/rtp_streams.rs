@@ -11,50 +11,12 @@
 //! `duplicates` apart: the packets the network really lost are `lost + duplicates`.
 
 mod common;
+use common::tshark::{Row, close, parse_row};
 use common::*;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use voipsensor::track::event::{Event, MediaProblem, StreamEnd};
 
-#[derive(Debug, Clone)]
-struct Row {
-    src: SocketAddr,
-    dst: SocketAddr,
-    ssrc: u32,
-    packets: u64,
-    lost: i64,
-    delta_max: f64,
-    jitter_mean: f64,
-    jitter_max: f64,
-}
-
-/// Parses one `rtp,streams` row: 7 fixed columns, a payload list that may hold spaces
-/// ("g711A, CN, RTPType-100"), then packets, lost, "(pct%)", six figures and a flag.
-fn parse_row(line: &str) -> Option<Row> {
-    let t: Vec<&str> = line.split_whitespace().collect();
-    if t.len() < 17 || !t[6].starts_with("0x") {
-        return None;
-    }
-    let mut end = t.len();
-    if t[end - 1] == "X" {
-        end -= 1;
-    }
-    let f = |i: usize| t[i].parse::<f64>().ok();
-    let addr = |ip: &str, port: &str| format!("{ip}:{port}").parse().ok();
-    Some(Row {
-        src: addr(t[2], t[3])?,
-        dst: addr(t[4], t[5])?,
-        ssrc: u32::from_str_radix(t[6].trim_start_matches("0x"), 16).ok()?,
-        packets: t[end - 9].parse().ok()?,
-        lost: t[end - 8].parse().ok()?,
-        delta_max: f(end - 4)?,
-        jitter_mean: f(end - 2)?,
-        jitter_max: f(end - 1)?,
-    })
-}
-
-/// Tables [A] (SDP-linked) and [B] (heuristic) of an expected file. The generated
-/// captures' files have one table (no heuristics needed: all their RTP is signalled).
 fn tables(text: &str) -> (Vec<Row>, Vec<Row>) {
     let (mut a, mut b) = (Vec::new(), Vec::new());
     let mut which = 0;
@@ -81,10 +43,6 @@ fn tables(text: &str) -> (Vec<Row>, Vec<Row>) {
         b = a.clone();
     }
     (a, b)
-}
-
-fn close(ours: f64, theirs: f64) -> bool {
-    (ours - theirs).abs() <= 0.01_f64.max(theirs.abs() * 0.01)
 }
 
 fn key(s: &StreamEnd) -> (SocketAddr, SocketAddr, u32) {

@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod tshark;
+
 use std::path::{Path, PathBuf};
 use voipsensor::capture::file::CaptureFile;
 use voipsensor::track::counters::Counters;

@@ -1,0 +1,48 @@
+//! tshark's `-z rtp,streams` table, the reference for RTP figures.
+#![allow(dead_code)]
+
+use std::net::SocketAddr;
+
+#[derive(Debug, Clone)]
+pub struct Row {
+    pub src: SocketAddr,
+    pub dst: SocketAddr,
+    pub ssrc: u32,
+    pub packets: u64,
+    pub lost: i64,
+    pub delta_max: f64,
+    pub jitter_mean: f64,
+    pub jitter_max: f64,
+}
+
+/// Parses one `rtp,streams` row: 7 fixed columns, a payload list that may hold spaces
+/// ("g711A, CN, RTPType-100"), then packets, lost, "(pct%)", six figures and a flag.
+pub fn parse_row(line: &str) -> Option<Row> {
+    let t: Vec<&str> = line.split_whitespace().collect();
+    if t.len() < 17 || !t[6].starts_with("0x") {
+        return None;
+    }
+    let mut end = t.len();
+    if t[end - 1] == "X" {
+        end -= 1;
+    }
+    let f = |i: usize| t[i].parse::<f64>().ok();
+    let addr = |ip: &str, port: &str| format!("{ip}:{port}").parse().ok();
+    Some(Row {
+        src: addr(t[2], t[3])?,
+        dst: addr(t[4], t[5])?,
+        ssrc: u32::from_str_radix(t[6].trim_start_matches("0x"), 16).ok()?,
+        packets: t[end - 9].parse().ok()?,
+        lost: t[end - 8].parse().ok()?,
+        delta_max: f(end - 4)?,
+        jitter_mean: f(end - 2)?,
+        jitter_max: f(end - 1)?,
+    })
+}
+
+/// Tables [A] (SDP-linked) and [B] (heuristic) of an expected file. The generated
+/// captures' files have one table (no heuristics needed: all their RTP is signalled).
+/// Within the tolerance: 1 % or 0.01 ms, whichever is larger.
+pub fn close(ours: f64, theirs: f64) -> bool {
+    (ours - theirs).abs() <= 0.01_f64.max(theirs.abs() * 0.01)
+}
