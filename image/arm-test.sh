@@ -23,6 +23,8 @@ for t in "${targets[@]}"; do vs_check_target "$t"; done
 vs_install
 
 SHARED_PCAPS=${VS_SHARED_PCAPS:-$VS_ROOT/../shared/pcaps}
+# Test executables (by name, without cargo's hash) not run under qemu-user; see below.
+VS_QEMU_SKIP_TESTS=${VS_QEMU_SKIP_TESTS-live}
 CMP="$VS_TARGET_DIR/compare"
 rm -rf "$CMP" && mkdir -p "$CMP/x86_64"
 report=()
@@ -114,7 +116,15 @@ for t in "${targets[@]}"; do
         vs_log "$t: running ${#exes[@]} test executables under $qemu"
         start=$(date +%s)
         bad=()
+        skipped=()
         for exe in "${exes[@]}"; do
+            # tests/live.rs captures on veth pairs: libpcap's activation asks SIOCETHTOOL for
+            # time-stamping info, an ioctl qemu-user does not emulate (ENOSYS, where a real
+            # kernel says EOPNOTSUPP), so live capture cannot start under qemu-user.
+            case " $VS_QEMU_SKIP_TESTS " in
+                *" $(basename "$exe" | sed 's/-[0-9a-f]*$//') "*)
+                    skipped+=("$(basename "$exe")"); echo "     Skipped $(basename "$exe") under qemu" >>"$log"; continue ;;
+            esac
             echo "     Running $(basename "$exe") under $qemu" >>"$log"
             (cd "$VS_ROOT" && CARGO_MANIFEST_DIR="$VS_ROOT" "$qemu" -L "/usr/$gnu" "$exe") >>"$log" 2>&1 \
                 || bad+=("$(basename "$exe")")
@@ -130,7 +140,7 @@ for t in "${targets[@]}"; do
             vs_log "$t: TEST SUITE FAILED in: ${bad[*]}"
             failed=1
         fi
-        report+=("$t: test suite under $qemu: ${#exes[@]} executables, $passed passed, $tfailed failed; compile ${build_secs}s, run ${run_secs}s")
+        report+=("$t: test suite under $qemu: ${#exes[@]} executables (skipped: ${skipped[*]:-none}), $passed passed, $tfailed failed; compile ${build_secs}s, run ${run_secs}s")
     fi
 
     # --- 2. fixtures written on ARM are the same bytes -----------------------------------
