@@ -75,6 +75,18 @@ impl<K: Hash + Eq + Clone, V> Table<K, V> {
         }
     }
 
+    /// Heap bytes a table of `capacity` entries allocates (slots, free list, index), so a
+    /// board's capacities can be checked against its memory before anything is allocated.
+    pub fn memory_bytes(capacity: usize) -> usize {
+        let capacity = capacity.clamp(1, u32::MAX as usize / 2);
+        // hashbrown: buckets = next power of two of 8/7 of the requested capacity; each
+        // bucket holds (K, u32) plus one control byte.
+        let buckets = (capacity * 2 * 8 / 7).next_power_of_two();
+        capacity * std::mem::size_of::<Option<(K, V)>>()
+            + capacity * std::mem::size_of::<u32>()
+            + buckets * (std::mem::size_of::<(K, u32)>() + 1)
+    }
+
     pub fn name(&self) -> &'static str {
         self.name
     }

@@ -17,15 +17,18 @@ struct Counting;
 thread_local! {
     static ON: Cell<bool> = const { Cell::new(false) };
     static ALLOCS: Cell<u64> = const { Cell::new(0) };
+    static BYTES: Cell<u64> = const { Cell::new(0) };
 }
 
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, l: Layout) -> *mut u8 {
         note();
+        note_bytes(l.size());
         unsafe { System.alloc(l) }
     }
     unsafe fn alloc_zeroed(&self, l: Layout) -> *mut u8 {
         note();
+        note_bytes(l.size());
         unsafe { System.alloc_zeroed(l) }
     }
     unsafe fn realloc(&self, p: *mut u8, l: Layout, n: usize) -> *mut u8 {
@@ -45,12 +48,21 @@ fn note() {
     });
 }
 
+fn note_bytes(n: usize) {
+    let _ = ON.try_with(|on| {
+        if on.get() {
+            let _ = BYTES.try_with(|b| b.set(b.get() + n as u64));
+        }
+    });
+}
+
 #[global_allocator]
 static GLOBAL: Counting = Counting;
 
 /// Allocations made by `f` on this thread.
 fn counted<R>(f: impl FnOnce() -> R) -> (R, u64) {
     ALLOCS.with(|n| n.set(0));
+    BYTES.with(|n| n.set(0));
     ON.with(|on| on.set(true));
     let r = f();
     ON.with(|on| on.set(false));
@@ -164,4 +176,28 @@ fn a_capture_ten_times_as_long_costs_no_more_allocations() {
     // Start-up (tables, the capture handle) is the same for both; the slack covers
     // libpcap-side buffers the Rust allocator may see.
     assert!(a_long <= a_short + 16, "short {a_short}, long {a_long}");
+}
+
+#[test]
+fn tracker_config_memory_bytes_is_what_the_tracker_allocates() {
+    // The figure boards/ and check-config rely on, against the allocator's own count.
+    for cfg in [
+        TrackerConfig::default(),
+        TrackerConfig {
+            calls: 100,
+            fragments: 8,
+            tcp_streams: 16,
+            ..TrackerConfig::default()
+        },
+    ] {
+        let (t, _) = counted(|| Tracker::new(cfg));
+        let bytes = BYTES.with(|b| b.get()) as f64;
+        let est = cfg.memory_bytes() as f64;
+        drop(t);
+        eprintln!("estimated {est} B, allocated {bytes} B");
+        assert!(
+            (bytes - est).abs() <= est * 0.05,
+            "estimated {est}, allocated {bytes}"
+        );
+    }
 }

@@ -181,6 +181,11 @@ impl Calls {
         self.table.stats()
     }
 
+    /// Heap bytes a call table of `capacity` allocates.
+    pub fn memory_bytes(capacity: usize) -> usize {
+        Table::<CallKey, Call>::memory_bytes(capacity)
+    }
+
     pub fn by_slot_mut(&mut self, slot: u32, serial: u64) -> Option<&mut Call> {
         self.table
             .by_slot_mut(slot)

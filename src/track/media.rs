@@ -176,6 +176,12 @@ impl Media {
         }
     }
 
+    /// Heap bytes `new(cfg)` allocates (endpoint and stream tables).
+    pub fn memory_bytes(cfg: &MediaConfig) -> usize {
+        Table::<SocketAddr, Endpoint>::memory_bytes(cfg.endpoints)
+            + Table::<StreamKey, Stream>::memory_bytes(cfg.streams)
+    }
+
     pub fn endpoint_stats(&self) -> TableStats {
         self.endpoints.stats()
     }

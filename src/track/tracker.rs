@@ -52,6 +52,17 @@ impl Default for TrackerConfig {
     }
 }
 
+impl TrackerConfig {
+    /// Heap bytes a tracker with this configuration allocates at start — all it will ever
+    /// hold (the mirror diagnostics' few KiB aside).
+    pub fn memory_bytes(&self) -> usize {
+        Calls::memory_bytes(self.calls)
+            + Media::memory_bytes(&self.media)
+            + crate::wire::frag::Reassembler::memory_bytes(self.fragments)
+            + TcpStreams::memory_bytes(self.tcp_streams, self.tcp_buffer)
+    }
+}
+
 pub struct Tracker {
     decoder: Decoder,
     tcp: TcpStreams,

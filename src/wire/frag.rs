@@ -93,6 +93,11 @@ pub struct Reassembler {
 }
 
 impl Reassembler {
+    /// Heap bytes `new(capacity, _)` allocates.
+    pub fn memory_bytes(capacity: usize) -> usize {
+        Table::<FragKey, FragSet>::memory_bytes(capacity) + capacity * FRAG_BUF
+    }
+
     /// Allocates the table and all buffers now.
     pub fn new(capacity: usize, timeout: Duration) -> Self {
         let table = Table::new("ip_fragments", capacity);

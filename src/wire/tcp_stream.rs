@@ -121,6 +121,11 @@ pub struct TcpStreams {
 }
 
 impl TcpStreams {
+    /// Heap bytes `new(capacity, buf_size, _)` allocates.
+    pub fn memory_bytes(capacity: usize, buf_size: usize) -> usize {
+        Table::<FlowKey, Stream>::memory_bytes(capacity) + capacity * buf_size.max(1)
+    }
+
     /// Allocates the table and `capacity * buf_size` bytes of buffers now.
     pub fn new(capacity: usize, buf_size: usize, idle_timeout: Duration) -> Self {
         let table = Table::new("tcp_streams", capacity);
