@@ -76,6 +76,9 @@ pub struct Sensor {
     /// Sensor id (topic level and MQTT client id); default `vs-<MAC of the first capture
     /// interface>`, see [`Config::sensor_id`].
     pub id: Option<String>,
+    /// Unprivileged user the live sensor switches to once its capture handles are open
+    /// (`voipsensor run --user` overrides). Default: stay as started.
+    pub user: Option<String>,
 }
 
 /// QoS per topic. `status` is always QoS 1 and retained.

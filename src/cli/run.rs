@@ -328,7 +328,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
         .sensor_id()
         .or_else(|e| if s.mqtt { Err(e) } else { Ok("local".into()) })?;
     let out = start_output(&s)?;
-    if let Some(u) = &a.user {
+    if let Some(u) = a.user.as_ref().or(s.cfg.sensor.user.as_ref()) {
         privileges::drop_to(u)?;
         log::info!("running as user {u} with CAP_NET_RAW and CAP_NET_ADMIN only");
     }
