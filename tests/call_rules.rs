@@ -547,3 +547,95 @@ fn compact_headers_and_a_cancel_make_a_cancelled_call() {
     );
     assert_eq!(c.sip.requests.cancel, 1);
 }
+
+/// RTCP XR with one VoIP Metrics block (RFC 3611 §4.7) from `sender_ssrc` about `source`.
+fn rtcp_xr(sender_ssrc: u32, source: u32) -> Vec<u8> {
+    let mut p = vec![0x80, 207, 0, 10];
+    p.extend_from_slice(&sender_ssrc.to_be_bytes());
+    p.extend_from_slice(&[7, 0, 0, 8]); // block type 7, length 8 words
+    p.extend_from_slice(&source.to_be_bytes());
+    // loss 4/256, discard 1/256, burst/gap density, burst 0 ms, gap 0 ms, RTT 42 ms, ESD 0
+    p.extend_from_slice(&[4, 1, 0, 0, 0, 0, 0, 0, 0, 42, 0, 0]);
+    // signal, noise, RERL, Gmin, R 88, ext R unavailable, MOS-LQ 4.1, MOS-CQ 4.0, rx config
+    p.extend_from_slice(&[0xEE, 0xAF, 127, 16, 88, 127, 41, 40, 0, 0]);
+    p.extend_from_slice(&[0, 60, 0, 120, 0, 200]); // jitter buffer nominal/max/abs max
+    p
+}
+
+#[test]
+fn an_rtcp_xr_voip_metrics_block_is_attached_to_the_stream_it_reports_on() {
+    let mut b = Builder::new();
+    b.udp(
+        T0,
+        addr(A),
+        addr(B),
+        &sip(
+            INV,
+            "xr",
+            "1 INVITE",
+            "a1",
+            None,
+            "z9hG4bK1",
+            &sdp("10.1.0.1", 20000, "sendrecv"),
+        ),
+    );
+    b.udp(
+        T0 + 100_000,
+        addr(B),
+        addr(A),
+        &sip(
+            "SIP/2.0 200 OK",
+            "xr",
+            "1 INVITE",
+            "a1",
+            Some("b1"),
+            "z9hG4bK1",
+            &sdp("10.2.0.1", 30000, "sendrecv"),
+        ),
+    );
+    for i in 0..50u16 {
+        let t = T0 + 200_000 + i as u64 * 20_000;
+        b.udp(
+            t,
+            addr("10.1.0.1:20000"),
+            addr("10.2.0.1:30000"),
+            &rtp(i, i as u32 * 160, 0xaaaa),
+        );
+    }
+    // The callee (receiving 0xaaaa on 30000) reports from its RTCP port 30001.
+    b.udp(
+        T0 + 1_300_000,
+        addr("10.2.0.1:30001"),
+        addr("10.1.0.1:20001"),
+        &rtcp_xr(0xbbbb, 0xaaaa),
+    );
+    b.udp(
+        T0 + 1_500_000,
+        addr(A),
+        addr(B),
+        &sip(
+            "BYE sip:2002@10.2.0.1 SIP/2.0",
+            "xr",
+            "2 BYE",
+            "a1",
+            Some("b1"),
+            "z9hG4bK2",
+            "",
+        ),
+    );
+    let (ev, c) = run(&b, TrackerConfig::default());
+    assert_eq!(c.rtp.rtcp_packets, 1);
+    let end = ev
+        .iter()
+        .find_map(|e| match e {
+            Event::StreamEnd(s) if s.ssrc == 0xaaaa => Some(s),
+            _ => None,
+        })
+        .expect("stream_end of 0xaaaa");
+    assert_eq!(end.rtcp_xr_loss_pct, Some(1.563));
+    assert_eq!(end.rtcp_xr_discard_pct, Some(0.391));
+    assert_eq!(end.rtcp_xr_r_factor, Some(88));
+    assert_eq!(end.rtcp_xr_mos_lq, Some(4.1));
+    assert_eq!(end.rtcp_xr_mos_cq, Some(4.0));
+    assert_eq!(end.rtcp_xr_rtt_ms, Some(42.0));
+}

@@ -423,6 +423,12 @@ pub(crate) mod tests {
             rtcp_cumulative_lost: Some(4),
             rtcp_jitter_ms: Some(1.25),
             rtcp_rtt_ms: Some(32.5),
+            rtcp_xr_loss_pct: Some(1.5625),
+            rtcp_xr_discard_pct: Some(0.390625),
+            rtcp_xr_r_factor: Some(88),
+            rtcp_xr_mos_lq: Some(4.2),
+            rtcp_xr_mos_cq: Some(4.1),
+            rtcp_xr_rtt_ms: Some(31.0),
             reason: why,
         };
         let dtmf = DtmfEvent {

@@ -270,6 +270,15 @@ pub struct StreamEnd {
     pub rtcp_cumulative_lost: Option<i32>,
     pub rtcp_jitter_ms: Option<f64>,
     pub rtcp_rtt_ms: Option<f64>,
+    /// The receiving endpoint's own view, from an RTCP XR VoIP Metrics block (RFC 3611
+    /// §4.7) about this stream, where one was seen: loss and jitter-buffer discard (%),
+    /// its R factor, MOS-LQ and MOS-CQ, and the round trip it measured (ms).
+    pub rtcp_xr_loss_pct: Option<f64>,
+    pub rtcp_xr_discard_pct: Option<f64>,
+    pub rtcp_xr_r_factor: Option<u8>,
+    pub rtcp_xr_mos_lq: Option<f64>,
+    pub rtcp_xr_mos_cq: Option<f64>,
+    pub rtcp_xr_rtt_ms: Option<f64>,
     /// Why it ended: `call_ended`, `timeout`, `end_of_capture`, `evicted`, `sensor_stopped`.
     pub reason: Text,
 }

@@ -118,6 +118,8 @@ struct RemoteView {
     cumulative_lost: Option<i32>,
     jitter_ms: Option<f64>,
     rtt_ms: Option<f64>,
+    /// Last RTCP XR VoIP Metrics block about this stream.
+    xr: Option<rtcp::VoipMetrics>,
 }
 
 /// Tuning of the media layer.
@@ -548,6 +550,15 @@ impl Media {
                     blocks
                 }
                 Ok(rtcp::RtcpRepr::ReceiverReport { blocks, .. }) => blocks,
+                Ok(rtcp::RtcpRepr::ExtendedReport { blocks, .. }) => {
+                    // The XR sender receives the stream it reports on.
+                    if let Some(vm) = blocks.voip_metrics()
+                        && let Some(st) = self.rtp_stream_of_rtcp(dst, src, vm.ssrc)
+                    {
+                        st.rtcp.xr = Some(vm);
+                    }
+                    continue;
+                }
                 Ok(_) => continue,
                 Err(_) => {
                     counters.rtp.rtcp_malformed += 1;
@@ -1025,6 +1036,12 @@ fn end_stream(
         rtcp_cumulative_lost: st.rtcp.cumulative_lost,
         rtcp_jitter_ms: st.rtcp.jitter_ms.map(round3),
         rtcp_rtt_ms: st.rtcp.rtt_ms.map(round3),
+        rtcp_xr_loss_pct: st.rtcp.xr.map(|x| round3(x.loss_ratio() * 100.0)),
+        rtcp_xr_discard_pct: st.rtcp.xr.map(|x| round3(x.discard_ratio() * 100.0)),
+        rtcp_xr_r_factor: st.rtcp.xr.and_then(|x| x.r()),
+        rtcp_xr_mos_lq: st.rtcp.xr.and_then(|x| x.mos_lq()),
+        rtcp_xr_mos_cq: st.rtcp.xr.and_then(|x| x.mos_cq()),
+        rtcp_xr_rtt_ms: st.rtcp.xr.and_then(|x| x.round_trip_ms()).map(f64::from),
         reason: r,
     };
     if confirmed(st) {
