@@ -639,3 +639,116 @@ fn an_rtcp_xr_voip_metrics_block_is_attached_to_the_stream_it_reports_on() {
     assert_eq!(end.rtcp_xr_mos_cq, Some(4.0));
     assert_eq!(end.rtcp_xr_rtt_ms, Some(42.0));
 }
+
+/// A client WebSocket text frame (masked, as RFC 6455 requires of clients).
+fn ws_client(payload: &[u8], key: [u8; 4]) -> Vec<u8> {
+    let mut f = vec![0x81, 0x80 | 126];
+    f.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+    f.extend_from_slice(&key);
+    f.extend(payload.iter().enumerate().map(|(i, b)| b ^ key[i % 4]));
+    f
+}
+
+fn ws_server(payload: &[u8]) -> Vec<u8> {
+    let mut f = vec![0x81, 126];
+    f.extend_from_slice(&(payload.len() as u16).to_be_bytes());
+    f.extend_from_slice(payload);
+    f
+}
+
+#[test]
+fn a_call_over_websocket_split_across_segments_is_tracked() {
+    let (c, s) = (addr("10.1.0.1:43380"), addr("10.2.0.1:8080"));
+    let mut b = Builder::new();
+    b.tcp_connect(T0, c, s);
+    let get = b"GET / HTTP/1.1\r\nHost: 10.2.0.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Protocol: sip\r\n\r\n";
+    b.tcp_send(T0 + 1_000, c, s, get, &[]);
+    b.tcp_send(T0 + 2_000, s, c, b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nSec-WebSocket-Protocol: sip\r\n\r\n", &[]);
+    let inv = ws_client(
+        &sip(
+            INV,
+            "ws1",
+            "1 INVITE",
+            "a1",
+            None,
+            "z9hG4bK1",
+            &sdp("10.1.0.1", 20000, "sendrecv"),
+        ),
+        [1, 2, 3, 4],
+    );
+    // The INVITE frame arrives in three segments.
+    let n = inv.len();
+    b.tcp_send(T0 + 10_000, c, s, &inv, &[20, n / 2, n - 20 - n / 2]);
+    b.tcp_send(
+        T0 + 50_000,
+        s,
+        c,
+        &ws_server(&sip(
+            "SIP/2.0 180 Ringing",
+            "ws1",
+            "1 INVITE",
+            "a1",
+            Some("b1"),
+            "z9hG4bK1",
+            "",
+        )),
+        &[],
+    );
+    b.tcp_send(
+        T0 + 900_000,
+        s,
+        c,
+        &ws_server(&sip(
+            "SIP/2.0 200 OK",
+            "ws1",
+            "1 INVITE",
+            "a1",
+            Some("b1"),
+            "z9hG4bK1",
+            &sdp("10.2.0.1", 30000, "sendrecv"),
+        )),
+        &[],
+    );
+    b.tcp_send(
+        T0 + 950_000,
+        c,
+        s,
+        &ws_client(
+            &sip(
+                "ACK sip:2002@10.2.0.1 SIP/2.0",
+                "ws1",
+                "1 ACK",
+                "a1",
+                Some("b1"),
+                "z9hG4bK2",
+                "",
+            ),
+            [9, 8, 7, 6],
+        ),
+        &[],
+    );
+    b.tcp_send(
+        T0 + 5_000_000,
+        c,
+        s,
+        &ws_client(
+            &sip(
+                "BYE sip:2002@10.2.0.1 SIP/2.0",
+                "ws1",
+                "2 BYE",
+                "a1",
+                Some("b1"),
+                "z9hG4bK3",
+                "",
+            ),
+            [5, 5, 5, 5],
+        ),
+        &[],
+    );
+    let (ev, counters) = run(&b, TrackerConfig::default());
+    assert_eq!(
+        kinds(&ev, "ws1"),
+        vec![K::Invite, K::Ringing, K::Answered, K::Ended]
+    );
+    assert_eq!(counters.sip.over_websocket, 5);
+}

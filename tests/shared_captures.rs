@@ -158,3 +158,16 @@ fn every_shared_capture_replays_without_error_and_counts_every_frame() {
     }
     assert!(n >= 20, "only {n} captures found");
 }
+
+#[test]
+fn sip_over_websocket_is_read_like_tshark() {
+    let Some(p) = shared("sip_websocket.pcap") else {
+        return;
+    };
+    let (ev, c) = replay(&p);
+    // tshark: 39 SIP messages, 11 of them in WebSocket frames after an HTTP Upgrade.
+    assert_eq!(c.sip.messages, 39, "{:?}", c.sip);
+    assert_eq!(c.sip.over_websocket, 11);
+    assert_eq!(c.sip.malformed, 0);
+    assert_eq!(calls_of(&ev, K::Answered).len(), 2);
+}

@@ -83,6 +83,8 @@ pub struct SipCounts {
     pub sdp_malformed: u64,
     /// Messages over TCP (after stream reassembly).
     pub over_tcp: u64,
+    /// Of which inside WebSocket frames (RFC 7118).
+    pub over_websocket: u64,
     /// TLS records on SIP ports: signalling we cannot read.
     pub tls_records: u64,
     /// Responses and in-dialog requests for Call-IDs we do not track.

@@ -12,7 +12,7 @@ use crate::track::counters::Counters;
 use crate::track::event::EventSink;
 use crate::track::media::{Media, MediaConfig, Seen};
 use crate::track::mirror::{self, MirrorSeen};
-use crate::wire::{Decoder, FlowKey, Framing, LinkType, TcpStreams, Transport};
+use crate::wire::{Decoder, FlowKey, Framing, LinkType, TcpStreams, Transport, websocket};
 use core::net::SocketAddr;
 use embassy_time::{Duration, Instant};
 
@@ -60,6 +60,7 @@ impl TrackerConfig {
             + Media::memory_bytes(&self.media)
             + crate::wire::frag::Reassembler::memory_bytes(self.fragments)
             + TcpStreams::memory_bytes(self.tcp_streams, self.tcp_buffer)
+            + self.tcp_buffer // WebSocket unmasking scratch
     }
 }
 
@@ -70,6 +71,8 @@ pub struct Tracker {
     media: Media,
     counters: Counters,
     mirror: MirrorSeen,
+    /// Where masked WebSocket payloads are unmasked (one SIP message at a time).
+    ws_scratch: Box<[u8]>,
     now: Option<Instant>,
     second: u64,
 }
@@ -82,6 +85,7 @@ impl Tracker {
     pub fn new(cfg: TrackerConfig) -> Tracker {
         Tracker {
             decoder: Decoder::new(cfg.fragments, cfg.fragment_timeout),
+            ws_scratch: vec![0; cfg.tcp_buffer].into_boxed_slice(),
             tcp: TcpStreams::new(cfg.tcp_streams, cfg.tcp_buffer, cfg.tcp_idle),
             calls: Calls::new(cfg.calls, cfg.timeouts),
             media: Media::new(cfg.media),
@@ -132,6 +136,7 @@ impl Tracker {
             media,
             counters,
             mirror,
+            ws_scratch,
             ..
         } = self;
         let Ok(Some(pkt)) = decoder.decode(now, link, frame) else {
@@ -181,8 +186,12 @@ impl Tracker {
                     return;
                 }
                 // Only connections that carry SIP get a reassembly buffer: a stream starts
-                // at a segment that begins with a SIP message (mid-connection starts too).
-                if !tcp.contains(&key) && !sip::looks_like_sip(payload) {
+                // at a segment that begins with a SIP message (mid-connection starts too),
+                // or with the HTTP Upgrade of SIP over WebSocket (RFC 7118).
+                if !tcp.contains(&key)
+                    && !sip::looks_like_sip(payload)
+                    && !websocket::is_upgrade(payload)
+                {
                     return;
                 }
                 let hop = Hop {
@@ -190,22 +199,30 @@ impl Tracker {
                     src: key.src,
                     dst: key.dst,
                 };
-                tcp.segment(
-                    now,
-                    key,
-                    seq,
-                    flags,
-                    payload,
-                    |buf| match sip::frame_len(buf) {
-                        SipFrame::Complete(n) => Framing::Complete(n),
-                        SipFrame::Incomplete => Framing::NeedMore,
-                        SipFrame::Invalid(n) => Framing::Skip(n),
-                    },
-                    |msg| {
-                        counters.sip.over_tcp += 1;
-                        on_sip_bytes(hop, msg, calls, media, counters, mirror, out);
-                    },
-                );
+                tcp.segment(now, key, seq, flags, payload, frame_tcp, |msg| {
+                    counters.sip.over_tcp += 1;
+                    if msg.first().is_some_and(|b| b & 0x80 != 0) {
+                        // A WebSocket frame (SIP text starts with ASCII).
+                        let Ok(f) = websocket::Frame::new_checked(msg) else {
+                            return;
+                        };
+                        if !matches!(
+                            f.opcode(),
+                            websocket::OPCODE_TEXT | websocket::OPCODE_BINARY
+                        ) {
+                            return; // ping, pong, close
+                        }
+                        counters.sip.over_websocket += 1;
+                        match f.payload(ws_scratch) {
+                            Some(sip) => {
+                                on_sip_bytes(hop, sip, calls, media, counters, mirror, out)
+                            }
+                            None => counters.sip.malformed += 1,
+                        }
+                        return;
+                    }
+                    on_sip_bytes(hop, msg, calls, media, counters, mirror, out);
+                });
             }
         }
     }
@@ -256,6 +273,30 @@ impl Tracker {
         c.tables.fragments = self.decoder.frag_stats();
         c.tables.tcp_streams = self.tcp.stats();
         c
+    }
+}
+
+/// Where the next message of a SIP-carrying TCP stream ends: plain SIP framed by
+/// Content-Length, a WebSocket frame (first byte has FIN set, which ASCII never has), or the
+/// HTTP Upgrade head before the frames, which is skipped.
+fn frame_tcp(buf: &[u8]) -> Framing {
+    if buf.first().is_some_and(|b| b & 0x80 != 0) {
+        return match websocket::Frame::new_checked(buf) {
+            Ok(f) => Framing::Complete(f.total_len()),
+            Err(websocket::Error::Truncated) => Framing::NeedMore,
+            Err(websocket::Error::Malformed) => Framing::Skip(1),
+        };
+    }
+    if buf.starts_with(b"GET ") || buf.starts_with(b"HTTP/") {
+        return match websocket::http_head_len(buf) {
+            Some(n) => Framing::Skip(n),
+            None => Framing::NeedMore,
+        };
+    }
+    match sip::frame_len(buf) {
+        SipFrame::Complete(n) => Framing::Complete(n),
+        SipFrame::Incomplete => Framing::NeedMore,
+        SipFrame::Invalid(n) => Framing::Skip(n),
     }
 }
 

@@ -14,6 +14,7 @@ pub mod ip;
 pub mod link;
 pub mod tcp_stream;
 pub mod tunnel;
+pub mod websocket;
 
 pub use decode::Decoder;
 pub use tcp_stream::{FlowKey, Framing, TcpCounters, TcpStreams};
