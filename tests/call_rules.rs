@@ -1,11 +1,11 @@
 //! The call state machine's rules, on SIP written here message by message and fed to the
 //! tracker as real frames (through the project's fixture builder).
 
+mod common;
 use std::net::SocketAddr;
 use voipsensor::fixture::Builder;
 use voipsensor::track::event::{CallEventKind as K, Event, Party};
-use voipsensor::track::tracker::{Tracker, TrackerConfig};
-use voipsensor::wire::LinkType;
+use voipsensor::track::tracker::TrackerConfig;
 
 const A: &str = "10.1.0.1:5060";
 const B: &str = "10.2.0.1:5060";
@@ -58,18 +58,7 @@ fn rtp(seq: u16, ts: u32, ssrc: u32) -> Vec<u8> {
 }
 
 fn run(b: &Builder, cfg: TrackerConfig) -> (Vec<Event>, voipsensor::track::counters::Counters) {
-    let mut t = Tracker::new(cfg);
-    let mut ev = Vec::new();
-    for (ts, f) in b.frames() {
-        t.on_frame(
-            embassy_time::Instant::from_micros(ts),
-            LinkType::Ethernet,
-            f,
-            &mut ev,
-        );
-    }
-    t.finish("end_of_capture", &mut ev);
-    (ev, t.counters())
+    common::run_frames(b, cfg)
 }
 
 fn kinds(ev: &[Event], call_id: &str) -> Vec<K> {

@@ -1,25 +1,15 @@
 //! The demo capture (the project's own fixture) against its ground truth: every call's
 //! outcome as scripted, and every stream's packets and loss as the generator made them.
 
+mod common;
 use voipsensor::fixture::{self, Builder};
 use voipsensor::track::event::{CallEventKind as K, Event};
-use voipsensor::track::tracker::{Tracker, TrackerConfig};
-use voipsensor::wire::LinkType;
+use voipsensor::track::tracker::TrackerConfig;
 
 fn replay_demo() -> (Vec<Event>, Vec<fixture::CallSummary>) {
     let mut b = Builder::new();
     let truth = fixture::demo(&mut b);
-    let mut t = Tracker::new(TrackerConfig::default());
-    let mut ev = Vec::new();
-    for (ts, f) in b.frames() {
-        t.on_frame(
-            embassy_time::Instant::from_micros(ts),
-            LinkType::Ethernet,
-            f,
-            &mut ev,
-        );
-    }
-    t.finish("end_of_capture", &mut ev);
+    let (ev, _) = common::run_frames(&b, TrackerConfig::default());
     (ev, truth)
 }
 

@@ -1,6 +1,7 @@
 //! RTP fixed header view (RFC 3550 §5.1), RFC 4733 telephone-event payload, RTCP-mux demux.
 
 use super::{Error, Result};
+use super::{be16, be32};
 
 /// Fixed header length before any CSRC.
 pub const HEADER_LEN: usize = 12;
@@ -14,20 +15,6 @@ pub struct RtpPacket<'a> {
     payload_start: usize,
     /// End of the payload (buffer length minus padding).
     payload_end: usize,
-}
-
-fn be16(b: &[u8], at: usize) -> u16 {
-    match b.get(at..at + 2) {
-        Some(&[x, y]) => u16::from_be_bytes([x, y]),
-        _ => 0,
-    }
-}
-
-fn be32(b: &[u8], at: usize) -> u32 {
-    match b.get(at..at + 4) {
-        Some(&[a, b1, c, d]) => u32::from_be_bytes([a, b1, c, d]),
-        _ => 0,
-    }
 }
 
 impl<'a> RtpPacket<'a> {

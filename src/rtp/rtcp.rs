@@ -5,6 +5,7 @@
 //! iterated in place, so parsing allocates nothing.
 
 use super::{Error, Result};
+use super::{be16, be32};
 
 pub const PT_SR: u8 = 200;
 pub const PT_RR: u8 = 201;
@@ -15,20 +16,6 @@ pub const PT_XR: u8 = 207;
 
 /// SDES item type for the canonical name (RFC 3550 §6.5.1).
 pub const SDES_CNAME: u8 = 1;
-
-fn be16(b: &[u8], at: usize) -> u16 {
-    match b.get(at..at + 2) {
-        Some(&[x, y]) => u16::from_be_bytes([x, y]),
-        _ => 0,
-    }
-}
-
-fn be32(b: &[u8], at: usize) -> u32 {
-    match b.get(at..at + 4) {
-        Some(&[a, b1, c, d]) => u32::from_be_bytes([a, b1, c, d]),
-        _ => 0,
-    }
-}
 
 /// One RTCP packet inside a compound datagram.
 #[derive(Debug, Clone, Copy)]

@@ -74,3 +74,19 @@ pub fn finals(events: &[Event]) -> Vec<&CallEvent> {
         .filter(|c| c.event.is_final())
         .collect()
 }
+
+/// Feeds a fixture builder's frames (Ethernet) to a tracker, then ends the capture.
+pub fn run_frames(b: &voipsensor::fixture::Builder, cfg: TrackerConfig) -> (Vec<Event>, Counters) {
+    let mut t = Tracker::new(cfg);
+    let mut events = Vec::new();
+    for (ts, f) in b.frames() {
+        t.on_frame(
+            embassy_time::Instant::from_micros(ts),
+            voipsensor::wire::LinkType::Ethernet,
+            f,
+            &mut events,
+        );
+    }
+    t.finish("end_of_capture", &mut events);
+    (events, t.counters())
+}
