@@ -13,13 +13,17 @@ fn tmp(name: &str) -> std::path::PathBuf {
     d.join(name)
 }
 
+/// The demo capture, written once per test process: tests run in parallel, and one must
+/// never read the file while another is still writing it.
 fn demo() -> std::path::PathBuf {
-    let p = tmp("demo.pcap");
-    if !p.exists() {
+    static DEMO: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    DEMO.get_or_init(|| {
+        let p = tmp("demo.pcap");
         let st = bin().arg("fixture").arg(&p).status().unwrap();
         assert!(st.success());
-    }
-    p
+        p
+    })
+    .clone()
 }
 
 #[test]

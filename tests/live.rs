@@ -236,13 +236,17 @@ impl Drop for Sensor {
     }
 }
 
+/// The demo capture, written once per test process (parallel tests must not read it
+/// half-written).
 fn demo() -> PathBuf {
-    let p = tmp("demo.pcap");
-    if !p.exists() {
+    static DEMO: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    DEMO.get_or_init(|| {
+        let p = tmp("demo.pcap");
         let st = Command::new(bin()).arg("fixture").arg(&p).status().unwrap();
         assert!(st.success());
-    }
-    p
+        p
+    })
+    .clone()
 }
 
 /// The call events' fields that do not depend on packet timing, for comparing a live run
