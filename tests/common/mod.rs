@@ -1,7 +1,9 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod skip;
 pub mod tshark;
+pub use skip::{need, need_root, need_tool, skip};
 
 use std::path::{Path, PathBuf};
 use voipsensor::capture::file::CaptureFile;
