@@ -3,6 +3,7 @@
 
 pub mod skip;
 pub mod tshark;
+#[allow(unused_imports)]
 pub use skip::{need, need_root, need_tool, skip};
 
 use std::path::{Path, PathBuf};
