@@ -21,6 +21,7 @@
 pub mod capture;
 pub mod config;
 pub mod fixture;
+pub mod policy;
 pub mod publish;
 pub mod rtp;
 pub mod sip;
