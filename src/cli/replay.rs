@@ -183,7 +183,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
                     let verdict = sink
                         .policy
                         .second(now.0, counters.sip.tls_records, &dirs, &[]);
-                    policy::log_changes(&verdict.changes);
+                    policy::log_changes(&verdict.changes, false);
                     tracker.set_capture_loss(verdict.loss);
                     if let Some(p) = sink.mqtt.as_deref_mut() {
                         p.tick(now, &counters);

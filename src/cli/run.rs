@@ -509,7 +509,7 @@ impl State {
             .sink
             .policy
             .second(wall, counters.sip.tls_records, &dirs, &ifs);
-        policy::log_changes(&verdict.changes);
+        policy::log_changes(&verdict.changes, true);
 
         if verdict.health_due || matches!(self.sink.out, Output::Mqtt(_)) {
             let report = self.report(counters, dirs, verdict.loss);

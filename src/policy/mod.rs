@@ -132,12 +132,17 @@ impl Policy {
     }
 }
 
-/// Logs changes as the operator sees them: raised as warnings, cleared as information.
-pub fn log_changes(changes: &[Change]) {
+/// Logs changes as the operator sees them: live, raised as warnings and cleared as
+/// information; in a replay both at debug level, so its stderr stays as it was
+/// (`RUST_LOG=debug` shows them).
+pub fn log_changes(changes: &[Change], live: bool) {
+    use log::Level::{Debug, Info, Warn};
     for c in changes {
         match c {
-            Change::Raised(w) => log::warn!("{}", w.message),
-            Change::Cleared(w) => log::info!("cleared: {}", w.message),
+            Change::Raised(w) => log::log!(if live { Warn } else { Debug }, "{}", w.message),
+            Change::Cleared(w) => {
+                log::log!(if live { Info } else { Debug }, "cleared: {}", w.message)
+            }
         }
     }
 }
