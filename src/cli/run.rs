@@ -2,8 +2,11 @@
 //!
 //! One thread: nonblocking capture handles polled together feed one tracker; an
 //! `embassy-time` one-second tick (std driver) does the per-second work: pcap statistics,
-//! interface lifecycle, tracker timeouts when traffic stops, mirror diagnostics, `health`.
-//! Events go to the MQTT publisher, or as JSON lines to stdout when no broker is configured.
+//! interface lifecycle, tracker timeouts when traffic stops, `health`. What to warn about,
+//! when metrics carry `capture_loss` and when `health` is due is decided by the sans-IO
+//! [`Policy`] (which `replay` drives too); this file keeps the poll loop, reload and
+//! privilege drop. Events go to the MQTT publisher, or as JSON lines to stdout when no
+//! broker is configured. Flags are applied to the file before its one validation.
 //!
 //! Privileges: capturing needs CAP_NET_RAW (and CAP_NET_ADMIN for promiscuous mode), not
 //! root. With `--user`, the process switches to that user once the handles are open and
