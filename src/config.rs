@@ -4,14 +4,14 @@
 //! the file, the key, the bad value and what is allowed. Secrets (MQTT password, privacy
 //! secret) are read from the file or from a `*_file` path and never printed: [`Secret`]'s
 //! `Debug` is redacted, so `{:?}` of a whole [`Config`] is safe to log.
-
 //!
 //! This module sits on top: it maps the file onto each layer's own settings
-//! ([`Config::tracker_config`], [`Config::capture_options`], [`PublishSettings`] via
-//! `TryFrom<&Config>`, [`Config::connect`]) and no layer imports it back. Command-line
-//! flags are applied with [`load_with`] before the one validation.
+//! ([`Config::tracker_config`], [`Config::capture_options`], [`Config::policy_config`],
+//! [`PublishSettings`] via `TryFrom<&Config>`, [`Config::connect`]) and no layer imports
+//! it back. Command-line flags are applied with [`load_with`] before the one validation.
 
 use crate::capture::live::Options as CaptureOptions;
+use crate::policy::PolicyConfig;
 use crate::publish::broker::BrokerUrl;
 use crate::publish::payload::Format;
 use crate::publish::privacy::{Mode, Privacy};
@@ -316,6 +316,14 @@ impl Config {
     /// The tracker's configuration (`replay` and `run` alike).
     pub fn tracker_config(&self) -> TrackerConfig {
         self.tracker.tracker_config()
+    }
+
+    /// The live policy's settings; `no_traffic_s` is a command-line flag only.
+    pub fn policy_config(&self, no_traffic_s: u64) -> PolicyConfig {
+        PolicyConfig {
+            no_traffic_s,
+            health_interval_s: self.output.health_interval_s,
+        }
     }
 
     /// How capture handles are opened.

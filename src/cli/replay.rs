@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::Instant as WallClock;
 use voipsensor::capture::file::CaptureFile;
 use voipsensor::config::{self, Config};
-use voipsensor::policy::{self, Policy, PolicyConfig};
+use voipsensor::policy::{self, Policy};
 use voipsensor::publish::payload::Format;
 use voipsensor::publish::{PublishSettings, Publisher, json};
 use voipsensor::track::counters::Counters;
@@ -150,14 +150,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
         // The live sensor's policy on packet time, with no interfaces to watch: its
         // warnings go to the log (stderr), never to stdout.
         policy: Policy::new(
-            PolicyConfig {
-                no_traffic_s: u64::MAX,
-                health_interval_s: conf
-                    .as_ref()
-                    .map_or(Config::default().output.health_interval_s, |c| {
-                        c.output.health_interval_s
-                    }),
-            },
+            conf.as_ref()
+                .unwrap_or(&Config::default())
+                .policy_config(u64::MAX),
             0,
         ),
         mqtt: publisher.as_mut(),

@@ -127,10 +127,7 @@ fn settings(a: &Args) -> Result<Settings> {
     tracker.media.heuristic = !a.no_rtp_heuristic;
     Ok(Settings {
         opts: cfg.capture_options(),
-        policy: PolicyConfig {
-            no_traffic_s: a.no_traffic_s,
-            health_interval_s: cfg.output.health_interval_s,
-        },
+        policy: cfg.policy_config(a.no_traffic_s),
         cfg,
         mqtt,
         tracker,
