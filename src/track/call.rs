@@ -814,3 +814,142 @@ fn emit(
     ev.reason = reason.map(text_from);
     push(fx, CallEffect::Event(ev));
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SDP: &str = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n\
+                       m=audio 4000 RTP/AVP 0\r\n";
+
+    fn hop(t: u64, src: &str, dst: &str) -> Hop {
+        Hop {
+            now: Instant::from_secs(t),
+            src: src.parse().unwrap(),
+            dst: dst.parse().unwrap(),
+        }
+    }
+
+    fn request(method: &str, call_id: &str, cseq: u32, body: &str) -> String {
+        format!(
+            "{method} sip:bob@10.0.0.2 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK{cseq}{method}\r\n\
+             From: <sip:alice@10.0.0.1>;tag=a1\r\nTo: <sip:bob@10.0.0.2>\r\nCall-ID: {call_id}\r\n\
+             CSeq: {cseq} {method}\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    }
+
+    fn step(calls: &mut Calls, h: Hop, text: &str) -> Vec<CallEffect> {
+        let msg = Message::parse(text.as_bytes()).unwrap();
+        let mut fx = CallEffects::new();
+        calls.on_sip(h, &msg, &mut Counters::default(), &mut fx);
+        fx.into_iter().collect()
+    }
+
+    const A: &str = "10.0.0.1:5060";
+    const B: &str = "10.0.0.2:5060";
+
+    #[test]
+    fn an_invite_with_sdp_opens_the_call_then_offers_the_callers_media() {
+        let mut calls = Calls::new(4, CallTimeouts::default());
+        let fx = step(&mut calls, hop(1, A, B), &request("INVITE", "x1", 1, SDP));
+        let [
+            CallEffect::Opened { serial: 1 },
+            CallEffect::Event(ev),
+            CallEffect::MediaOffered {
+                serial: 1,
+                call_id,
+                sender: Party::Caller,
+                sdp,
+                ..
+            },
+        ] = &fx[..]
+        else {
+            panic!("{fx:?}")
+        };
+        assert_eq!(ev.event, CallEventKind::Invite);
+        assert_eq!(call_id.as_str(), "x1");
+        assert_eq!(sdp.media.len(), 1);
+        let again = step(&mut calls, hop(2, A, B), &request("INVITE", "x1", 1, SDP));
+        assert!(again.is_empty(), "a retransmission asks nothing: {again:?}");
+    }
+
+    #[test]
+    fn a_bye_closes_the_calls_media_with_its_final_event() {
+        let mut calls = Calls::new(4, CallTimeouts::default());
+        step(&mut calls, hop(1, A, B), &request("INVITE", "x1", 1, ""));
+        let fx = step(&mut calls, hop(9, A, B), &request("BYE", "x1", 2, ""));
+        let [
+            CallEffect::Closed {
+                serial: 1,
+                reason: "call_ended",
+                event: Some(ev),
+            },
+        ] = &fx[..]
+        else {
+            panic!("{fx:?}")
+        };
+        assert_eq!(ev.event, CallEventKind::Ended);
+        assert_eq!(ev.ended_by, Some(Party::Caller));
+        assert!(
+            ev.quality_caller.is_none(),
+            "quality is the media side's to add"
+        );
+    }
+
+    #[test]
+    fn expiry_checks_health_of_answered_calls_and_forgets_closed_ones() {
+        let t = CallTimeouts::default();
+        let mut calls = Calls::new(4, t);
+        let mut c = Counters::default();
+        step(&mut calls, hop(1, A, B), &request("INVITE", "x1", 1, ""));
+        let ok = "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1INVITE\r\n\
+                  From: <sip:alice@10.0.0.1>;tag=a1\r\nTo: <sip:bob@10.0.0.2>;tag=b1\r\n\
+                  Call-ID: x1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+        step(&mut calls, hop(2, B, A), ok);
+        let mut fx = CallEffects::new();
+        assert_eq!(
+            calls.expire_next(Instant::from_secs(3), 0, &mut c, &mut fx),
+            Some(1)
+        );
+        assert!(
+            matches!(&fx[..], [CallEffect::CheckHealth { serial: 1, since, .. }] if *since == Instant::from_secs(2)),
+            "{fx:?}"
+        );
+        assert_eq!(
+            calls.expire_next(Instant::from_secs(3), 1, &mut c, &mut fx),
+            None
+        );
+        step(&mut calls, hop(5, A, B), &request("BYE", "x1", 2, ""));
+        let after_linger = Instant::from_secs(6) + t.linger;
+        let mut fx = CallEffects::new();
+        calls.expire_next(after_linger, 0, &mut c, &mut fx);
+        assert!(
+            matches!(&fx[..], [CallEffect::Forgotten { serial: 1 }]),
+            "{fx:?}"
+        );
+        assert_eq!(calls.stats().len, 0);
+    }
+
+    #[test]
+    fn a_full_table_closes_the_evicted_calls_media_before_opening_the_new_one() {
+        let mut calls = Calls::new(1, CallTimeouts::default());
+        step(&mut calls, hop(1, A, B), &request("INVITE", "x1", 1, ""));
+        let fx = step(&mut calls, hop(2, A, B), &request("INVITE", "x2", 1, ""));
+        let [
+            CallEffect::Closed {
+                serial: 1,
+                reason: "evicted",
+                event: None,
+            },
+            CallEffect::Event(evicted),
+            CallEffect::Opened { serial: 2 },
+            CallEffect::Event(invite),
+        ] = &fx[..]
+        else {
+            panic!("{fx:?}")
+        };
+        assert_eq!(evicted.event, CallEventKind::Evicted);
+        assert_eq!(invite.call_id.as_str(), "x2");
+    }
+}

@@ -5,7 +5,7 @@
 //! The tracker feeds it once a second from the stream table and asks it to check the
 //! answered calls; it knows neither the call table nor the stream table.
 
-use crate::table::{Table, TableStats};
+use crate::table::Table;
 use crate::track::counters::Counters;
 use crate::track::event::{CallId, Event, EventSink, MediaHealth, MediaProblem, Party, Ts};
 use core::net::SocketAddr;
@@ -120,10 +120,6 @@ impl Health {
         Table::<u64, MediaWatch>::memory_bytes(calls)
     }
 
-    pub fn stats(&self) -> TableStats {
-        self.watches.stats()
-    }
-
     /// Call `serial` opened: watch it.
     pub fn open(&mut self, serial: u64) {
         // Never full: a watch lives exactly as long as its open call, and the call table
@@ -169,5 +165,95 @@ impl Health {
             counters.rtp.health_events += 1;
             out.emit(&Event::MediaHealth(h));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::track::event::fill;
+
+    const SILENCE: Duration = Duration::from_secs(5);
+
+    fn s(t: u64) -> Instant {
+        Instant::from_secs(t)
+    }
+
+    fn at(a: &str) -> SocketAddr {
+        a.parse().unwrap()
+    }
+
+    fn id() -> CallId {
+        let mut c = CallId::new();
+        fill(&mut c, "c1");
+        c
+    }
+
+    fn problems(out: &[Event]) -> Vec<(MediaProblem, Option<SocketAddr>, u64)> {
+        out.iter()
+            .filter_map(|e| match e {
+                Event::MediaHealth(h) => Some((h.problem, h.src, h.silent_ms)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn no_media_after_the_answer_is_reported_once_past_the_silence() {
+        let mut h = Health::new(4, SILENCE);
+        let (mut c, mut out) = (Counters::default(), Vec::new());
+        h.open(1);
+        h.check(s(15), 1, &id(), s(10), &mut c, &mut out);
+        assert!(out.is_empty(), "5 s is not longer than the threshold");
+        h.check(s(16), 1, &id(), s(10), &mut c, &mut out);
+        h.check(s(17), 1, &id(), s(10), &mut c, &mut out);
+        assert_eq!(
+            problems(&out),
+            [(MediaProblem::NoMediaAfterAnswer, None, 6000)]
+        );
+        assert_eq!(c.rtp.health_events, 1);
+    }
+
+    #[test]
+    fn one_way_media_names_the_silent_direction_from_the_flowing_one() {
+        let mut h = Health::new(4, SILENCE);
+        let (mut c, mut out) = (Counters::default(), Vec::new());
+        h.open(1);
+        let (caller, callee) = (at("10.0.0.1:4000"), at("10.0.0.2:5000"));
+        // Only the callee's media flows toward the caller, up to second 20.
+        for t in 11..=20 {
+            h.saw(1, Party::Caller, s(t), callee, caller);
+            h.check(s(t), 1, &id(), s(10), &mut c, &mut out);
+        }
+        assert_eq!(
+            problems(&out),
+            [(MediaProblem::OneWayMedia, Some(caller), 6000)]
+        );
+    }
+
+    #[test]
+    fn media_that_stops_both_ways_is_media_stopped() {
+        let mut h = Health::new(4, SILENCE);
+        let (mut c, mut out) = (Counters::default(), Vec::new());
+        h.open(1);
+        let (a, b) = (at("10.0.0.1:4000"), at("10.0.0.2:5000"));
+        h.saw(1, Party::Caller, s(12), b, a);
+        h.saw(1, Party::Callee, s(12), a, b);
+        h.check(s(14), 1, &id(), s(10), &mut c, &mut out);
+        h.check(s(18), 1, &id(), s(10), &mut c, &mut out);
+        assert_eq!(problems(&out), [(MediaProblem::MediaStopped, None, 6000)]);
+    }
+
+    #[test]
+    fn only_open_calls_are_watched() {
+        let mut h = Health::new(4, SILENCE);
+        let (mut c, mut out) = (Counters::default(), Vec::new());
+        h.saw(9, Party::Caller, s(1), at("10.0.0.1:1"), at("10.0.0.2:2"));
+        h.check(s(60), 9, &id(), s(0), &mut c, &mut out);
+        h.open(1);
+        h.close(1);
+        h.check(s(60), 1, &id(), s(0), &mut c, &mut out);
+        assert!(out.is_empty());
+        assert_eq!(h.watches.len(), 0);
     }
 }
