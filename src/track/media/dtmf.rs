@@ -61,7 +61,7 @@ pub(super) fn flush(
 
 #[cfg(test)]
 mod tests {
-    use super::super::stream::testing::*;
+    use super::super::testing::*;
     use crate::track::counters::Counters;
     use crate::track::event::Event;
 

@@ -1,7 +1,7 @@
 //! Intervals: one `rtp_interval` event per stream per second of packet time in which it
 //! carried packets.
 
-use super::report::{mos_for, round3};
+use super::quality::{mos_for, round3};
 use super::stream::{Stream, StreamKey};
 use crate::track::event::{Event, EventSink, RtpInterval, Ts};
 
@@ -54,7 +54,7 @@ pub(super) fn report_interval(
 
 #[cfg(test)]
 mod tests {
-    use super::super::stream::testing::*;
+    use super::super::testing::*;
     use crate::track::counters::Counters;
     use crate::track::event::Event;
 

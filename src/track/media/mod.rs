@@ -2,20 +2,22 @@
 //! heuristic), their per-second interval reports and their summaries.
 //!
 //! Two fixed tables:
-//! * **endpoints** ([`endpoint`]), keyed by the `(ip, port)` a party asked to receive
+//! * **endpoints** (`endpoint.rs`), keyed by the `(ip, port)` a party asked to receive
 //!   media on (from SDP offer/answer, updated by re-INVITE/UPDATE), plus its RTCP port
 //!   (`a=rtcp`, port+1, or the RTP port itself with `a=rtcp-mux`). A UDP packet finds its
 //!   call with one lookup of its destination (then its source, for symmetric RTP). Full:
 //!   the endpoint used least recently is evicted (counted).
-//! * **streams** ([`stream`]), keyed by `(src, dst, SSRC)`: a new SSRC on the same
+//! * **streams** (`stream.rs`), keyed by `(src, dst, SSRC)`: a new SSRC on the same
 //!   addresses is a new stream. Full: the stream idle longest is evicted (its `stream_end`
 //!   says `evicted`).
 //!
-//! Intervals ([`interval`]) are whole seconds of packet time; a stream reports a second in
-//! which it carried packets. Signalled silence (hold, sendonly, inactive, comfort noise)
-//! produces no packets and so no loss. RTCP ([`rtcp`]) adds the far end's view and the
-//! round trip; [`report`] sums a stream up at its end and a call's directions at the
-//! call's end; [`dtmf`] reports RFC 4733 digits.
+//! Intervals (`interval.rs`) are whole seconds of packet time; a stream reports a second
+//! in which it carried packets. Signalled silence (hold, sendonly, inactive, comfort noise)
+//! produces no packets and so no loss. RTCP (`rtcp.rs`) adds the far end's view and the
+//! round trip; `quality.rs` scores intervals (E-model) and a call's directions at its end;
+//! `report.rs` sums a stream up in its `stream_end`; `dtmf.rs` reports RFC 4733 digits.
+//! Imports among these run one way: `endpoint` ← `stream` ← `rtcp`, `dtmf`, `quality` ←
+//! `interval` ← `report` ← this file.
 //!
 //! Unsignalled RTP (`rtp::heuristic`): a plausible datagram opens a candidate stream whose
 //! statistics count from that first packet; it is reported only once a run of in-sequence
@@ -29,22 +31,26 @@
 mod dtmf;
 mod endpoint;
 mod interval;
+mod quality;
 mod report;
 mod rtcp;
 mod stream;
+#[cfg(test)]
+mod testing;
 
 pub use stream::StreamKey;
 
 use crate::rtp::emodel;
-use crate::rtp::heuristic;
+use crate::rtp::heuristic::{self, Verdict};
 use crate::rtp::packet::{RtpPacket, is_rtcp_pt};
+use crate::rtp::stats::PacketKind;
 use crate::sip::sdp;
 use crate::table::{Inserted, Table, TableStats};
 use crate::track::counters::Counters;
 use crate::track::event::{CallId, DirectionQuality, EventSink, Party};
 use core::net::SocketAddr;
 use embassy_time::{Duration, Instant};
-use endpoint::Endpoints;
+use endpoint::{Endpoint, Endpoints};
 use stream::Stream;
 
 pub const MEDIA_ENDPOINTS_DEFAULT: usize = 16384;
@@ -209,7 +215,8 @@ impl Media {
         let Some((_, st)) = self.streams.by_slot_mut(slot) else {
             return Seen::NotMedia;
         };
-        st.on_packet(
+        on_rtp_packet(
+            st,
             key,
             now,
             &pkt,
@@ -311,7 +318,7 @@ impl Media {
             if st.candidate.is_some() {
                 continue;
             }
-            let q = report::direction_quality(k, st, delay);
+            let q = quality::direction_quality(k, st, delay);
             let slot_for = match st.toward {
                 Some(Party::Callee) => &mut to_callee,
                 Some(Party::Caller) => &mut to_caller,
@@ -366,5 +373,69 @@ impl Media {
                 f(c, p, st.last_seen, k);
             }
         }
+    }
+}
+
+/// Counts one packet of stream `key`, reporting the second before it first if it starts
+/// a new one.
+#[allow(clippy::too_many_arguments)]
+fn on_rtp_packet(
+    st: &mut Stream,
+    key: StreamKey,
+    now: Instant,
+    pkt: &RtpPacket,
+    ep: Option<&Endpoint>,
+    capture_loss: bool,
+    delay_ms: f64,
+    counters: &mut Counters,
+    out: &mut impl EventSink,
+) {
+    // A new second: report the one that ended before counting into this one. An
+    // unconfirmed heuristic stream keeps accumulating (its first report covers it all).
+    let sec = now.as_secs();
+    if sec > st.second {
+        if st.packets_in_second > 0 {
+            interval::report_interval(key, st, out, delay_ms);
+        }
+        if st.packets_in_second == 0 {
+            st.second = sec;
+        }
+    }
+    st.capture_loss |= capture_loss;
+    st.last_seen = now;
+    let pt = pkt.payload_type();
+    let (clock, kind) = stream::classify(st, ep, pt, pkt.payload().len());
+    let counted = st.stats.on_packet(
+        now.as_micros(),
+        pkt.sequence_number(),
+        pkt.timestamp(),
+        pt,
+        pkt.marker(),
+        clock,
+        kind,
+    );
+    if counted {
+        st.packets_in_second += 1;
+        st.stats.add_bytes(pkt.payload().len());
+    }
+    // Packets of a heuristic stream are accounted once it is confirmed.
+    let newly_counted = match st.candidate.as_mut() {
+        None => 1,
+        Some(c) => match c.observe(pkt) {
+            Verdict::Pending => 0,
+            Verdict::Confirmed => {
+                st.candidate = None;
+                st.stats.packets()
+            }
+        },
+    };
+    if kind == PacketKind::Event {
+        dtmf::on_event_packet(now, key, st, pkt, counters, out);
+    }
+    counters.rtp.packets += newly_counted;
+    if st.heuristic {
+        counters.rtp.heuristic += newly_counted;
+    } else {
+        counters.rtp.signalled += newly_counted;
     }
 }

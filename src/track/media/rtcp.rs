@@ -8,17 +8,6 @@ use crate::track::counters::Counters;
 use core::net::SocketAddr;
 use embassy_time::Instant;
 
-/// The far end's view of one stream, from RTCP.
-#[derive(Debug, Clone, Copy, Default)]
-pub(super) struct RemoteView {
-    pub fraction_lost: Option<f64>,
-    pub cumulative_lost: Option<i32>,
-    pub jitter_ms: Option<f64>,
-    pub rtt_ms: Option<f64>,
-    /// Last RTCP XR VoIP Metrics block about this stream.
-    pub xr: Option<rtcp::VoipMetrics>,
-}
-
 /// The RTP stream `from` → `to` with `ssrc`, given RTCP addresses: RTP port = RTCP
 /// port − 1, or the same port when RTCP is muxed (RFC 5761).
 fn rtp_stream_of_rtcp(
@@ -121,7 +110,7 @@ pub(super) fn on_rtcp(
 
 #[cfg(test)]
 mod tests {
-    use super::super::stream::testing::*;
+    use super::super::testing::*;
     use super::*;
     use crate::track::event::Event;
 

@@ -1,16 +1,14 @@
-//! Streams: one record per `(src, dst, SSRC)`, its statistics and what each packet does
-//! to them.
+//! Streams: one record per `(src, dst, SSRC)` with its statistics, how it starts, and
+//! how each of its packets is classified.
 
 use super::endpoint::Endpoint;
-use super::rtcp::RemoteView;
-use super::{dtmf, interval};
 use crate::rtp::codec;
-use crate::rtp::heuristic::{Candidate, Verdict};
+use crate::rtp::heuristic::Candidate;
 use crate::rtp::packet::RtpPacket;
+use crate::rtp::rtcp;
 use crate::rtp::stats::{DtmfTracker, PacketKind, StreamStats};
 use crate::sip::sdp::MediaKind;
-use crate::track::counters::Counters;
-use crate::track::event::{CallId, Codec, EventSink, Party, fill};
+use crate::track::event::{CallId, Codec, Party, fill};
 use core::net::SocketAddr;
 use embassy_time::Instant;
 
@@ -23,6 +21,17 @@ pub struct StreamKey {
     pub src: SocketAddr,
     pub dst: SocketAddr,
     pub ssrc: u32,
+}
+
+/// The far end's view of one stream, from RTCP.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct RemoteView {
+    pub fraction_lost: Option<f64>,
+    pub cumulative_lost: Option<i32>,
+    pub jitter_ms: Option<f64>,
+    pub rtt_ms: Option<f64>,
+    /// Last RTCP XR VoIP Metrics block about this stream.
+    pub xr: Option<rtcp::VoipMetrics>,
 }
 
 pub(super) struct Stream {
@@ -137,70 +146,6 @@ impl Stream {
     pub fn confirmed(&self) -> bool {
         self.candidate.is_none()
     }
-
-    /// Counts one packet of this stream (`key`), reporting the second before it first if
-    /// it starts a new one.
-    #[allow(clippy::too_many_arguments)]
-    pub fn on_packet(
-        &mut self,
-        key: StreamKey,
-        now: Instant,
-        pkt: &RtpPacket,
-        ep: Option<&Endpoint>,
-        capture_loss: bool,
-        delay_ms: f64,
-        counters: &mut Counters,
-        out: &mut impl EventSink,
-    ) {
-        // A new second: report the one that ended before counting into this one. An
-        // unconfirmed heuristic stream keeps accumulating (its first report covers it all).
-        let sec = now.as_secs();
-        if sec > self.second {
-            if self.packets_in_second > 0 {
-                interval::report_interval(key, self, out, delay_ms);
-            }
-            if self.packets_in_second == 0 {
-                self.second = sec;
-            }
-        }
-        self.capture_loss |= capture_loss;
-        self.last_seen = now;
-        let pt = pkt.payload_type();
-        let (clock, kind) = classify(self, ep, pt, pkt.payload().len());
-        let counted = self.stats.on_packet(
-            now.as_micros(),
-            pkt.sequence_number(),
-            pkt.timestamp(),
-            pt,
-            pkt.marker(),
-            clock,
-            kind,
-        );
-        if counted {
-            self.packets_in_second += 1;
-            self.stats.add_bytes(pkt.payload().len());
-        }
-        // Packets of a heuristic stream are accounted once it is confirmed.
-        let newly_counted = match self.candidate.as_mut() {
-            None => 1,
-            Some(c) => match c.observe(pkt) {
-                Verdict::Pending => 0,
-                Verdict::Confirmed => {
-                    self.candidate = None;
-                    self.stats.packets()
-                }
-            },
-        };
-        if kind == PacketKind::Event {
-            dtmf::on_event_packet(now, key, self, pkt, counters, out);
-        }
-        counters.rtp.packets += newly_counted;
-        if self.heuristic {
-            counters.rtp.heuristic += newly_counted;
-        } else {
-            counters.rtp.signalled += newly_counted;
-        }
-    }
 }
 
 fn other(p: Party) -> Party {
@@ -214,7 +159,12 @@ fn other(p: Party) -> Party {
 /// comfort noise and events): the stream's type, then the endpoint's SDP, then the static
 /// table. An unknown type has clock 0 (no jitter), as in Wireshark; an unknown dynamic
 /// type with a 4-byte payload is taken for an RFC 4733 event (or Cisco NSE, same format).
-fn classify(st: &Stream, ep: Option<&Endpoint>, pt: u8, payload_len: usize) -> (u32, PacketKind) {
+pub(super) fn classify(
+    st: &Stream,
+    ep: Option<&Endpoint>,
+    pt: u8,
+    payload_len: usize,
+) -> (u32, PacketKind) {
     if Some(pt) == st.event_pt {
         return (0, PacketKind::Event);
     }
@@ -240,74 +190,12 @@ fn classify(st: &Stream, ep: Option<&Endpoint>, pt: u8, payload_len: usize) -> (
     (0, PacketKind::Audio)
 }
 
-/// Test helpers shared by the media files' unit tests: real SDP and RTP/RTCP bytes.
-#[cfg(test)]
-pub(super) mod testing {
-    use super::super::{Media, MediaConfig};
-    use crate::sip::sdp;
-    use crate::track::event::{CallId, Party, fill};
-    use core::net::SocketAddr;
-    use embassy_time::Instant;
-
-    pub const CALLER: &str = "10.0.0.1:4000";
-    pub const CALLEE: &str = "10.0.0.2:5000";
-
-    pub fn at(s: &str) -> SocketAddr {
-        s.parse().unwrap()
-    }
-
-    pub fn call_id(s: &str) -> CallId {
-        let mut c = CallId::new();
-        fill(&mut c, s);
-        c
-    }
-
-    /// An SDP body announcing `addr` with PCMU and telephone-event 101.
-    pub fn offer(addr: &str) -> sdp::Sdp {
-        let a = at(addr);
-        let body = format!(
-            "v=0\r\no=- 1 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
-             m=audio {port} RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n",
-            ip = a.ip(),
-            port = a.port()
-        );
-        sdp::parse(body.as_bytes()).unwrap()
-    }
-
-    /// Media with call 1 ("c1") set up: the caller receives at CALLER, the callee at CALLEE.
-    pub fn media_with_call() -> Media {
-        let mut m = Media::new(MediaConfig {
-            endpoints: 16,
-            streams: 16,
-            ..MediaConfig::default()
-        });
-        let id = call_id("c1");
-        m.register(1, &id, Party::Caller, &offer(CALLER), Instant::from_secs(0));
-        m.register(1, &id, Party::Callee, &offer(CALLEE), Instant::from_secs(0));
-        m
-    }
-
-    /// An RTP packet: version 2, `pt`, `seq`, `ts`, `ssrc`, then `payload`.
-    pub fn rtp(pt: u8, seq: u16, ts: u32, ssrc: u32, payload: &[u8]) -> Vec<u8> {
-        let mut p = vec![0x80, pt];
-        p.extend_from_slice(&seq.to_be_bytes());
-        p.extend_from_slice(&ts.to_be_bytes());
-        p.extend_from_slice(&ssrc.to_be_bytes());
-        p.extend_from_slice(payload);
-        p
-    }
-
-    /// Microseconds → an instant.
-    pub fn us(t: u64) -> Instant {
-        Instant::from_micros(t)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::Seen;
-    use super::testing::*;
+    use super::super::testing::*;
     use super::*;
+    use crate::track::counters::Counters;
     use crate::track::event::Event;
 
     #[test]
