@@ -118,9 +118,11 @@ pub enum CallEffect {
     },
 }
 
-/// Room for the effects of one step: a new INVITE that evicts an open call is the most
-/// (closed, evicted event, opened, invite event, media offered).
-pub const EFFECTS_MAX: usize = 8;
+/// Room for the effects of one step. The worst steps push five: a new INVITE with SDP
+/// that evicts an open call (closed, evicted event, opened, invite event, media offered),
+/// or a late-joined response with SDP that evicts one (closed, evicted event, opened,
+/// media offered, then its final or provisional event). One spare.
+pub const EFFECTS_MAX: usize = 6;
 
 /// The buffer a step pushes its effects into; the caller drains it after each step.
 pub type CallEffects = heapless::Vec<CallEffect, EFFECTS_MAX>;
