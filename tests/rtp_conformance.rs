@@ -13,17 +13,6 @@ use std::process::Command;
 use voipsensor::fixture::{Builder, Impairments, RtpStreamSpec, add_rtp_stream};
 use voipsensor::track::event::Event;
 
-fn tshark_available() -> bool {
-    let ok = Command::new("tshark")
-        .arg("-v")
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !ok {
-        eprintln!("SKIP: tshark is not installed");
-    }
-    ok
-}
-
 fn tshark_streams(pcap: &Path) -> Vec<Row> {
     let out = Command::new("tshark")
         .args(["-n", "-r"])
@@ -113,7 +102,7 @@ fn spec(n: u16, pt: u8, count: u32, ptime: u32) -> RtpStreamSpec {
 
 #[test]
 fn impaired_streams_agree_with_tshark() {
-    if !tshark_available() {
+    if !need_tool("tshark", "tshark") {
         return;
     }
     for seed in 1..=3u64 {
@@ -139,7 +128,7 @@ fn impaired_streams_agree_with_tshark() {
 
 #[test]
 fn a_stream_across_the_sequence_wrap_agrees_with_tshark() {
-    if !tshark_available() {
+    if !need_tool("tshark", "tshark") {
         return;
     }
     let mut s = spec(7, 0, 500, 20);

@@ -82,6 +82,7 @@ fn check_interval_sums(name: &str, events: &[Event]) {
 /// Replays `file`, compares every reported stream with tshark, and returns the events.
 /// `skip` lists (ssrc, why) where tshark is known to mislead; those are checked by the
 /// caller instead.
+#[track_caller]
 fn check(file: &str, expected: &str, skip: &[(u32, &str)]) -> Option<Vec<Event>> {
     let p = shared(file)?;
     let text = std::fs::read_to_string(shared(expected)?).unwrap();

@@ -16,14 +16,16 @@ pub fn skip_log() -> std::path::PathBuf {
 #[track_caller]
 pub fn skip(reason: &str) {
     let at = std::panic::Location::caller();
-    let test = std::thread::current()
-        .name()
-        .unwrap_or("?")
-        .to_string();
+    let test = std::thread::current().name().unwrap_or("?").to_string();
     if std::env::var_os("CI").is_some() {
         panic!("prerequisite missing in CI ({test} at {at}): {reason}");
     }
     eprintln!("SKIP: {test}: {reason}");
+    // One line per test (libtest runs each on its own thread), however often it skips.
+    thread_local!(static LOGGED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
+    if LOGGED.replace(true) {
+        return;
+    }
     if let Ok(mut f) = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
