@@ -1,5 +1,6 @@
 //! RTP stream figures against tshark's `rtp,streams` tables for every shared capture that
-//! carries RTP (`../shared/pcaps/expected/NAME.txt`; a visible skip, a failure under `CI`, when `../shared` is absent).
+//! carries RTP (`../shared/pcaps/expected/NAME.txt`; a visible skip, a failure under `CI`,
+//! when `../shared` is absent).
 //!
 //! Rule: a stream linked to a call (call_id set) is compared with the SDP-linked table
 //! [A], any other with the heuristic table [B]. Packets and lost must be equal; mean and
