@@ -37,8 +37,8 @@ old=$work/target/$dir/voipsensor
 new=$root/target/$dir/voipsensor
 
 rm -rf "$out" && mkdir -p "$out/old" "$out/new"
-RUST_LOG=off "$old" fixture "$out/old/demo.pcap" >/dev/null
-RUST_LOG=off "$new" fixture "$out/new/demo.pcap" >/dev/null
+RUST_LOG=off "$old" fixture "$out/old/demo.pcap" >/dev/null 2>"$out/old/fixture.err"
+RUST_LOG=off "$new" fixture "$out/new/demo.pcap" >/dev/null 2>"$out/new/fixture.err"
 fixture_same=yes
 cmp -s "$out/old/demo.pcap" "$out/new/demo.pcap" || fixture_same=no
 
