@@ -67,7 +67,7 @@ for cap in "${captures[@]}"; do
     else
         differ+=("$name")
         echo "DIFFERS: $name (exit $(cat "$out/old/$key.rc") vs $(cat "$out/new/$key.rc"))" >&2
-        diff "$out/old/$key.out" "$out/new/$key.out" | head -n 6 >&2 || true
+        diff "$out/old/$key.out" "$out/new/$key.out" | head -n 4 | cut -c1-240 >&2 || true
     fi
 done
 

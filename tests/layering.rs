@@ -12,7 +12,7 @@
 //!   each other as long as there is no cycle);
 //! - 4 `config`: on top of the layers it configures; only `cli` and `main.rs` import it;
 //! - 5 `cli` and `main.rs`: the binary.
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 /// Layer of each top-level module; a module missing here fails the test (give it a layer).
@@ -50,14 +50,25 @@ struct Import {
     line: usize,
     from: String,
     to: String,
+    /// Second path segments (`track::call`), for the check inside a top-level module; the
+    /// segment may name an item rather than a module: callers check it against the files.
+    from_sub: Option<String>,
+    to_sub: Option<String>,
 }
 
 impl std::fmt::Display for Import {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let sub = |m: &str, s: &Option<String>| match s {
+            Some(s) if self.from == self.to => format!("{m}::{s}"),
+            _ => m.to_string(),
+        };
         write!(
             f,
             "{}:{}: {} -> {}",
-            self.file, self.line, self.from, self.to
+            self.file,
+            self.line,
+            sub(&self.from, &self.from_sub),
+            sub(&self.to, &self.to_sub)
         )
     }
 }
@@ -216,9 +227,9 @@ fn tokens(code: &[char]) -> Vec<(Tok, usize)> {
     out
 }
 
-/// First path segment of each entry of the `{…}` group opening at `t[i]`.
-fn group_heads(t: &[(Tok, usize)], mut i: usize) -> Vec<(String, usize)> {
-    let mut heads = Vec::new();
+/// Token index of the first segment of each entry of the `{…}` group opening at `t[i]`.
+fn group_starts(t: &[(Tok, usize)], mut i: usize) -> Vec<usize> {
+    let mut starts = Vec::new();
     let mut depth = 0;
     let mut expect = true;
     while i < t.len() {
@@ -234,15 +245,43 @@ fn group_heads(t: &[(Tok, usize)], mut i: usize) -> Vec<(String, usize)> {
                 }
             }
             Tok::Comma if depth == 1 => expect = true,
-            Tok::Ident(s) if expect && depth == 1 => {
-                heads.push((s.clone(), t[i].1));
+            Tok::Ident(_) if expect && depth == 1 => {
+                starts.push(i);
                 expect = false;
             }
             _ => {}
         }
         i += 1;
     }
-    heads
+    starts
+}
+
+/// The paths (up to `n` segments, each with its line) starting at `t[i]`: a segment chain,
+/// `{…}` groups expanded.
+fn paths_at(t: &[(Tok, usize)], i: usize, n: usize) -> Vec<(Vec<String>, usize)> {
+    match t.get(i) {
+        Some((Tok::Ident(s), l)) => {
+            let mut rest = if n > 1 && t.get(i + 1).is_some_and(|x| x.0 == Tok::Path) {
+                paths_at(t, i + 2, n - 1)
+            } else {
+                Vec::new()
+            };
+            if rest.is_empty() {
+                rest.push((Vec::new(), *l));
+            }
+            rest.into_iter()
+                .map(|(mut p, _)| {
+                    p.insert(0, s.clone());
+                    (p, *l)
+                })
+                .collect()
+        }
+        Some((Tok::Open, _)) => group_starts(t, i)
+            .into_iter()
+            .flat_map(|j| paths_at(t, j, n))
+            .collect(),
+        _ => Vec::new(),
+    }
 }
 
 /// The crate-internal paths of one file whose module path is `module` (`[]` for a crate root),
@@ -284,55 +323,60 @@ fn imports(file: &str, text: &str, module: &[String], bin: bool) -> Vec<Import> 
                     && !(i > 0 && (t[i - 1].0 == Tok::Dollar || t[i - 1].0 == Tok::Path)) =>
             {
                 let line = t[i].1;
-                // Resolve the path's base module and the index of its next segment.
-                let mut base: Vec<String> = match root.as_str() {
-                    "super" => {
-                        let mut here: Vec<String> = module.to_vec();
-                        here.extend(inline.iter().map(|(n, _)| n.clone()));
-                        let mut j = i;
-                        while matches!(&t[j].0, Tok::Ident(s) if s == "super")
-                            && t.get(j + 1).is_some_and(|x| x.0 == Tok::Path)
-                        {
-                            here.pop();
-                            j += 2;
-                        }
-                        i = j;
-                        here
-                    }
-                    _ => {
-                        i += 2;
-                        Vec::new()
-                    }
-                };
+                // Resolve the path to (up to) its first two module segments.
                 let lib_root = root == "voipsensor";
-                let targets: Vec<(String, usize)> = if !base.is_empty() {
-                    vec![(base.remove(0), line)]
-                } else {
-                    match t.get(i) {
-                        Some((Tok::Ident(s), l)) => vec![(s.clone(), *l)],
-                        Some((Tok::Open, _)) => group_heads(&t, i),
-                        _ => Vec::new(),
+                let paths: Vec<(Vec<String>, usize)> = if root == "super" {
+                    let mut here: Vec<String> = module.to_vec();
+                    here.extend(inline.iter().map(|(n, _)| n.clone()));
+                    let mut j = i;
+                    while matches!(&t[j].0, Tok::Ident(s) if s == "super")
+                        && t.get(j + 1).is_some_and(|x| x.0 == Tok::Path)
+                    {
+                        here.pop();
+                        j += 2;
                     }
+                    i = j;
+                    if here.len() >= 2 {
+                        vec![(here[..2].to_vec(), line)]
+                    } else {
+                        let mut p: Vec<_> = paths_at(&t, i, 2 - here.len())
+                            .into_iter()
+                            .map(|(p, l)| ([here.clone(), p].concat(), l))
+                            .collect();
+                        if p.is_empty() {
+                            p.push((here, line)); // `super::*`
+                        }
+                        p
+                    }
+                } else {
+                    i += 2;
+                    paths_at(&t, i, 2)
                 };
-                for (to, l) in targets {
+                for (path, l) in paths {
+                    let Some(first) = path.first() else { continue };
                     // In the binary, `crate::x` is `cli` or an item of `main.rs`.
                     let to = if bin && !lib_root {
-                        if to == "cli" { to } else { "main".into() }
-                    } else if layer(&to).is_some() || to == "self" {
-                        to
+                        if first == "cli" {
+                            "cli".into()
+                        } else {
+                            "main".into()
+                        }
+                    } else if first == "self" {
+                        me.clone()
+                    } else if layer(first).is_some() {
+                        first.clone()
                     } else {
                         // An item of the crate root (lib.rs), not a module.
                         continue;
                     };
-                    let to = if to == "self" { me.clone() } else { to };
-                    if to != me {
-                        out.push(Import {
-                            file: file.into(),
-                            line: l,
-                            from: me.clone(),
-                            to,
-                        });
-                    }
+                    out.push(Import {
+                        file: file.into(),
+                        line: l,
+                        from: me.clone(),
+                        to,
+                        from_sub: module.get(1).cloned(),
+                        to_sub: path.get(1).cloned(),
+                    });
                 }
                 continue;
             }
@@ -343,13 +387,18 @@ fn imports(file: &str, text: &str, module: &[String], bin: bool) -> Vec<Import> 
     out
 }
 
-fn all_imports() -> (Vec<Import>, Vec<String>) {
+/// Every import of `src/`, the top-level modules, and the (module, submodule) pairs that
+/// are files (`track/call.rs`, `track/media/`).
+type Scan = (Vec<Import>, Vec<String>, BTreeSet<(String, String)>);
+
+fn all_imports() -> Scan {
     let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files = Vec::new();
     rs_files(&src, &mut files);
     files.sort();
     let mut all = Vec::new();
     let mut tops = Vec::new();
+    let mut subs = BTreeSet::new();
     for f in &files {
         let rel: Vec<String> = f
             .strip_prefix(&src)
@@ -374,13 +423,16 @@ fn all_imports() -> (Vec<Import>, Vec<String>) {
             None => "lib".into(),
         };
         if top != "lib" && !tops.contains(&top) {
-            tops.push(top);
+            tops.push(top.clone());
+        }
+        if let Some(sub) = module.get(1) {
+            subs.insert((top, sub.clone()));
         }
         let text = std::fs::read_to_string(f).unwrap();
         let name = format!("src/{}", rel.join("/"));
         all.extend(imports(&name, &text, &module, bin));
     }
-    (all, tops)
+    (all, tops, subs)
 }
 
 /// Strongly connected components with more than one module (Tarjan).
@@ -443,20 +495,56 @@ fn cycles(graph: &BTreeMap<String, Vec<String>>) -> Vec<Vec<String>> {
     s.out
 }
 
-fn graph_of(imports: &[Import]) -> BTreeMap<String, Vec<String>> {
+fn graph_of(edges: impl IntoIterator<Item = (String, String)>) -> BTreeMap<String, Vec<String>> {
     let mut g: BTreeMap<String, Vec<String>> = BTreeMap::new();
-    for i in imports {
-        let e = g.entry(i.from.clone()).or_default();
-        if !e.contains(&i.to) {
-            e.push(i.to.clone());
+    for (from, to) in edges {
+        g.entry(to.clone()).or_default();
+        let e = g.entry(from).or_default();
+        if !e.contains(&to) {
+            e.push(to);
         }
-        g.entry(i.to.clone()).or_default();
     }
     g
 }
 
+/// Imports between two top-level modules, as graph edges.
+fn top_edges(all: &[Import]) -> impl Iterator<Item = (String, String)> + '_ {
+    all.iter()
+        .filter(|i| i.from != i.to)
+        .map(|i| (i.from.clone(), i.to.clone()))
+}
+
+/// `module::a -> module::b` when `i` goes from one file (or folder) of a top-level module to
+/// another of the same module.
+fn sibling_edge(i: &Import, subs: &BTreeSet<(String, String)>) -> Option<(String, String)> {
+    let (from, to) = (i.from_sub.as_ref()?, i.to_sub.as_ref()?);
+    let known = |s: &String| subs.contains(&(i.from.clone(), s.clone()));
+    (i.from == i.to && from != to && known(from) && known(to))
+        .then(|| (format!("{}::{from}", i.from), format!("{}::{to}", i.to)))
+}
+
+/// Each cycle with the imports that make it, for the failure message.
+fn describe(found: &[Vec<String>], edges: &[(String, String, &Import)]) -> String {
+    found
+        .iter()
+        .map(|c| {
+            let mut lines: Vec<String> = edges
+                .iter()
+                .filter(|(f, t, _)| c.contains(f) && c.contains(t))
+                .map(|(_, _, i)| format!("    {i}"))
+                .collect();
+            lines.dedup();
+            format!("  cycle {c:?}:\n{}", lines.join("\n"))
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
 /// Why `i` breaks the layering, if it does.
 fn violation(i: &Import) -> Option<String> {
+    if i.from == i.to {
+        return None;
+    }
     let (from, to) = (layer(&i.from)?, layer(&i.to)?);
     if i.to == "config" && i.from != "cli" && i.from != "main" {
         return Some("config is on top: only cli and main.rs import it".into());
@@ -475,7 +563,7 @@ fn violation(i: &Import) -> Option<String> {
 
 #[test]
 fn every_top_level_module_has_a_layer() {
-    let (_, tops) = all_imports();
+    let (_, tops, _) = all_imports();
     let missing: Vec<_> = tops.iter().filter(|m| layer(m).is_none()).collect();
     assert!(
         missing.is_empty(),
@@ -485,7 +573,7 @@ fn every_top_level_module_has_a_layer() {
 
 #[test]
 fn no_module_imports_a_higher_layer_and_only_the_binary_imports_config() {
-    let (all, _) = all_imports();
+    let (all, _, _) = all_imports();
     assert!(
         all.iter().any(|i| i.from == "track" && i.to == "wire"),
         "the import scan found nothing: {all:?}"
@@ -494,6 +582,8 @@ fn no_module_imports_a_higher_layer_and_only_the_binary_imports_config() {
         .iter()
         .filter_map(|i| violation(i).map(|why| format!("  {i}  ({why})")))
         .collect();
+    let mut bad = bad;
+    bad.dedup(); // `use crate::x::{a, b}`: one line, one report
     assert!(
         bad.is_empty(),
         "{} import(s) point up:\n{}",
@@ -504,20 +594,43 @@ fn no_module_imports_a_higher_layer_and_only_the_binary_imports_config() {
 
 #[test]
 fn there_is_no_cycle_between_top_level_modules() {
-    let (all, _) = all_imports();
-    let found = cycles(&graph_of(&all));
-    let detail: Vec<String> = found
+    let (all, _, _) = all_imports();
+    let found = cycles(&graph_of(top_edges(&all)));
+    let edges: Vec<_> = all
         .iter()
-        .map(|c| {
-            let edges: Vec<String> = all
-                .iter()
-                .filter(|i| c.contains(&i.from) && c.contains(&i.to))
-                .map(|i| format!("    {i}"))
-                .collect();
-            format!("  cycle {c:?}:\n{}", edges.join("\n"))
-        })
+        .filter(|i| i.from != i.to)
+        .map(|i| (i.from.clone(), i.to.clone(), i))
         .collect();
-    assert!(found.is_empty(), "module cycles:\n{}", detail.join("\n"));
+    assert!(
+        found.is_empty(),
+        "module cycles:\n{}",
+        describe(&found, &edges)
+    );
+}
+
+/// Inside a top-level module the files point one way too (`track/call.rs` and
+/// `track/media/` are peers the tracker drives, neither calls the other back).
+#[test]
+fn there_is_no_cycle_between_the_files_of_a_top_level_module() {
+    let (all, _, subs) = all_imports();
+    let edges: Vec<_> = all
+        .iter()
+        .filter_map(|i| sibling_edge(i, &subs).map(|(f, t)| (f, t, i)))
+        .collect();
+    assert!(
+        edges
+            .iter()
+            .any(|(f, t, _)| f == "track::tracker" && t == "track::call"),
+        "the scan found no import inside track/: {edges:?}"
+    );
+    let found = cycles(&graph_of(
+        edges.iter().map(|(f, t, _)| (f.clone(), t.clone())),
+    ));
+    assert!(
+        found.is_empty(),
+        "cycles inside modules:\n{}",
+        describe(&found, &edges)
+    );
 }
 
 #[test]
@@ -534,10 +647,14 @@ mod tests {
 }
 "#;
     let module = ["track".to_string(), "media".to_string()];
-    let found: Vec<(String, usize)> = imports("x.rs", text, &module, false)
-        .into_iter()
-        .map(|i| (i.to, i.line))
+    let scan = imports("x.rs", text, &module, false);
+    let found: Vec<(String, usize)> = scan
+        .iter()
+        .filter(|i| i.to != "track")
+        .map(|i| (i.to.clone(), i.line))
         .collect();
+    let mut found = found;
+    found.dedup(); // `table::{self, Table}`
     assert_eq!(
         found,
         [
@@ -547,31 +664,14 @@ mod tests {
             ("sip".to_string(), 9),
         ]
     );
-    let g = graph_of(&[
-        Import {
-            file: "a".into(),
-            line: 1,
-            from: "a".into(),
-            to: "b".into(),
-        },
-        Import {
-            file: "b".into(),
-            line: 2,
-            from: "b".into(),
-            to: "c".into(),
-        },
-        Import {
-            file: "c".into(),
-            line: 3,
-            from: "c".into(),
-            to: "a".into(),
-        },
-        Import {
-            file: "c".into(),
-            line: 4,
-            from: "c".into(),
-            to: "d".into(),
-        },
-    ]);
+    let inside: Vec<_> = scan
+        .iter()
+        .filter(|i| i.to == "track")
+        .map(|i| (i.to_sub.as_deref(), i.line))
+        .collect();
+    assert_eq!(inside, [(Some("event"), 6), (Some("media"), 8)]);
+    let g = graph_of(
+        [("a", "b"), ("b", "c"), ("c", "a"), ("c", "d")].map(|(f, t)| (f.into(), t.into())),
+    );
     assert_eq!(cycles(&g), [["a", "b", "c"]]);
 }
