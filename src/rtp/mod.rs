@@ -18,7 +18,7 @@ pub mod rtcp;
 pub mod stats;
 
 pub use codec::{impairment, static_pt};
-pub use packet::{RtpPacket, TelephoneEvent, is_rtcp_pt};
+pub use packet::{RtpPacket, RtpRepr, TelephoneEvent, is_rtcp_pt};
 pub use stats::{DtmfTracker, IntervalFigures, PacketKind, StreamStats, TotalFigures};
 
 /// Why a view refused its input.
@@ -33,19 +33,3 @@ pub enum Error {
 }
 
 pub type Result<T> = core::result::Result<T, Error>;
-
-/// Big-endian field at `at`, 0 when out of bounds: callers check lengths in their
-/// checked constructors, so the fallback only keeps hostile input from panicking.
-pub(crate) fn be16(b: &[u8], at: usize) -> u16 {
-    match b.get(at..at + 2) {
-        Some(&[x, y]) => u16::from_be_bytes([x, y]),
-        _ => 0,
-    }
-}
-
-pub(crate) fn be32(b: &[u8], at: usize) -> u32 {
-    match b.get(at..at + 4) {
-        Some(&[a, b1, c, d]) => u32::from_be_bytes([a, b1, c, d]),
-        _ => 0,
-    }
-}

@@ -7,8 +7,12 @@
 //! Ethernet padding never leaks into payloads.
 
 use super::{DecodeError, TcpFlags, Transport};
+use byteorder::{ByteOrder, NetworkEndian};
 use core::net::IpAddr;
-use smoltcp::wire::{Ipv4Packet, Ipv6ExtHeader, Ipv6Packet, TcpPacket, UdpPacket};
+use smoltcp::wire::{
+    IpSecAuthHeaderPacket, Ipv4Packet, Ipv6ExtHeader, Ipv6FragmentHeader, Ipv6Packet, TcpPacket,
+    UdpPacket,
+};
 
 pub const PROTO_HOP_BY_HOP: u8 = 0;
 pub const PROTO_IPIP: u8 = 4;
@@ -135,19 +139,27 @@ pub fn walk_ipv6_ext(
                 buf = buf.get(len..).ok_or(DecodeError::Truncated)?;
             }
             PROTO_AH => {
-                // AH counts its length in 4-octet units minus 2 (RFC 4302).
-                let units = *buf.get(1).ok_or(DecodeError::Truncated)?;
-                let len = (usize::from(units) + 2) * 4;
-                next = *buf.first().ok_or(DecodeError::Truncated)?;
+                // AH counts its length in 4-octet units minus 2 (RFC 4302); smoltcp's
+                // check also refuses a length too small for SPI and sequence number.
+                let h = IpSecAuthHeaderPacket::new_checked(buf).map_err(|_| match buf.get(1) {
+                    Some(&units) if (usize::from(units) + 2) * 4 <= buf.len() => {
+                        DecodeError::Malformed
+                    }
+                    _ => DecodeError::Truncated,
+                })?;
+                let len = (usize::from(h.payload_len()) + 2) * 4;
+                next = u8::from(h.next_header());
                 buf = buf.get(len..).ok_or(DecodeError::Truncated)?;
             }
             PROTO_FRAGMENT => {
+                // Next header and a reserved octet, then smoltcp's fragment header proper.
                 let h = buf.get(..FRAG_HEADER).ok_or(DecodeError::Truncated)?;
-                let off_flags = u16::from_be_bytes([h[2], h[3]]);
-                let id = u32::from_be_bytes([h[4], h[5], h[6], h[7]]);
-                let offset = usize::from(off_flags & 0xFFF8);
-                let more = off_flags & 1 != 0;
-                next = h[0];
+                let f = Ipv6FragmentHeader::new_checked(h.get(2..).unwrap_or(&[]))
+                    .map_err(|_| DecodeError::Truncated)?;
+                let id = f.ident();
+                let offset = usize::from(f.frag_offset()) * 8;
+                let more = f.more_frags();
+                next = h.first().copied().unwrap_or(PROTO_NO_NEXT);
                 buf = buf.get(FRAG_HEADER..).unwrap_or(&[]);
                 if offset != 0 || more {
                     return Ok((next, buf, Some(FragInfo { id, offset, more })));
@@ -166,7 +178,8 @@ pub fn parse_transport(proto: u8, buf: &[u8]) -> Result<Transport<'_>, DecodeErr
     match proto {
         PROTO_UDP => {
             let u = UdpPacket::new_checked(buf).map_err(|_| {
-                if buf.len() < 8 || usize::from(be16_at(buf, 4)) > buf.len() {
+                // Short-circuit: the length field is only read from a whole header.
+                if buf.len() < 8 || usize::from(NetworkEndian::read_u16(&buf[4..6])) > buf.len() {
                     DecodeError::Truncated
                 } else {
                     DecodeError::Malformed
@@ -201,10 +214,6 @@ pub fn parse_transport(proto: u8, buf: &[u8]) -> Result<Transport<'_>, DecodeErr
         }
         _ => Err(DecodeError::NotIpTransport),
     }
-}
-
-fn be16_at(b: &[u8], at: usize) -> u16 {
-    super::link::be16(b, at).unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -3,6 +3,8 @@
 //! masked, so their payload is unmasked into a caller's fixed buffer (the only copy).
 //! Fragmented messages (FIN clear) are not reassembled: SIP endpoints send whole messages.
 
+use byteorder::{ByteOrder, NetworkEndian};
+
 /// Opcodes that carry data.
 pub const OPCODE_TEXT: u8 = 1;
 pub const OPCODE_BINARY: u8 = 2;
@@ -15,82 +17,124 @@ pub enum Error {
     Malformed,
 }
 
-/// A view over one whole frame at the start of `buf`.
-#[derive(Debug, Clone, Copy)]
-pub struct Frame<'a> {
-    buf: &'a [u8],
-    header_len: usize,
-    payload_len: usize,
+mod field {
+    use core::ops::Range;
+    /// FIN, RSV1-3, opcode (4).
+    pub const FIN_OPCODE: usize = 0;
+    /// MASK, payload length (7): 126 and 127 announce a 16- or 64-bit length after it.
+    pub const MASK_LEN: usize = 1;
+    pub const LEN16: Range<usize> = 2..4;
+    pub const LEN64: Range<usize> = 2..10;
+    pub const MASK_KEY_LEN: usize = 4;
 }
 
-impl<'a> Frame<'a> {
+const FLAG_FIN: u8 = 0x80;
+const RSV_BITS: u8 = 0x70;
+const FLAG_MASK: u8 = 0x80;
+
+/// A view over one whole frame at the start of the buffer (bytes after it are the next
+/// frames of the stream).
+#[derive(Debug, Clone, Copy)]
+pub struct Frame<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+impl<T: AsRef<[u8]>> Frame<T> {
+    pub const fn new_unchecked(buffer: T) -> Self {
+        Frame { buffer }
+    }
+
     /// Checks the header and that the whole frame is present.
-    pub fn new_checked(buf: &'a [u8]) -> Result<Frame<'a>, Error> {
-        let (&b0, &b1) = match (buf.first(), buf.get(1)) {
+    pub fn new_checked(buffer: T) -> Result<Self, Error> {
+        let f = Frame { buffer };
+        f.check_len()?;
+        Ok(f)
+    }
+
+    /// What `new_checked` checks: after it, no getter can index out of bounds.
+    pub fn check_len(&self) -> Result<(), Error> {
+        let buf = self.buffer.as_ref();
+        let (&b0, &b1) = match (buf.first(), buf.get(field::MASK_LEN)) {
             (Some(a), Some(b)) => (a, b),
             _ => return Err(Error::Truncated),
         };
-        if b0 & 0x70 != 0 {
+        if b0 & RSV_BITS != 0 {
             return Err(Error::Malformed); // RSV bits: no extension is negotiated for SIP
         }
-        let (len, mut header_len): (u64, usize) = match b1 & 0x7f {
-            126 => {
-                let mut a = [0u8; 2];
-                a.copy_from_slice(buf.get(2..4).ok_or(Error::Truncated)?);
-                (u64::from(u16::from_be_bytes(a)), 4)
-            }
-            127 => {
-                let b = buf.get(2..10).ok_or(Error::Truncated)?;
-                let mut a = [0u8; 8];
-                a.copy_from_slice(b);
-                (u64::from_be_bytes(a), 10)
-            }
-            n => (u64::from(n), 2),
+        let ext = match b1 & 0x7f {
+            126 => field::LEN16.end,
+            127 => field::LEN64.end,
+            _ => field::MASK_LEN + 1,
         };
-        if b1 & 0x80 != 0 {
-            header_len += 4;
+        if buf.len() < ext {
+            return Err(Error::Truncated);
         }
-        let payload_len = usize::try_from(len).map_err(|_| Error::Malformed)?;
-        let total = header_len
+        let payload_len =
+            usize::try_from(self.payload_len_field()).map_err(|_| Error::Malformed)?;
+        let total = self
+            .header_len()
             .checked_add(payload_len)
             .ok_or(Error::Malformed)?;
         if buf.len() < total {
             return Err(Error::Truncated);
         }
-        Ok(Frame {
-            buf: buf.get(..total).ok_or(Error::Truncated)?,
-            header_len,
-            payload_len,
-        })
+        Ok(())
     }
 
+    fn payload_len_field(&self) -> u64 {
+        let buf = self.buffer.as_ref();
+        match buf[field::MASK_LEN] & 0x7f {
+            126 => u64::from(NetworkEndian::read_u16(&buf[field::LEN16])),
+            127 => NetworkEndian::read_u64(&buf[field::LEN64]),
+            n => u64::from(n),
+        }
+    }
+
+    /// Header bytes: the two fixed ones, any extended length, the masking key.
+    pub fn header_len(&self) -> usize {
+        let len = match self.buffer.as_ref()[field::MASK_LEN] & 0x7f {
+            126 => field::LEN16.end,
+            127 => field::LEN64.end,
+            _ => field::MASK_LEN + 1,
+        };
+        len + if self.masked() {
+            field::MASK_KEY_LEN
+        } else {
+            0
+        }
+    }
+    /// Payload bytes (checked by `new_checked` to fit in memory and in the buffer).
+    pub fn payload_len(&self) -> usize {
+        usize::try_from(self.payload_len_field()).unwrap_or(usize::MAX)
+    }
     /// Bytes `len` of the header and payload: what to consume from the stream.
     pub fn total_len(&self) -> usize {
-        self.header_len + self.payload_len
+        self.header_len() + self.payload_len()
     }
     pub fn fin(&self) -> bool {
-        self.buf.first().is_some_and(|b| b & 0x80 != 0)
+        self.buffer.as_ref()[field::FIN_OPCODE] & FLAG_FIN != 0
     }
     pub fn opcode(&self) -> u8 {
-        self.buf.first().map_or(0, |b| b & 0x0f)
+        self.buffer.as_ref()[field::FIN_OPCODE] & 0x0f
     }
     pub fn masked(&self) -> bool {
-        self.buf.get(1).is_some_and(|b| b & 0x80 != 0)
+        self.buffer.as_ref()[field::MASK_LEN] & FLAG_MASK != 0
     }
     fn mask_key(&self) -> Option<[u8; 4]> {
         if !self.masked() {
             return None;
         }
+        let end = self.header_len();
         let mut k = [0u8; 4];
-        k.copy_from_slice(
-            self.buf
-                .get(self.header_len.checked_sub(4)?..self.header_len)?,
-        );
+        k.copy_from_slice(&self.buffer.as_ref()[end - field::MASK_KEY_LEN..end]);
         Some(k)
     }
+}
+
+impl<'a, T: AsRef<[u8]> + ?Sized> Frame<&'a T> {
     /// The payload as sent (still masked for client frames).
     pub fn raw_payload(&self) -> &'a [u8] {
-        self.buf.get(self.header_len..).unwrap_or_default()
+        &self.buffer.as_ref()[self.header_len()..self.total_len()]
     }
 
     /// The payload in clear: borrowed when unmasked, else unmasked into `scratch`.
@@ -122,7 +166,7 @@ pub fn is_upgrade(payload: &[u8]) -> bool {
 
 /// Length of an HTTP head (through the blank line) at the start of `buf`, if complete.
 pub fn http_head_len(buf: &[u8]) -> Option<usize> {
-    buf.windows(4).position(|w| w == b"\r\n\r\n").map(|i| i + 4)
+    memchr::memmem::find(buf, b"\r\n\r\n").map(|i| i + 4)
 }
 
 #[cfg(test)]
