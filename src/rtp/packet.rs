@@ -365,4 +365,23 @@ mod tests {
         let d: heapless::String<20> = (0..=16).map(event_digit).collect();
         assert_eq!(d.as_str(), "0123456789*#ABCD?");
     }
+
+    #[test]
+    fn real_pcma_header_emits_the_same_bytes() {
+        let p = RtpPacket::new_checked(&PCMA).unwrap();
+        let repr = RtpRepr::parse(&p);
+        assert_eq!(
+            repr,
+            RtpRepr {
+                marker: true,
+                payload_type: 8,
+                sequence_number: 0xe6fd,
+                timestamp: 240,
+                ssrc: 0xdee0_ee8f,
+            }
+        );
+        let mut out = [0u8; HEADER_LEN];
+        repr.emit(&mut Packet::new_unchecked(&mut out[..]));
+        assert_eq!(out, PCMA[..HEADER_LEN]);
+    }
 }

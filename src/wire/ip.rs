@@ -417,4 +417,45 @@ mod tests {
             Err(DecodeError::NotIpTransport)
         );
     }
+
+    /// IPv6 Fragment header of frame 1 of ipv6_fragmented_sip_prack_update.pcap: next
+    /// header UDP, offset 0, more fragments, identification 0xb0647780.
+    const REAL_FRAG: [u8; 8] = [0x11, 0x00, 0x00, 0x01, 0xb0, 0x64, 0x77, 0x80];
+
+    #[test]
+    fn real_ipv6_fragment_header_reads_through_smoltcp() {
+        let mut b = REAL_FRAG.to_vec();
+        b.extend_from_slice(b"INVITE");
+        let (proto, rest, frag) = walk_ipv6_ext(PROTO_FRAGMENT, &b).unwrap();
+        assert_eq!((proto, rest), (PROTO_UDP, &b"INVITE"[..]));
+        assert_eq!(
+            frag,
+            Some(FragInfo {
+                id: 0xb064_7780,
+                offset: 0,
+                more: true
+            })
+        );
+        assert_eq!(
+            walk_ipv6_ext(PROTO_FRAGMENT, &REAL_FRAG[..7]),
+            Err(DecodeError::Truncated)
+        );
+    }
+
+    #[test]
+    fn ah_is_skipped_by_its_length_and_a_short_one_refused() {
+        // RFC 4302 AH with a 96-bit ICV: payload length 4 (6 words - 2), next header UDP.
+        let mut b = vec![PROTO_UDP, 4, 0, 0, 0, 0, 0x10, 0x01, 0, 0, 0, 1];
+        b.extend_from_slice(&[0xaa; 12]);
+        b.extend_from_slice(b"udp");
+        let (proto, rest, frag) = walk_ipv6_ext(PROTO_AH, &b).unwrap();
+        assert_eq!((proto, rest, frag), (PROTO_UDP, &b"udp"[..], None));
+        assert_eq!(
+            walk_ipv6_ext(PROTO_AH, &b[..20]),
+            Err(DecodeError::Truncated)
+        );
+        // Length 0 leaves no room for SPI and sequence number.
+        b[1] = 0;
+        assert_eq!(walk_ipv6_ext(PROTO_AH, &b), Err(DecodeError::Malformed));
+    }
 }

@@ -239,4 +239,27 @@ mod tests {
         );
         assert_eq!(http_head_len(b"GET / HTTP/1.1\r\nA: b\r\n"), None);
     }
+
+    /// Frame 15 of sip_websocket.pcap: a client's masked text frame (16-bit length 453,
+    /// key 63 8e 0c d1) carrying an ACK.
+    const REAL_ACK: &str = "81fe01c5638e0cd122cd47f110e77ceb48bf3ee355bd3fe951b938e323ea69a74ee365ba06a078bf00fe22a506f678bf0cf922b20ce32c822ade23e34dbe01db35e76deb43dd45814cbc22e14cd95f8243bf66be0db660ba09be35a253a065bf15ef60b807b56ea302e06fb95ef435b924ba6e9a54b63be253bb35dc69c36da94ec863a314ef7eb510b42ce6538306850cb42ced10e77ceb48bf3ee355bd3fe951b938e323ea69a74ee365ba06a078bf00fe22a506f678bf0cf922b20ce332ea17ef6bec06ed6fb450ba3eb705b935e055b768b500bd3de351ef68e25ab63fb000b66ee74def3fb05083069711e161eb43b27fb813b43de355b939e857bf3ee55ad159b20ff634a251bf4fba5bbc478529fa679720bf60a501cb6eb22bc947bb3bc27ea219bc6eb529d85b963bce68b415a361b808eb22a50ded7cff17eb74a50de17bff00e161ef58fa6db65eb67cb00efb67a010e169dc69cd6dbd0fa3459559ae67be15e864be13fa7fb904e039e812b93de310fc01db20dd69a059ae3ee353b82c9020c501db30fb7ca10cfc78b407b42cbe16fa6ebe16e068dc69db7fb411a34db606e078eb43dd45814de47ffe53a03de04dbb01db20e162a506e078fc2feb62b617e636f1538306dc69";
+
+    #[test]
+    fn real_masked_ack_frame_parses_and_unmasks() {
+        let f: Vec<u8> = (0..REAL_ACK.len() / 2)
+            .map(|i| u8::from_str_radix(&REAL_ACK[2 * i..2 * i + 2], 16).unwrap())
+            .collect();
+        let frame = Frame::new_checked(&f[..]).unwrap();
+        assert!(frame.fin() && frame.masked());
+        assert_eq!(frame.opcode(), OPCODE_TEXT);
+        assert_eq!((frame.header_len(), frame.payload_len()), (8, 453));
+        assert_eq!(frame.total_len(), f.len());
+        let mut scratch = [0u8; 512];
+        let text = frame.payload(&mut scratch).unwrap();
+        assert!(text.starts_with(b"ACK sip:+12263382742@dev-mike.tncp.textnow.com SIP/2.0\r\n"));
+        assert_eq!(
+            Frame::new_checked(&f[..f.len() - 1]).unwrap_err(),
+            Error::Truncated
+        );
+    }
 }
