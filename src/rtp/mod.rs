@@ -33,3 +33,26 @@ pub enum Error {
 }
 
 pub type Result<T> = core::result::Result<T, Error>;
+
+/// The first octet of an RTP or RTCP packet at least `min_len` long, once it says
+/// version 2 (the version is checked first: a wrong one is not "truncated").
+fn first_octet_v2(buf: &[u8], min_len: usize) -> Result<u8> {
+    let b0 = *buf.first().ok_or(Error::Truncated)?;
+    if b0 >> 6 != 2 {
+        return Err(Error::BadVersion);
+    }
+    if buf.len() < min_len {
+        return Err(Error::Truncated);
+    }
+    Ok(b0)
+}
+
+/// RFC 3550 padding: the count in the last octet includes itself, so it is never 0, and
+/// it cannot eat into what precedes the padded part (`room` octets).
+fn check_padding(count: u8, room: usize) -> Result<()> {
+    let pad = usize::from(count);
+    if pad == 0 || pad > room {
+        return Err(Error::Malformed);
+    }
+    Ok(())
+}

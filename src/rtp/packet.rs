@@ -1,6 +1,6 @@
 //! RTP fixed header view (RFC 3550 §5.1), RFC 4733 telephone-event payload, RTCP-mux demux.
 
-use super::{Error, Result};
+use super::{Error, Result, check_padding, first_octet_v2};
 use byteorder::{ByteOrder, NetworkEndian};
 
 mod field {
@@ -46,13 +46,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// What `new_checked` checks: after it, no getter can index out of bounds.
     pub fn check_len(&self) -> Result<()> {
         let buf = self.buffer.as_ref();
-        let b0 = *buf.first().ok_or(Error::Truncated)?;
-        if b0 >> 6 != 2 {
-            return Err(Error::BadVersion);
-        }
-        if buf.len() < HEADER_LEN {
-            return Err(Error::Truncated);
-        }
+        let b0 = first_octet_v2(buf, HEADER_LEN)?;
         let csrc_end = HEADER_LEN + 4 * usize::from(b0 & 0x0f);
         if buf.len() < csrc_end {
             return Err(Error::Truncated);
@@ -65,11 +59,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
             return Err(Error::Truncated);
         }
         if b0 & FLAG_PADDING != 0 {
-            // The last octet counts the padding, itself included (§5.1), so it is never 0.
-            let pad = usize::from(*buf.last().ok_or(Error::Truncated)?);
-            if pad == 0 || pad > buf.len() - start {
-                return Err(Error::Malformed);
-            }
+            check_padding(*buf.last().ok_or(Error::Truncated)?, buf.len() - start)?;
         }
         Ok(())
     }

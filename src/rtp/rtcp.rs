@@ -4,7 +4,7 @@
 //! Everything is a view over the datagram: report blocks, SDES items and XR blocks are
 //! iterated in place, so parsing allocates nothing.
 
-use super::{Error, Result};
+use super::{Error, Result, check_padding, first_octet_v2};
 use byteorder::{ByteOrder, NetworkEndian};
 
 pub const PT_SR: u8 = 200;
@@ -75,22 +75,13 @@ impl<T: AsRef<[u8]>> Packet<T> {
     /// What `new_checked` checks: after it, no getter can index out of bounds.
     pub fn check_len(&self) -> Result<()> {
         let buf = self.buffer.as_ref();
-        let b0 = *buf.first().ok_or(Error::Truncated)?;
-        if b0 >> 6 != 2 {
-            return Err(Error::BadVersion);
-        }
-        if buf.len() < field::BODY {
-            return Err(Error::Truncated);
-        }
+        let b0 = first_octet_v2(buf, field::BODY)?;
         let len = self.len();
         if buf.len() < len {
             return Err(Error::Truncated);
         }
         if b0 & 0x20 != 0 {
-            let pad = usize::from(buf[len - 1]);
-            if pad == 0 || pad > len - field::BODY {
-                return Err(Error::Malformed);
-            }
+            check_padding(buf[len - 1], len - field::BODY)?;
         }
         Ok(())
     }
