@@ -155,6 +155,63 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Frame<&'a T> {
     }
 }
 
+/// A frame header as written: the shortest length encoding, as RFC 6455 §5.2 requires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameRepr {
+    pub fin: bool,
+    pub opcode: u8,
+    /// Client frames are masked with this key.
+    pub mask_key: Option<[u8; 4]>,
+    pub payload_len: usize,
+}
+
+impl FrameRepr {
+    pub fn parse<T: AsRef<[u8]>>(f: &Frame<T>) -> Self {
+        FrameRepr {
+            fin: f.fin(),
+            opcode: f.opcode(),
+            mask_key: f.mask_key(),
+            payload_len: f.payload_len(),
+        }
+    }
+    /// Header bytes `emit` writes (the payload follows them).
+    pub fn header_len(&self) -> usize {
+        let len = match self.payload_len {
+            0..=125 => field::MASK_LEN + 1,
+            126..=0xffff => field::LEN16.end,
+            _ => field::LEN64.end,
+        };
+        len + self.mask_key.map_or(0, |_| field::MASK_KEY_LEN)
+    }
+    /// Writes the header into the first `header_len()` bytes of the frame's buffer.
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, frame: &mut Frame<T>) {
+        let buf = frame.buffer.as_mut();
+        buf[field::FIN_OPCODE] = if self.fin { FLAG_FIN } else { 0 } | (self.opcode & 0x0f);
+        let mask = if self.mask_key.is_some() {
+            FLAG_MASK
+        } else {
+            0
+        };
+        let mut at = field::MASK_LEN + 1;
+        match self.payload_len {
+            n @ 0..=125 => buf[field::MASK_LEN] = mask | n as u8,
+            n @ 126..=0xffff => {
+                buf[field::MASK_LEN] = mask | 126;
+                NetworkEndian::write_u16(&mut buf[field::LEN16], n as u16);
+                at = field::LEN16.end;
+            }
+            n => {
+                buf[field::MASK_LEN] = mask | 127;
+                NetworkEndian::write_u64(&mut buf[field::LEN64], n as u64);
+                at = field::LEN64.end;
+            }
+        }
+        if let Some(k) = self.mask_key {
+            buf[at..at + field::MASK_KEY_LEN].copy_from_slice(&k);
+        }
+    }
+}
+
 /// Whether a TCP payload opens a WebSocket connection (the HTTP Upgrade request or its
 /// 101 answer): the only non-SIP start a SIP stream may have.
 pub fn is_upgrade(payload: &[u8]) -> bool {
@@ -261,5 +318,27 @@ mod tests {
             Frame::new_checked(&f[..f.len() - 1]).unwrap_err(),
             Error::Truncated
         );
+        let repr = FrameRepr::parse(&frame);
+        assert_eq!(repr.mask_key, Some([0x63, 0x8e, 0x0c, 0xd1]));
+        let mut head = [0u8; 8];
+        assert_eq!(repr.header_len(), 8);
+        repr.emit(&mut Frame::new_unchecked(&mut head[..]));
+        assert_eq!(head, f[..8]);
+    }
+
+    #[test]
+    fn frame_repr_picks_the_shortest_length_encoding() {
+        for (len, head) in [(125usize, 2usize), (126, 4), (65_535, 4), (65_536, 10)] {
+            let r = FrameRepr {
+                fin: true,
+                opcode: OPCODE_BINARY,
+                mask_key: None,
+                payload_len: len,
+            };
+            let mut f = vec![0u8; r.header_len() + len];
+            r.emit(&mut Frame::new_unchecked(&mut f[..]));
+            let frame = Frame::new_checked(&f[..]).unwrap();
+            assert_eq!((r.header_len(), FrameRepr::parse(&frame)), (head, r));
+        }
     }
 }
