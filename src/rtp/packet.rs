@@ -374,4 +374,30 @@ mod tests {
         repr.emit(&mut Packet::new_unchecked(&mut out[..]));
         assert_eq!(out, PCMA[..HEADER_LEN]);
     }
+
+    /// Every prefix of real packets with each byte in turn set to 0x00 and 0xff: a view
+    /// that `new_checked` accepts never panics in a getter.
+    #[test]
+    fn corrupted_and_cut_packets_never_panic_in_getters() {
+        let ext: [u8; 32] = [
+            0xb1, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0, 1, 0xaa, 0xbb, 0xcc, 0xdd, 0xbe, 0xde,
+            0x00, 0x01, 0x10, 0x20, 0x30, 0x40, 0x01, 0x02, 0x03, 0x04, 0x05, 0x00, 0x00, 0x03,
+        ];
+        for base in [&PCMA[..], &DTMF_END[..], &ext[..]] {
+            for n in 0..=base.len() {
+                for at in 0..n.max(1) {
+                    for v in [0x00, 0xff] {
+                        let mut b = base[..n].to_vec();
+                        if let Some(x) = b.get_mut(at) {
+                            *x = v;
+                        }
+                        if let Ok(p) = RtpPacket::new_checked(&b) {
+                            let _ = (RtpRepr::parse(&p), p.csrcs().count(), p.extension_data());
+                            let _ = (p.payload(), p.padding_len());
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

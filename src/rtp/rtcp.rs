@@ -782,4 +782,39 @@ mod tests {
         let us = 1_105_725_491_500_000;
         assert_eq!(ntp_middle32(us), 0x86b3_8000);
     }
+
+    /// Every prefix of the real compounds above with each byte in turn set to 0x00 and
+    /// 0xff: whatever `new_checked` accepts parses without a panic.
+    #[test]
+    fn corrupted_and_cut_compounds_never_panic() {
+        for base in [SR_SDES, RR_SDES, SR0_SDES] {
+            let base = hex(base);
+            for n in 0..=base.len() {
+                for at in 0..n.max(1) {
+                    for v in [0x00, 0xff] {
+                        let mut b = base[..n].to_vec();
+                        if let Some(x) = b.get_mut(at) {
+                            *x = v;
+                        }
+                        for p in Compound::new(&b).flatten() {
+                            let _ = (p.ssrc(), p.body());
+                            match p.repr() {
+                                Ok(RtcpRepr::SenderReport { blocks, .. })
+                                | Ok(RtcpRepr::ReceiverReport { blocks, .. }) => {
+                                    let _ = blocks.count();
+                                }
+                                Ok(RtcpRepr::SourceDescription(sdes)) => {
+                                    let _ = sdes.items().count();
+                                }
+                                Ok(RtcpRepr::ExtendedReport { blocks, .. }) => {
+                                    let _ = blocks.voip_metrics();
+                                }
+                                _ => {}
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
 }

@@ -786,4 +786,49 @@ mod tests {
             DecodeError::Truncated
         );
     }
+
+    /// Every prefix of every header above with each byte in turn set to 0x00 and 0xff:
+    /// a view that `new_checked` accepts never panics in a getter.
+    #[test]
+    fn corrupted_and_cut_headers_never_panic_in_getters() {
+        let mut e3 = vec![0x10, 0x00, 0x22, 0xeb, 0, 0, 0, 1];
+        e3.extend_from_slice(&[0x20, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0x08, 0x01, 0, 0, 0, 0]);
+        let tz = [0x01, 0x00, 0x00, 0x01, 0x00, 0x0a, 0x01, 0xc4, 0x01, 0xaa];
+        let vx = [0x08, 0, 0, 0, 0, 0x01, 0x2c, 0, 0xaa];
+        for base in [
+            &REAL_GRE_KEY[..],
+            &REAL_ERSPAN2[..],
+            &e3[..],
+            &tz[..],
+            &vx[..],
+        ] {
+            for n in 0..=base.len() {
+                for at in 0..n.max(1) {
+                    for v in [0x00, 0xff] {
+                        let mut b = base[..n].to_vec();
+                        if let Some(x) = b.get_mut(at) {
+                            *x = v;
+                        }
+                        let _ = (gre(&b), vxlan(&b), tzsp(&b), erspan2(&b), erspan3(&b));
+                        if let Ok(h) = GrePacket::new_checked(&b[..]) {
+                            let _ = (GreRepr::parse(&h), h.payload(), h.version());
+                        }
+                        if let Ok(h) = Erspan2Packet::new_checked(&b[..]) {
+                            let _ = (Erspan2Repr::parse(&h), h.payload());
+                        }
+                        if let Ok(h) = Erspan3Packet::new_checked(&b[..]) {
+                            let _ = (h.vlan(), h.session_id(), h.timestamp(), h.sgt());
+                            let _ = (h.frame_type(), h.payload());
+                        }
+                        if let Ok(h) = VxlanPacket::new_checked(&b[..]) {
+                            let _ = (h.vni(), h.payload());
+                        }
+                        if let Ok(h) = TzspPacket::new_checked(&b[..]) {
+                            let _ = (h.encapsulation(), h.payload());
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
