@@ -203,35 +203,49 @@ pub fn is_rtcp_pt(b1: u8) -> bool {
     (192..=223).contains(&b1)
 }
 
-/// RFC 4733 §2.3 named-event payload: event, E bit, volume, duration.
-#[derive(Debug, Clone, Copy)]
-pub struct TelephoneEvent<'a> {
-    buf: &'a [u8],
+mod event_field {
+    use core::ops::Range;
+    pub const EVENT: usize = 0;
+    /// E (end), R (reserved), volume (6).
+    pub const E_R_VOLUME: usize = 1;
+    pub const DURATION: Range<usize> = 2..4;
 }
 
-impl<'a> TelephoneEvent<'a> {
-    pub const LEN: usize = 4;
+/// RFC 4733 §2.3 named-event payload: event, E bit, volume, duration.
+#[derive(Debug, Clone, Copy)]
+pub struct EventPacket<T: AsRef<[u8]>> {
+    buffer: T,
+}
 
-    pub fn new_checked(buf: &'a [u8]) -> Result<Self> {
-        if buf.len() < Self::LEN {
+/// The view over a borrowed RTP payload.
+pub type TelephoneEvent<'a> = EventPacket<&'a [u8]>;
+
+impl<T: AsRef<[u8]>> EventPacket<T> {
+    pub const LEN: usize = event_field::DURATION.end;
+
+    pub const fn new_unchecked(buffer: T) -> Self {
+        EventPacket { buffer }
+    }
+    pub fn new_checked(buffer: T) -> Result<Self> {
+        if buffer.as_ref().len() < Self::LEN {
             return Err(Error::Truncated);
         }
-        Ok(TelephoneEvent { buf })
+        Ok(EventPacket { buffer })
     }
     pub fn event(&self) -> u8 {
-        self.buf.first().copied().unwrap_or(0)
+        self.buffer.as_ref()[event_field::EVENT]
     }
     /// E bit: this is (a retransmission of) the final packet of the event.
     pub fn end(&self) -> bool {
-        self.buf.get(1).copied().unwrap_or(0) & 0x80 != 0
+        self.buffer.as_ref()[event_field::E_R_VOLUME] & 0x80 != 0
     }
     /// Power level in -dBm0 (0..=63).
     pub fn volume(&self) -> u8 {
-        self.buf.get(1).copied().unwrap_or(0) & 0x3f
+        self.buffer.as_ref()[event_field::E_R_VOLUME] & 0x3f
     }
     /// Duration so far in timestamp units (§2.5.1.3).
     pub fn duration(&self) -> u16 {
-        self.buf.get(2..4).map_or(0, NetworkEndian::read_u16)
+        NetworkEndian::read_u16(&self.buffer.as_ref()[event_field::DURATION])
     }
     /// DTMF digit for events 0..=15 (RFC 4733 §3.2 table 1), `'?'` otherwise.
     pub fn digit(&self) -> char {
