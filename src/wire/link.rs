@@ -59,17 +59,10 @@ pub struct VlanTag<T: AsRef<[u8]>> {
     buffer: T,
 }
 
+// A tag is 4 bytes after its TPID.
+super::checked_view!(VlanTag, min_len vlan_field::PAYLOAD);
+
 impl<T: AsRef<[u8]>> VlanTag<T> {
-    pub const fn new_unchecked(buffer: T) -> Self {
-        VlanTag { buffer }
-    }
-    /// Rejects a buffer shorter than one tag.
-    pub fn new_checked(buffer: T) -> Result<Self, DecodeError> {
-        if buffer.as_ref().len() < vlan_field::PAYLOAD {
-            return Err(DecodeError::Truncated);
-        }
-        Ok(VlanTag { buffer })
-    }
     /// 12-bit VLAN identifier (priority and DEI bits dropped).
     pub fn vid(&self) -> u16 {
         NetworkEndian::read_u16(&self.buffer.as_ref()[vlan_field::TCI]) & 0x0FFF
@@ -141,16 +134,9 @@ pub struct SllPacket<T: AsRef<[u8]>> {
     buffer: T,
 }
 
+super::checked_view!(SllPacket, min_len SLL_HEADER_LEN);
+
 impl<T: AsRef<[u8]>> SllPacket<T> {
-    pub const fn new_unchecked(buffer: T) -> Self {
-        SllPacket { buffer }
-    }
-    pub fn new_checked(buffer: T) -> Result<Self, DecodeError> {
-        if buffer.as_ref().len() < SLL_HEADER_LEN {
-            return Err(DecodeError::Truncated);
-        }
-        Ok(SllPacket { buffer })
-    }
     /// 0 to us, 1 broadcast, 2 multicast, 3 to someone else, 4 sent by us.
     pub fn packet_type(&self) -> u16 {
         NetworkEndian::read_u16(&self.buffer.as_ref()[sll_field::PACKET_TYPE])
@@ -193,16 +179,9 @@ pub struct Sll2Packet<T: AsRef<[u8]>> {
     buffer: T,
 }
 
+super::checked_view!(Sll2Packet, min_len SLL2_HEADER_LEN);
+
 impl<T: AsRef<[u8]>> Sll2Packet<T> {
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Sll2Packet { buffer }
-    }
-    pub fn new_checked(buffer: T) -> Result<Self, DecodeError> {
-        if buffer.as_ref().len() < SLL2_HEADER_LEN {
-            return Err(DecodeError::Truncated);
-        }
-        Ok(Sll2Packet { buffer })
-    }
     pub fn protocol(&self) -> u16 {
         NetworkEndian::read_u16(&self.buffer.as_ref()[sll2_field::PROTOCOL])
     }

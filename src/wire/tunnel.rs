@@ -60,29 +60,27 @@ pub struct GrePacket<T: AsRef<[u8]>> {
     buffer: T,
 }
 
+super::checked_view!(GrePacket, DecodeError);
+
 impl<T: AsRef<[u8]>> GrePacket<T> {
-    pub const fn new_unchecked(buffer: T) -> Self {
-        GrePacket { buffer }
-    }
     /// Rejects a buffer shorter than the header its flags announce, a routing-present
     /// header and any version but 0 (version 1 is PPTP's enhanced GRE: not a mirror).
-    pub fn new_checked(buffer: T) -> Result<Self, DecodeError> {
+    pub fn check_len(&self) -> Result<(), DecodeError> {
         // The flags alone decide refusal, so read them before the full length is known.
-        if buffer.as_ref().len() < gre_field::FLAGS.end {
+        if self.buffer.as_ref().len() < gre_field::FLAGS.end {
             return Err(DecodeError::Truncated);
         }
-        let h = GrePacket { buffer };
-        let flags = h.flags();
+        let flags = self.flags();
         if flags & GRE_VERSION_MASK != 0 {
             return Err(DecodeError::NotIpTransport);
         }
         if flags & GRE_FLAG_ROUTING != 0 {
             return Err(DecodeError::Malformed);
         }
-        if h.buffer.as_ref().len() < h.header_len() {
+        if self.buffer.as_ref().len() < self.header_len() {
             return Err(DecodeError::Truncated);
         }
-        Ok(h)
+        Ok(())
     }
     fn flags(&self) -> u16 {
         NetworkEndian::read_u16(&self.buffer.as_ref()[gre_field::FLAGS])
@@ -229,16 +227,9 @@ pub struct Erspan2Packet<T: AsRef<[u8]>> {
     buffer: T,
 }
 
+super::checked_view!(Erspan2Packet, min_len erspan2_field::PAYLOAD);
+
 impl<T: AsRef<[u8]>> Erspan2Packet<T> {
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Erspan2Packet { buffer }
-    }
-    pub fn new_checked(buffer: T) -> Result<Self, DecodeError> {
-        if buffer.as_ref().len() < erspan2_field::PAYLOAD {
-            return Err(DecodeError::Truncated);
-        }
-        Ok(Erspan2Packet { buffer })
-    }
     pub fn version(&self) -> u8 {
         self.buffer.as_ref()[erspan2_field::VER_VLAN.start] >> 4
     }
@@ -350,23 +341,21 @@ pub struct Erspan3Packet<T: AsRef<[u8]>> {
     buffer: T,
 }
 
+super::checked_view!(Erspan3Packet, DecodeError);
+
 impl<T: AsRef<[u8]>> Erspan3Packet<T> {
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Erspan3Packet { buffer }
-    }
     /// Checks version 2 and that the header (and the subheader the O bit announces) fit.
-    pub fn new_checked(buffer: T) -> Result<Self, DecodeError> {
-        if buffer.as_ref().len() < erspan3_field::FLAGS.end {
+    pub fn check_len(&self) -> Result<(), DecodeError> {
+        if self.buffer.as_ref().len() < erspan3_field::FLAGS.end {
             return Err(DecodeError::Truncated);
         }
-        let h = Erspan3Packet { buffer };
-        if h.version() != 2 {
+        if self.version() != 2 {
             return Err(DecodeError::Malformed);
         }
-        if h.buffer.as_ref().len() < h.header_len() {
+        if self.buffer.as_ref().len() < self.header_len() {
             return Err(DecodeError::Truncated);
         }
-        Ok(h)
+        Ok(())
     }
     pub fn version(&self) -> u8 {
         self.buffer.as_ref()[erspan3_field::VER_VLAN.start] >> 4
@@ -441,16 +430,9 @@ pub struct VxlanPacket<T: AsRef<[u8]>> {
     buffer: T,
 }
 
+super::checked_view!(VxlanPacket, min_len vxlan_field::PAYLOAD);
+
 impl<T: AsRef<[u8]>> VxlanPacket<T> {
-    pub const fn new_unchecked(buffer: T) -> Self {
-        VxlanPacket { buffer }
-    }
-    pub fn new_checked(buffer: T) -> Result<Self, DecodeError> {
-        if buffer.as_ref().len() < vxlan_field::PAYLOAD {
-            return Err(DecodeError::Truncated);
-        }
-        Ok(VxlanPacket { buffer })
-    }
     pub fn flags(&self) -> u8 {
         self.buffer.as_ref()[vxlan_field::FLAGS]
     }
@@ -501,16 +483,9 @@ pub struct TzspPacket<T: AsRef<[u8]>> {
     buffer: T,
 }
 
+super::checked_view!(TzspPacket, min_len tzsp_field::TAGS);
+
 impl<T: AsRef<[u8]>> TzspPacket<T> {
-    pub const fn new_unchecked(buffer: T) -> Self {
-        TzspPacket { buffer }
-    }
-    pub fn new_checked(buffer: T) -> Result<Self, DecodeError> {
-        if buffer.as_ref().len() < tzsp_field::TAGS {
-            return Err(DecodeError::Truncated);
-        }
-        Ok(TzspPacket { buffer })
-    }
     pub fn version(&self) -> u8 {
         self.buffer.as_ref()[tzsp_field::VERSION]
     }

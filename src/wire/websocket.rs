@@ -39,19 +39,10 @@ pub struct Frame<T: AsRef<[u8]>> {
     buffer: T,
 }
 
+super::checked_view!(Frame, Error);
+
 impl<T: AsRef<[u8]>> Frame<T> {
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Frame { buffer }
-    }
-
     /// Checks the header and that the whole frame is present.
-    pub fn new_checked(buffer: T) -> Result<Self, Error> {
-        let f = Frame { buffer };
-        f.check_len()?;
-        Ok(f)
-    }
-
-    /// What `new_checked` checks: after it, no getter can index out of bounds.
     pub fn check_len(&self) -> Result<(), Error> {
         let buf = self.buffer.as_ref();
         let (&b0, &b1) = match (buf.first(), buf.get(field::MASK_LEN)) {
