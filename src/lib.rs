@@ -22,6 +22,7 @@ pub mod capture;
 pub mod config;
 pub mod fixture;
 pub mod publish;
+pub mod report;
 pub mod rtp;
 pub mod sip;
 pub mod table;
