@@ -142,6 +142,15 @@ impl CallData {
             .or(self.calls.last())
     }
 
+    /// The code of the final response that decided the call (answered, failed, cancelled).
+    pub fn final_code(&self) -> Option<u16> {
+        use crate::track::event::CallEventKind as K;
+        self.calls
+            .iter()
+            .find(|c| matches!(c.event, K::Answered | K::Failed | K::Cancelled))
+            .and_then(|c| c.code)
+    }
+
     /// The warnings of the call list: one-way media, capture loss, mirror duplicates.
     pub fn warnings(&self) -> Vec<&'static str> {
         let mut w = Vec::new();

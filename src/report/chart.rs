@@ -7,7 +7,7 @@ use super::svg::{esc, num};
 use crate::track::event::{DtmfEvent, RtpInterval};
 use std::fmt::Write;
 
-pub const W: u32 = 760;
+pub const W: u32 = 560;
 pub const H: u32 = 80;
 const LEFT: u32 = 54;
 const RIGHT: u32 = 12;
@@ -94,7 +94,7 @@ pub fn chart(metric: Metric, iv: &[RtpInterval], dtmf: &[DtmfEvent], axis: Axis)
     let mut s = String::with_capacity(400 + pts.len() * 24);
     let _ = write!(
         s,
-        r#"<svg class="chart" data-metric="{m}" xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}"><text class="title" x="{LEFT}" y="10">{m}</text><text class="ax" x="{ax}" y="{yt}" text-anchor="end">{hi}</text><text class="ax" x="{ax}" y="{yb}" text-anchor="end">{lo}</text><line class="axis" x1="{LEFT}" y1="{yb0}" x2="{xr}" y2="{yb0}"/><line class="axis" x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{yb0}"/>"#,
+        r#"<svg class="chart" data-metric="{m}" width="{W}" height="{H}" viewBox="0 0 {W} {H}"><text class="title" x="{LEFT}" y="10">{m}</text><text class="ax" x="{ax}" y="{yt}" text-anchor="end">{hi}</text><text class="ax" x="{ax}" y="{yb}" text-anchor="end">{lo}</text><line class="axis" x1="{LEFT}" y1="{yb0}" x2="{xr}" y2="{yb0}"/><line class="axis" x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{yb0}"/>"#,
         m = metric.name(),
         ax = LEFT - 4,
         yt = TOP + 4,

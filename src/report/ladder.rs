@@ -95,7 +95,7 @@ pub fn svg(l: &Ladder) -> String {
     let mut s = String::with_capacity(256 + l.arrows.len() * 300);
     let _ = write!(
         s,
-        r#"<svg class="ladder" xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}">"#,
+        r#"<svg class="ladder" width="{w}" height="{h}" viewBox="0 0 {w} {h}">"#,
         w = l.width,
         h = l.height
     );

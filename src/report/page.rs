@@ -36,7 +36,7 @@ pre.msgview{background:#f4f4f4;border:1px solid #ddd;padding:6px;max-height:40vh
 svg.chart{display:block;background:#fff}svg.chart text{font:10px sans-serif;fill:#555}svg.chart .title{font-weight:bold;fill:#222}
 svg.chart .axis{stroke:#aaa}svg.chart .series{fill:none;stroke:#1f4e9c;stroke-width:1.2}
 svg.chart .dtmf line{stroke:#7b2cbf;stroke-dasharray:2 2}svg.chart .dtmf text{fill:#7b2cbf;font-weight:bold}
-.stream{margin:8px 0 14px}.totals,.rtcp{margin:2px 0;color:#444}
+.stream{margin:8px 0 14px}.charts{display:grid;grid-template-columns:repeat(2,max-content);gap:4px}.totals,.rtcp{margin:2px 0;color:#444}
 table.counters td{border:1px solid #ddd;padding:1px 6px;font-family:monospace}table.counters td.zero{color:#aaa}
 "#;
 
@@ -251,9 +251,14 @@ fn row(s: &mut String, i: usize, c: &CallReport) {
     let warnings = c.data.warnings().join(", ");
     let _ = write!(
         s,
-        r#"<tr class="call" data-i="{i}" data-call-id="{id}" data-messages="{n}" data-outcome="{out}" data-code="{k}"><td data-s="{t}">{time}</td><td>{caller}</td><td>{callee}</td><td class="{class}">{out}</td><td>{code}</td><td data-s="{setup_s}">{setup}</td><td data-s="{pdd_s}">{pdd}</td><td data-s="{dur_s}">{dur}</td><td>{m1}</td><td>{m2}</td><td>{n}</td><td class="warn">{warnings}</td></tr>"#,
+        r#"<tr class="call" data-i="{i}" data-call-id="{id}" data-messages="{n}" data-outcome="{out}" data-code="{k}" data-final="{fin}"><td data-s="{t}">{time}</td><td>{caller}</td><td>{callee}</td><td class="{class}">{out}</td><td>{code}</td><td data-s="{setup_s}">{setup}</td><td data-s="{pdd_s}">{pdd}</td><td data-s="{dur_s}">{dur}</td><td>{m1}</td><td>{m2}</td><td>{n}</td><td class="warn">{warnings}</td></tr>"#,
         id = esc(&c.call_id),
         n = c.seen,
+        fin = c
+            .data
+            .final_code()
+            .map(|k| k.to_string())
+            .unwrap_or_default(),
         k = last
             .and_then(|l| l.code)
             .map(|k| k.to_string())
@@ -373,12 +378,23 @@ fn media(
         );
         let digits: Vec<_> = dtmf
             .iter()
-            .filter(|d| d.ssrc == st.ssrc && d.src == st.src)
+            .filter(|d| {
+                // On the stream of its direction that was flowing then.
+                d.src == st.src
+                    && d.dst == st.dst
+                    && st.intervals.first().is_some_and(|f| d.ts.0 >= f.ts.0)
+                    && st
+                        .intervals
+                        .last()
+                        .is_some_and(|l| d.ts.0 < l.ts.0 + 1_000_000)
+            })
             .cloned()
             .collect();
+        s.push_str("<div class=\"charts\">");
         for m in Metric::ALL {
             s.push_str(&chart::chart(m, &st.intervals, &digits, ax));
         }
+        s.push_str("</div>");
         if !digits.is_empty() {
             let ds: String = digits.iter().map(|d| d.digit).collect();
             let _ = write!(
