@@ -94,7 +94,7 @@ pub fn chart(metric: Metric, iv: &[RtpInterval], dtmf: &[DtmfEvent], axis: Axis)
     let mut s = String::with_capacity(400 + pts.len() * 24);
     let _ = write!(
         s,
-        r#"<svg class="chart" data-metric="{m}" width="{W}" height="{H}" viewBox="0 0 {W} {H}"><text class="title" x="{LEFT}" y="10">{m}</text><text class="ax" x="{ax}" y="{yt}" text-anchor="end">{hi}</text><text class="ax" x="{ax}" y="{yb}" text-anchor="end">{lo}</text><line class="axis" x1="{LEFT}" y1="{yb0}" x2="{xr}" y2="{yb0}"/><line class="axis" x1="{LEFT}" y1="{TOP}" x2="{LEFT}" y2="{yb0}"/>"#,
+        r#"<svg class='chart' data-metric='{m}' width='{W}' height='{H}' viewBox='0 0 {W} {H}'><text class='title' x='{LEFT}' y='10'>{m}</text><text class='ax e' x='{ax}' y='{yt}'>{hi}</text><text class='ax e' x='{ax}' y='{yb}'>{lo}</text><line class='axis' x1='{LEFT}' y1='{yb0}' x2='{xr}' y2='{yb0}'/><line class='axis' x1='{LEFT}' y1='{TOP}' x2='{LEFT}' y2='{yb0}'/>"#,
         m = metric.name(),
         ax = LEFT - 4,
         yt = TOP + 4,
@@ -107,14 +107,14 @@ pub fn chart(metric: Metric, iv: &[RtpInterval], dtmf: &[DtmfEvent], axis: Axis)
     let secs = axis.t1.saturating_sub(axis.t0) / 1_000_000;
     let _ = write!(
         s,
-        r#"<text class="ax" x="{LEFT}" y="{H}">0 s</text><text class="ax" x="{xr}" y="{H}" text-anchor="end">{secs} s</text>"#,
+        r#"<text class='ax' x='{LEFT}' y='{H}'>0 s</text><text class='ax e' x='{xr}' y='{H}'>{secs} s</text>"#,
         xr = W - RIGHT
     );
     for d in dtmf {
         let x = num(axis.x(d.ts.0), 1);
         let _ = write!(
             s,
-            r#"<g class="dtmf"><line x1="{x}" y1="{TOP}" x2="{x}" y2="{yb}"/><text x="{x}" y="{TOP}" text-anchor="middle">{}</text></g>"#,
+            r#"<g class='dtmf'><line x1='{x}' y1='{TOP}' x2='{x}' y2='{yb}'/><text x='{x}' y='{TOP}'>{}</text></g>"#,
             esc(&d.digit.to_string()),
             yb = H - BOTTOM
         );
@@ -131,7 +131,7 @@ pub fn chart(metric: Metric, iv: &[RtpInterval], dtmf: &[DtmfEvent], axis: Axis)
     }
     let _ = write!(
         s,
-        r#"<polyline class="series" data-n="{}" data-v="{values}" points="{points}"/></svg>"#,
+        r#"<polyline class='series' data-n='{}' data-v='{values}' points='{points}'/></svg>"#,
         pts.len()
     );
     s
@@ -168,12 +168,12 @@ mod tests {
             iv(2, 50, -1, None),
         ];
         let s = chart(Metric::Packets, &v, &[], axis());
-        assert!(s.contains(r#"data-n="3" data-v="50,48,50""#), "{s}");
+        assert!(s.contains(r#"data-n='3' data-v='50,48,50'"#), "{s}");
         let s = chart(Metric::Lost, &v, &[], axis());
-        assert!(s.contains(r#"data-v="0,2,-1""#), "{s}");
+        assert!(s.contains(r#"data-v='0,2,-1'"#), "{s}");
         // A second without MOS (codec without E-model figures) has no MOS point.
         let s = chart(Metric::Mos, &v, &[], axis());
-        assert!(s.contains(r#"data-n="2" data-v="4.4,4.1""#), "{s}");
+        assert!(s.contains(r#"data-n='2' data-v='4.4,4.1'"#), "{s}");
     }
 
     #[test]
@@ -181,10 +181,10 @@ mod tests {
         let v = [iv(0, 50, 0, None), iv(9, 50, 0, None)];
         let s = chart(Metric::Packets, &v, &[], axis());
         let pts = s
-            .split("points=\"")
+            .split("points='")
             .nth(1)
             .unwrap()
-            .split('"')
+            .split('\'')
             .next()
             .unwrap();
         let xs: Vec<f64> = pts
@@ -209,7 +209,7 @@ mod tests {
             volume: 10,
         };
         let s = chart(Metric::Packets, &[iv(0, 50, 0, None)], &[d], axis());
-        assert!(s.contains(r#"<g class="dtmf">"#) && s.contains(">#</text>"));
+        assert!(s.contains(r#"<g class='dtmf'>"#) && s.contains(">#</text>"));
     }
 
     #[test]

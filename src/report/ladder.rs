@@ -95,7 +95,7 @@ pub fn svg(l: &Ladder) -> String {
     let mut s = String::with_capacity(256 + l.arrows.len() * 300);
     let _ = write!(
         s,
-        r#"<svg class="ladder" width="{w}" height="{h}" viewBox="0 0 {w} {h}">"#,
+        r#"<svg class='ladder' width='{w}' height='{h}' viewBox='0 0 {w} {h}'>"#,
         w = l.width,
         h = l.height
     );
@@ -103,7 +103,7 @@ pub fn svg(l: &Ladder) -> String {
         let x = x_of(i);
         let _ = write!(
             s,
-            r#"<text class="col" x="{x}" y="{ty}" text-anchor="middle">{}</text><line class="life" x1="{x}" y1="{y1}" x2="{x}" y2="{h}"/>"#,
+            r#"<text class='col' x='{x}' y='{ty}'>{}</text><line class='life' x1='{x}' y1='{y1}' x2='{x}' y2='{h}'/>"#,
             esc(c),
             ty = TOP - 16,
             y1 = TOP,
@@ -119,7 +119,7 @@ pub fn svg(l: &Ladder) -> String {
         };
         let _ = write!(
             s,
-            r#"<g class="{class}" data-msg="{}"><text class="off" x="4" y="{}">{}</text>"#,
+            r#"<g class='{class}' data-msg='{}'><text class='off' x='4' y='{}'>{}</text>"#,
             a.msg,
             a.y + 4,
             offset(a.offset_ms)
@@ -129,13 +129,13 @@ pub fn svg(l: &Ladder) -> String {
             // A message to its own address: a loop on the right of the lifeline.
             let _ = write!(
                 s,
-                r#"<path class="arrow" d="M{x1},{y0} h40 v12 h-36" marker-end="url(#head)"/>"#,
+                r#"<path class='arrow' d='M{x1},{y0} h40 v12 h-36' marker-end='url(#head)'/>"#,
                 y0 = a.y - 6
             );
         } else {
             let _ = write!(
                 s,
-                r#"<line class="arrow" x1="{x1}" y1="{y}" x2="{x2e}" y2="{y}" marker-end="url(#head)"/>"#,
+                r#"<line class='arrow' x1='{x1}' y1='{y}' x2='{x2e}' y2='{y}' marker-end='url(#head)'/>"#,
                 y = a.y,
                 x2e = if x2 > x1 { x2 - 2 } else { x2 + 2 },
             );
@@ -148,7 +148,7 @@ pub fn svg(l: &Ladder) -> String {
         let hold = if a.hold { " [hold]" } else { "" };
         let _ = write!(
             s,
-            r#"<text class="label" x="{mid}" y="{}" text-anchor="middle">{}{}{}</text>"#,
+            r#"<text class='label' x='{mid}' y='{}'>{}{}{}</text>"#,
             a.y - 5,
             esc(&a.label),
             mark,
@@ -157,7 +157,7 @@ pub fn svg(l: &Ladder) -> String {
         for (k, m) in a.sdp.iter().enumerate() {
             let _ = write!(
                 s,
-                r#"<text class="sdp" x="{mid}" y="{}" text-anchor="middle">{}</text>"#,
+                r#"<text class='sdp' x='{mid}' y='{}'>{}</text>"#,
                 a.y + 12 + k as u32 * SDP_LINE_H,
                 esc(m)
             );
@@ -165,13 +165,13 @@ pub fn svg(l: &Ladder) -> String {
         // A wide transparent band makes the whole row easy to click.
         let _ = write!(
             s,
-            r#"<rect class="hit" x="0" y="{}" width="{}" height="{ROW_H}"/></g>"#,
+            r#"<rect class='hit' x='0' y='{}' width='{}' height='{ROW_H}'/></g>"#,
             a.y - ROW_H / 2 - 4,
             l.width
         );
     }
     s.push_str(
-        r#"<defs><marker id="head" markerWidth="8" markerHeight="8" refX="7" refY="4" orient="auto"><path d="M0,0 L8,4 L0,8 z"/></marker></defs></svg>"#,
+        r#"<defs><marker id='head' markerWidth='8' markerHeight='8' refX='7' refY='4' orient='auto'><path d='M0,0 L8,4 L0,8 z'/></marker></defs></svg>"#,
     );
     s
 }
@@ -241,8 +241,8 @@ mod tests {
         let l = layout(&[msg(0, A, B, "INVITE"), re, hold]);
         assert!(l.arrows[1].retransmission && !l.arrows[0].retransmission);
         let s = svg(&l);
-        assert_eq!(s.matches(r#"class="msg retrans""#).count(), 1);
-        assert_eq!(s.matches("<g class=\"msg").count(), 3);
+        assert_eq!(s.matches(r#"class='msg retrans'"#).count(), 1);
+        assert_eq!(s.matches("<g class='msg").count(), 3);
         assert!(s.contains("[hold]"));
         assert!(s.contains("0.500 s"));
     }
@@ -251,7 +251,7 @@ mod tests {
     fn a_message_to_its_own_address_is_a_loop_and_one_column() {
         let l = layout(&[msg(0, A, A, "OPTIONS")]);
         assert_eq!(l.columns, [A]);
-        assert!(svg(&l).contains("<path class=\"arrow\""));
+        assert!(svg(&l).contains("<path class='arrow'"));
     }
 
     #[test]

@@ -26,14 +26,14 @@ td.ok{color:#176d2c}td.bad{color:#a4161a}td.warn{color:#a15c00}
 section.detail{background:#fff;border:1px solid #ccc;margin:12px 0;padding:8px 12px}
 .kv span{margin-right:14px}.kv b{font-weight:600}
 .ladderbox{overflow:auto;max-height:70vh;border:1px solid #eee}
-svg.ladder text{font:11px monospace}svg.ladder .col{font-weight:bold}
+svg.ladder text{font:11px monospace;text-anchor:middle}svg.ladder .off{text-anchor:start}svg.ladder .col{font-weight:bold}
 svg.ladder .life{stroke:#999;stroke-dasharray:4 3}
 svg.ladder .arrow{stroke:#1f4e9c;stroke-width:1.5;fill:none}
 svg.ladder .retrans .arrow{stroke:#c1121f;stroke-dasharray:5 3}svg.ladder .retrans .label{fill:#c1121f}
 svg.ladder .off{fill:#666}svg.ladder .sdp{fill:#176d2c;font-size:10px}
 svg.ladder .hit{fill:transparent}svg.ladder g.msg{cursor:pointer}svg.ladder g.sel .hit{fill:#fff3b0;opacity:.6}
 pre.msgview{background:#f4f4f4;border:1px solid #ddd;padding:6px;max-height:40vh;overflow:auto;white-space:pre-wrap}
-svg.chart{display:block;background:#fff}svg.chart text{font:10px sans-serif;fill:#555}svg.chart .title{font-weight:bold;fill:#222}
+svg.chart{display:block;background:#fff}svg.chart text{font:10px sans-serif;fill:#555}svg.chart .title{font-weight:bold;fill:#222}svg.chart .e{text-anchor:end}svg.chart .dtmf text{text-anchor:middle}
 svg.chart .axis{stroke:#aaa}svg.chart .series{fill:none;stroke:#1f4e9c;stroke-width:1.2}
 svg.chart .dtmf line{stroke:#7b2cbf;stroke-dasharray:2 2}svg.chart .dtmf text{fill:#7b2cbf;font-weight:bold}
 .stream{margin:8px 0 14px}.charts{display:grid;grid-template-columns:repeat(2,max-content);gap:4px}.totals,.rtcp{margin:2px 0;color:#444}
@@ -290,7 +290,7 @@ fn detail(i: usize, c: &CallReport) -> String {
     let out = last.map(outcome).unwrap_or_default();
     let _ = write!(
         s,
-        r#"<div class="call-detail" data-i="{i}" data-call-id="{id}" data-messages="{n}" data-outcome="{out}"><h2>Call {id}</h2><p class="kv">"#,
+        r#"<div class='call-detail' data-i='{i}' data-call-id='{id}' data-messages='{n}' data-outcome='{out}'><h2>Call {id}</h2><p class='kv'>"#,
         id = esc(&c.call_id),
         n = c.seen,
     );
@@ -325,7 +325,7 @@ fn detail(i: usize, c: &CallReport) -> String {
             c.seen
         );
     }
-    s.push_str("</p><p class=\"kv events\">");
+    s.push_str("</p><p class='kv events'>");
     let t0 = c.span().0;
     for e in &c.data.calls {
         let _ = write!(
@@ -336,9 +336,9 @@ fn detail(i: usize, c: &CallReport) -> String {
             e.code.map(|k| format!(" {k}")).unwrap_or_default()
         );
     }
-    s.push_str("</p><h3>SIP ladder (click an arrow for the message)</h3><div class=\"ladderbox\">");
+    s.push_str("</p><h3>SIP ladder (click an arrow for the message)</h3><div class='ladderbox'>");
     s.push_str(&ladder::svg(&ladder::layout(&c.messages)));
-    s.push_str("</div><pre class=\"msgview\">(click an arrow)</pre>");
+    s.push_str("</div><pre class='msgview'>(click an arrow)</pre>");
     let (lo, hi) = c.span();
     let _ = write!(
         s,
@@ -369,7 +369,7 @@ fn media(
         };
         let _ = write!(
             s,
-            r#"<div class="stream" data-ssrc="{ssrc}" data-src="{src}" data-dst="{dst}" data-intervals="{n}"><h3>{who}{src} → {dst} · {codec} · SSRC 0x{ssrc:08x}</h3>"#,
+            r#"<div class='stream' data-ssrc='{ssrc}' data-src='{src}' data-dst='{dst}' data-intervals='{n}'><h3>{who}{src} → {dst} · {codec} · SSRC 0x{ssrc:08x}</h3>"#,
             ssrc = st.ssrc,
             src = addr(st.src),
             dst = addr(st.dst),
@@ -390,7 +390,7 @@ fn media(
             })
             .cloned()
             .collect();
-        s.push_str("<div class=\"charts\">");
+        s.push_str("<div class='charts'>");
         for m in Metric::ALL {
             s.push_str(&chart::chart(m, &st.intervals, &digits, ax));
         }
@@ -399,14 +399,14 @@ fn media(
             let ds: String = digits.iter().map(|d| d.digit).collect();
             let _ = write!(
                 s,
-                r#"<p class="totals">DTMF: <b class="digits">{}</b></p>"#,
+                r#"<p class='totals'>DTMF: <b class='digits'>{}</b></p>"#,
                 esc(&ds)
             );
         }
         if let Some(e) = &st.end {
             let _ = write!(
                 s,
-                r#"<p class="totals">{} packets, {} lost, {} duplicates, {} out of order; jitter max {} ms, mean {} ms; MOS min {} mean {}; ended: {}</p>"#,
+                r#"<p class='totals'>{} packets, {} lost, {} duplicates, {} out of order; jitter max {} ms, mean {} ms; MOS min {} mean {}; ended: {}</p>"#,
                 e.packets,
                 e.lost,
                 e.duplicates,
@@ -451,7 +451,7 @@ fn media(
             }
             let _ = write!(
                 s,
-                r#"<p class="rtcp">RTCP remote view: {}</p>"#,
+                r#"<p class='rtcp'>RTCP remote view: {}</p>"#,
                 if remote.is_empty() {
                     "no RTCP report about this stream".to_string()
                 } else {
@@ -462,7 +462,7 @@ fn media(
         s.push_str("</div>");
     }
     if streams.is_empty() {
-        s.push_str("<p class=\"totals\">no RTP seen</p>");
+        s.push_str("<p class='totals'>no RTP seen</p>");
     }
     s
 }
