@@ -119,11 +119,14 @@ pub fn svg(l: &Ladder) -> String {
         };
         let _ = write!(
             s,
-            r#"<g class='{class}' data-msg='{}'><text class='off' x='4' y='{}'>{}</text>"#,
+            r#"<g class='{class}' data-msg='{}'><rect class='hit' x='0' y='{}' width='{}' height='{ROW_H}'/><text class='off' x='4' y='{}'>{}</text>"#,
             a.msg,
+            a.y - ROW_H / 2 - 4,
+            l.width,
             a.y + 4,
             offset(a.offset_ms)
         );
+        // The band (drawn first, under the text) makes the whole row easy to click.
         let mid = (x1 + x2) / 2;
         if x1 == x2 {
             // A message to its own address: a loop on the right of the lifeline.
@@ -162,13 +165,7 @@ pub fn svg(l: &Ladder) -> String {
                 esc(m)
             );
         }
-        // A wide transparent band makes the whole row easy to click.
-        let _ = write!(
-            s,
-            r#"<rect class='hit' x='0' y='{}' width='{}' height='{ROW_H}'/></g>"#,
-            a.y - ROW_H / 2 - 4,
-            l.width
-        );
+        s.push_str("</g>");
     }
     s.push_str(
         r#"<defs><marker id='head' markerWidth='8' markerHeight='8' refX='7' refY='4' orient='auto'><path d='M0,0 L8,4 L0,8 z'/></marker></defs></svg>"#,
