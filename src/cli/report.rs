@@ -87,7 +87,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
     };
     let tty = std::io::stderr().is_terminal();
     let bar = |what: &str, done: u64, total: u64| {
-        let pct = if total == 0 { 100 } else { done * 100 / total };
+        let pct = (done * 100).checked_div(total).unwrap_or(100);
         let fill = (pct / 4) as usize;
         eprint!(
             "\r{what:<9} [{}{}] {pct:3}%",
@@ -97,7 +97,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
     };
     let mut last_pct = u64::MAX;
     let r = report::from_file(&a.file, cfg, &opts, |done, total| {
-        let pct = if total == 0 { 100 } else { done * 100 / total };
+        let pct = (done * 100).checked_div(total).unwrap_or(100);
         if tty && pct != last_pct {
             last_pct = pct;
             bar("reading", done, total);

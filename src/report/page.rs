@@ -205,7 +205,7 @@ pub fn render_with(r: &Report, mut progress: impl FnMut(usize)) -> String {
         );
         progress(i + 1);
     }
-    let _ = write!(s, "<script>{SCRIPT}</script></body></html>\n");
+    let _ = writeln!(s, "<script>{SCRIPT}</script></body></html>");
     s
 }
 
