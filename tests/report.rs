@@ -50,7 +50,11 @@ impl Drop for Running {
 }
 
 /// Runs headless Chromium on `url` with a fresh profile; returns its stdout.
+/// One browser at a time: the machine is small, and the load-time test must not share it
+/// with another Chromium of this process.
 fn chromium(extra: &[&str], url: &str) -> String {
+    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
     let profile = TmpDir::new("chromium");
     let out = profile.0.join("stdout");
     let mut cmd = Command::new("chromium");

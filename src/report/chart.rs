@@ -94,7 +94,7 @@ pub fn chart(metric: Metric, iv: &[RtpInterval], dtmf: &[DtmfEvent], axis: Axis)
     let mut s = String::with_capacity(400 + pts.len() * 24);
     let _ = write!(
         s,
-        r#"<svg class='chart' data-metric='{m}' width='{W}' height='{H}' viewBox='0 0 {W} {H}'><text class='title' x='{LEFT}' y='10'>{m}</text><text class='ax e' x='{ax}' y='{yt}'>{hi}</text><text class='ax e' x='{ax}' y='{yb}'>{lo}</text><line class='axis' x1='{LEFT}' y1='{yb0}' x2='{xr}' y2='{yb0}'/><line class='axis' x1='{LEFT}' y1='{TOP}' x2='{LEFT}' y2='{yb0}'/>"#,
+        r#"<svg class='chart' data-metric='{m}' width='{W}' height='{H}' viewBox='0 0 {W} {H}'><text class='title' x='{LEFT}' y='10'>{m}</text><text class='ax e' x='{ax}' y='{yt}'>{hi}</text><text class='ax e' x='{ax}' y='{yb}'>{lo}</text><path class='axis' d='M{LEFT},{TOP}V{yb0}H{xr}'/>"#,
         m = metric.name(),
         ax = LEFT - 4,
         yt = TOP + 4,
@@ -107,7 +107,7 @@ pub fn chart(metric: Metric, iv: &[RtpInterval], dtmf: &[DtmfEvent], axis: Axis)
     let secs = axis.t1.saturating_sub(axis.t0) / 1_000_000;
     let _ = write!(
         s,
-        r#"<text class='ax' x='{LEFT}' y='{H}'>0 s</text><text class='ax e' x='{xr}' y='{H}'>{secs} s</text>"#,
+        r#"<text class='ax e' x='{xr}' y='{H}'>{secs} s</text>"#,
         xr = W - RIGHT
     );
     for d in dtmf {
