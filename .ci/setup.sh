@@ -8,6 +8,7 @@ PKGS=(
   sip-tester                               # sipp: real SIP calls with RTP
   mosquitto mosquitto-clients              # a real MQTT broker for the tests
   tcpreplay                                # live-capture tests replay captures onto a veth
+  chromium fonts-dejavu-core               # the report test renders the HTML report headless
   iproute2 openssl ca-certificates procps file binutils
 )
 missing=()

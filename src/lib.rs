@@ -29,6 +29,7 @@ pub mod config;
 pub mod fixture;
 pub mod policy;
 pub mod publish;
+pub mod report;
 pub mod rtp;
 pub mod sip;
 pub mod table;

@@ -20,6 +20,8 @@ struct Cli {
 enum Cmd {
     /// Run a capture file through the tracker; print JSON lines (or publish to MQTT).
     Replay(cli::replay::Args),
+    /// Call report of a capture: SIP ladder and per-second quality charts in one HTML file.
+    Report(cli::report::Args),
     /// Live sensor on mirror-port interfaces: JSON lines on stdout, or MQTT.
     Run(cli::run::Args),
     /// List capture interfaces with link state and addresses.
@@ -45,6 +47,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let res = match cli.cmd {
         Cmd::Replay(a) => cli::replay::run(a),
+        Cmd::Report(a) => cli::report::run(a),
         Cmd::Run(a) => cli::run::run(a),
         Cmd::Interfaces(a) => cli::interfaces::run(a),
         Cmd::Selftest(a) => cli::selftest::run(a),

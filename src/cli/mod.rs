@@ -6,6 +6,7 @@ pub mod fixture;
 pub mod interfaces;
 pub mod publish_test;
 pub mod replay;
+pub mod report;
 pub mod run;
 pub mod selftest;
 pub mod watch;
