@@ -19,8 +19,10 @@
 //! and returns events, so replaying a capture gives byte-identical output every time.
 
 pub mod capture;
+pub mod clock;
 pub mod config;
 pub mod fixture;
+pub mod network;
 pub mod publish;
 pub mod rtp;
 pub mod sip;

@@ -308,6 +308,8 @@ impl Publisher {
             vlans: Vec::new(),
             encapsulations: Vec::new(),
             started: crate::track::event::Ts(wall_us()),
+            clock_synced: crate::clock::synchronised(),
+            error: None,
         };
         let offline = payload::encode(
             &Message::Status(Status {
@@ -452,6 +454,11 @@ impl Publisher {
         }
         self.status.vlans = vlans;
         self.status.encapsulations = encapsulations;
+        self.republish_status();
+    }
+
+    /// Re-sends the retained online status (and keeps it for the next reconnect).
+    fn republish_status(&mut self) {
         let bytes = payload::encode(&Message::Status(self.status.clone()), self.format);
         let mut net = self.shared.lock();
         net.online = bytes.clone();
@@ -574,6 +581,11 @@ impl Publisher {
     }
 
     fn publish_health(&mut self, now: crate::track::event::Ts, counters: &impl serde::Serialize) {
+        let synced = crate::clock::synchronised();
+        if synced != self.status.clock_synced {
+            self.status.clock_synced = synced;
+            self.republish_status();
+        }
         let (outbox, connected, connections) = {
             let net = self.shared.lock();
             (Self::outbox_stats(&net), net.connected, net.connections)
