@@ -87,7 +87,7 @@ impl NetworkConfig {
             return Err(err(
                 "network.uplink",
                 u,
-                "an interface name of 1 to 15 letters, digits, '-', '_' or '.' (default \"uplink0\")",
+                "an interface name of 1 to 15 letters, digits, '-', '_' or '.', e.g. \"uplink0\" (the default)",
             ));
         }
         for s in &self.ntp {
