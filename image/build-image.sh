@@ -3,7 +3,7 @@
 # board whose boards/<id>.toml says supported = true). Needs the static aarch64 binary
 # (bash image/build-arm.sh aarch64-unknown-linux-gnu). No Docker, no loop mounts: the FAT
 # partition is written with mtools at an offset inside the disk file.
-# Output: target/image/voipsensor-<board>-<version>.img.xz and .sha256.
+# Output: target/image/voipsensor-<board>-<version>.img.zst and .sha256 (and the raw .img).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -20,16 +20,16 @@ BOOT_MIB=160            # FAT32 boot partition size
 mkdir -p "$OUT" "$DEBS"
 
 need() { command -v "$1" >/dev/null || { echo "build-image: $1 missing (bash .ci/setup.sh)" >&2; exit 1; }; }
-for t in python3 sfdisk mformat mcopy mmd xz gzip; do need "$t"; done
+for t in python3 sfdisk mformat mcopy mmd xz gzip zstd; do need "$t"; done
 [ -x "$BIN" ] || { echo "build-image: $BIN missing: bash image/build-arm.sh aarch64-unknown-linux-gnu" >&2; exit 1; }
 
 # The image's own apt: arm64 trixie, never the host's sources or dpkg database.
 aptopts=(-o Dir="$APT" -o Dir::State::status="$APT/var/lib/dpkg/status"
   -o APT::Architecture=arm64 -o APT::Architectures::=arm64 -o Debug::NoLocking=1
-  -o Dir::Etc::SourceParts=- -o Dir::Etc::Preferences=- -o Dir::Etc::PreferencesParts=-
+  -o Dir::Etc::SourceParts="$APT/etc/apt/sources.list.d" -o Dir::Etc::PreferencesParts="$APT/etc/apt/preferences.d"
   -o Acquire::Languages=none)
 fetch() {  # fetch PKG=VER… into $DEBS (cached)
-  mkdir -p "$APT/etc/apt" "$APT/var/lib/apt/lists/partial" "$APT/var/cache/apt/archives/partial" "$APT/var/lib/dpkg"
+  mkdir -p "$APT/etc/apt/sources.list.d" "$APT/etc/apt/preferences.d" "$APT/var/lib/apt/lists/partial" "$APT/var/cache/apt/archives/partial" "$APT/var/lib/dpkg"
   touch "$APT/var/lib/dpkg/status"
   echo "deb [arch=arm64 signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie main non-free-firmware" >"$APT/etc/apt/sources.list"
   local missing=()
@@ -41,7 +41,7 @@ fetch() {  # fetch PKG=VER… into $DEBS (cached)
   [ -n "$(ls "$APT/var/lib/apt/lists/" 2>/dev/null | grep Packages)" ] || apt-get "${aptopts[@]}" update -q
   (cd "$DEBS" && apt-get "${aptopts[@]}" download "${missing[@]}")
 }
-pin() { grep -E "^$1=" image/packages.lock | head -1; }
+pin() { awk -F= -v p="$1" '$1 == p { print; exit }' image/packages.lock; }
 deb() { local pv; pv=$(pin "$1"); local p=${pv%%=*} v=${pv#*=}; ls "$DEBS/${p}_${v/:/%3a}_"*.deb; }
 
 build_board() {
@@ -67,9 +67,9 @@ build_board() {
   # initramfs: busybox, the board's modules (dependencies first), /init, the sensor.
   mkdir -p "$R"/{bin,sbin,etc,proc,sys,dev,run,tmp,boot,var/run,usr/share/udhcpc,lib/modules/$kver}
   install -m 0755 "$W/x/usr/bin/busybox" "$R/bin/busybox"
-  for a in sh ash mount umount mkdir cat echo sleep ip udhcpc ntpd insmod ls ln cp grep sed kill ps \
+  for a in sh ash mount umount mkdir cat echo sleep ip udhcpc insmod ls ln cp grep sed kill ps \
     date mdev uname hostname readlink basename dirname rm mv watchdog seq head tr test printf \
-    reboot poweroff setsid cttyhack sync stty adjtimex tail wc cut env true false ping nslookup; do
+    reboot poweroff setsid cttyhack sync stty adjtimex tail wc cut env true false ping nslookup ntpd; do
     ln -s busybox "$R/bin/$a"
   done
   python3 image/board.py closure "$W/x/usr/lib/modules/$kver" $B_MODULES >"$W/modules.load"
@@ -132,10 +132,12 @@ build_board() {
   find "$BP" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
   (cd "$BP" && find . -mindepth 1 -type d | sort | sed 's|^\./||' | while read -r d; do mmd -i "$img@@1M" "::$d"; done
    find . -type f | sort | sed 's|^\./||' | while read -r f; do mcopy -m -i "$img@@1M" "$f" "::$f"; done)
-  xz -T1 -6 -c "$img" >"$OUT/voipsensor-$id-$VERSION.img.xz"
   cp "$img" "$OUT/voipsensor-$id-$VERSION.img"
-  (cd "$OUT" && sha256sum "voipsensor-$id-$VERSION.img.xz" >"voipsensor-$id-$VERSION.img.xz.sha256")
-  echo "build-image: $OUT/voipsensor-$id-$VERSION.img.xz $(stat -c %s "$OUT/voipsensor-$id-$VERSION.img.xz") bytes, sha256 $(cut -d' ' -f1 "$OUT/voipsensor-$id-$VERSION.img.xz.sha256")"
+  # zstd with a fixed level and one thread: the same bytes every time (and fast).
+  local z=voipsensor-$id-$VERSION.img.zst
+  zstd -q -f -T1 -12 --no-progress "$img" -o "$OUT/$z"
+  (cd "$OUT" && sha256sum "$z" >"$z.sha256")
+  echo "build-image: $OUT/$z $(stat -c %s "$OUT/$z") bytes, sha256 $(cut -d' ' -f1 "$OUT/$z.sha256")"
 }
 
 boards=("$@")
