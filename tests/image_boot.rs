@@ -484,10 +484,8 @@ fn a_broken_sensor_toml_is_reported_on_the_console_and_to_the_broker() {
     let img = dir.join("disk.img");
     std::fs::copy(image(), &img).unwrap();
     let (_broker, port) = broker(&dir);
-    let cfg = edited_template(&img, &dir, "branch-43", "broken-1", port).replace(
-        "uplink = \"uplink0\"",
-        "uplink = \"uplink0\"\naddress = \"10.1.2.3\"",
-    );
+    let cfg = edited_template(&img, &dir, "branch-43", "broken-1", port)
+        .replace("address = \"dhcp\"", "address = \"10.1.2.3\"");
     put_sensor_toml(&dir, &img, &cfg);
     let watch = Watch::start(port);
     let guest = Guest::boot(&dir, &img, false);
