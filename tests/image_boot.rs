@@ -506,3 +506,58 @@ fn a_broken_sensor_toml_is_reported_on_the_console_and_to_the_broker() {
         "{s}"
     );
 }
+
+#[test]
+fn the_shipped_sensor_toml_template_is_valid_and_boot_config_prints_it_for_init() {
+    let t = root().join("image/rootfs/sensor.toml");
+    let o = Command::new(BIN)
+        .arg("check-config")
+        .arg(&t)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = Command::new(BIN)
+        .arg("boot-config")
+        .arg(&t)
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let out = String::from_utf8_lossy(&o.stdout);
+    for line in [
+        "VS_SITE='change-me'",
+        "VS_MIRRORS='mirror0'",
+        "VS_UPLINK='uplink0'",
+        "VS_ADDRESS='dhcp'",
+    ] {
+        assert!(
+            out.lines().any(|l| l == line),
+            "{line} missing from:\n{out}"
+        );
+    }
+    // The template's ports are the qemu-virt board's role names.
+    let board = std::fs::read_to_string(root().join("boards/qemu-virt.toml")).unwrap();
+    assert!(board.contains("name = \"mirror0\"") && board.contains("name = \"uplink0\""));
+}
+
+#[test]
+fn boot_config_names_the_bad_key_and_exits_non_zero() {
+    let dir = tempdir("bootcfg");
+    let f = dir.join("sensor.toml");
+    std::fs::write(
+        &f,
+        "[sensor]\nsite = \"s\"\nid = \"x\"\n[network]\naddress = \"dhcp4\"\n",
+    )
+    .unwrap();
+    let o = Command::new(BIN)
+        .arg("boot-config")
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("CONFIG ERROR") && err.contains("network.address"),
+        "{err}"
+    );
+    assert!(o.stdout.is_empty(), "nothing for init to source");
+}
