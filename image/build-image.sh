@@ -27,7 +27,7 @@ for t in python3 sfdisk mformat mcopy mmd xz gzip zstd; do need "$t"; done
 aptopts=(-o Dir="$APT" -o Dir::State::status="$APT/var/lib/dpkg/status"
   -o APT::Architecture=arm64 -o APT::Architectures::=arm64 -o Debug::NoLocking=1
   -o Dir::Etc::SourceParts="$APT/etc/apt/sources.list.d" -o Dir::Etc::PreferencesParts="$APT/etc/apt/preferences.d"
-  -o Acquire::Languages=none)
+  -o Acquire::Languages=none -o APT::Sandbox::User=root)
 fetch() {  # fetch PKG=VER… into $DEBS (cached)
   mkdir -p "$APT/etc/apt/sources.list.d" "$APT/etc/apt/preferences.d" "$APT/var/lib/apt/lists/partial" "$APT/var/cache/apt/archives/partial" "$APT/var/lib/dpkg"
   touch "$APT/var/lib/dpkg/status"
