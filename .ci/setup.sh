@@ -10,6 +10,8 @@ PKGS=(
   tcpreplay                                # live-capture tests replay captures onto a veth
   chromium fonts-dejavu-core               # the report test renders the HTML report headless
   iproute2 openssl ca-certificates procps file binutils
+  qemu-system-arm qemu-efi-aarch64         # the image's boot test (tests/image_boot.rs)
+  mtools dosfstools fdisk zstd xz-utils python3 debian-archive-keyring  # image/build-image.sh
 )
 missing=()
 for p in "${PKGS[@]}"; do

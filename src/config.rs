@@ -51,6 +51,8 @@ pub struct Config {
     pub output: Output,
     pub privacy: PrivacyCfg,
     pub tracker: Tracker,
+    /// The appliance image's uplink, DNS, NTP and LED (`src/network.rs`).
+    pub network: crate::network::NetworkConfig,
 }
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -369,6 +371,11 @@ impl Config {
 
     /// Checks ranges and cross-field rules; reads `*_file` secrets relative to `base`.
     fn validate(&mut self, base: &Path) -> Result<(), ConfigError> {
+        self.network.validate().map_err(|e| ConfigError::Invalid {
+            key: e.key.into(),
+            value: e.value,
+            allowed: e.allowed,
+        })?;
         let c = &self.capture;
         for i in &c.interfaces {
             if i.is_empty() || i.len() > 15 || i.contains('/') || i.chars().any(char::is_whitespace)

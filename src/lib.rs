@@ -25,8 +25,10 @@
 //! below imports it.
 
 pub mod capture;
+pub mod clock;
 pub mod config;
 pub mod fixture;
+pub mod network;
 pub mod policy;
 pub mod publish;
 pub mod report;

@@ -36,6 +36,8 @@ enum Cmd {
     Watch(cli::watch::Args),
     /// Parse and validate a configuration file.
     CheckConfig(cli::check_config::Args),
+    /// For the appliance's /init: sensor.toml as shell variables, or the error (and --report it).
+    BootConfig(cli::boot_config::Args),
     #[command(hide = true)]
     PublishTest(cli::publish_test::Args),
 }
@@ -55,6 +57,7 @@ fn main() -> ExitCode {
         Cmd::Decode(a) => cli::decode::run(a),
         Cmd::Watch(a) => cli::watch::run(a),
         Cmd::CheckConfig(a) => cli::check_config::run(a),
+        Cmd::BootConfig(a) => cli::boot_config::run(a),
         Cmd::PublishTest(a) => cli::publish_test::run(a),
     };
     match res {

@@ -18,6 +18,8 @@ struct Board {
     memory_mib: u32,
     memory_variants_mib: Vec<u32>,
     modules: Vec<String>,
+    watchdog: String,
+    supported: bool,
     status_led: String,
     kernel: Kernel,
     boot: Boot,
@@ -48,6 +50,7 @@ struct Nic {
     role: String,
     name: String,
     drivers: Vec<String>,
+    device_path: String,
     bus: String,
     builtin: bool,
     speed_mbps: u32,
@@ -289,6 +292,34 @@ fn check(path: &Path, b: &Board, targets: &BTreeSet<String>) -> Vec<String> {
             }
         }
     }
+    // The image's /init matches device_path as a shell glob against the sysfs device path.
+    for n in &b.nics {
+        if n.device_path.is_empty() || n.device_path.contains(char::is_whitespace) {
+            err(format!(
+                "nic {}: device_path {:?}: a glob without spaces (\"*\" for any)",
+                n.name, n.device_path
+            ));
+        }
+    }
+    if !b.watchdog.is_empty() && !b.watchdog.starts_with("/dev/watchdog") {
+        err(format!(
+            "watchdog {:?}: empty or /dev/watchdogN",
+            b.watchdog
+        ));
+    }
+    // A board the image ships must have a pinned kernel of its flavour.
+    if b.supported {
+        let lock = std::fs::read_to_string(root().join("image/packages.lock")).unwrap_or_default();
+        let want = format!("+deb13-{}=", b.kernel.flavour);
+        if !lock
+            .lines()
+            .any(|l| l.starts_with("linux-image-") && l.contains(&want))
+        {
+            err(format!(
+                "supported board, but image/packages.lock pins no linux-image-*{want}"
+            ));
+        }
+    }
     if !b.modules.iter().any(|m| m == "af_packet") {
         err("modules must include af_packet (the capture socket)".into());
     }
@@ -382,6 +413,8 @@ fn readme_documents_every_field() {
         "memory_mib",
         "memory_variants_mib",
         "modules",
+        "watchdog",
+        "supported",
         "status_led",
         "kernel.flavour",
         "kernel.package",
@@ -393,6 +426,7 @@ fn readme_documents_every_field() {
         "nics.role",
         "nics.name",
         "nics.drivers",
+        "nics.device_path",
         "nics.bus",
         "nics.builtin",
         "nics.speed_mbps",

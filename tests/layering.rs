@@ -28,6 +28,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("policy", 3),
     ("report", 3),
     ("network", 3),
+    ("clock", 3),
     ("config", 4),
     ("cli", 5),
     ("main", 5),

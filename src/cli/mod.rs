@@ -1,5 +1,6 @@
 //! Subcommands: each file is one `voipsensor <command>`.
 
+pub mod boot_config;
 pub mod check_config;
 pub mod decode;
 pub mod fixture;

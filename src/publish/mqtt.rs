@@ -102,7 +102,10 @@ impl Publisher {
         let topics = Arc::new(Topics::new(&s.site, &s.sensor)?);
         let (mut opts, _) = mqtt_options(&s.connect, &s.sensor, s.max_message_bytes + 4096)?;
         let privacy = std::mem::replace(&mut s.privacy, crate::publish::privacy::Privacy::none());
-        let pipeline = Pipeline::new(&s, privacy, Ts(wall_us()));
+        let mut pipeline = Pipeline::new(&s, privacy, Ts(wall_us()));
+        // The clock state as of the start goes into the first status (no extra message).
+        pipeline.set_clock_synced(crate::clock::synchronised());
+        pipeline.drain().for_each(drop);
         opts.set_last_will(rumqttc::LastWill::new(
             topics.get(Leaf::Status),
             pipeline.status(State::Offline),
@@ -237,6 +240,9 @@ impl Publisher {
     /// time in replay, wall time live; `counters` are the caller's (capture, tables...).
     pub fn tick(&mut self, now: Ts, counters: &impl serde::Serialize) {
         self.pace_to(now);
+        if let Some(online) = self.pipeline.set_clock_synced(crate::clock::synchronised()) {
+            self.shared.lock().session.set_online(online);
+        }
         let link = self.shared.lock().session.link();
         self.pipeline.tick(now, link, counters);
         self.forward();

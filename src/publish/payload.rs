@@ -60,6 +60,9 @@ pub struct RtpBatch {
 pub enum State {
     Online,
     Offline,
+    /// sensor.toml is invalid: `error` says which key and how to fix it.
+    #[serde(rename = "config_error")]
+    ConfigError,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -77,6 +80,10 @@ pub struct Status {
     pub encapsulations: Vec<String>,
     /// When the publisher started (wall clock).
     pub started: Ts,
+    /// The wall clock is NTP-synchronised (see `clock.rs`); until then timestamps may be off.
+    pub clock_synced: bool,
+    /// What is wrong, for `config_error`.
+    pub error: Option<String>,
 }
 
 /// Outbox and connection counters, cumulative since start.

@@ -48,6 +48,8 @@ impl Pipeline {
                 vlans: Vec::new(),
                 encapsulations: Vec::new(),
                 started,
+                clock_synced: false,
+                error: None,
             },
             seq_calls: 0,
             seq_rtp: 0,
@@ -198,6 +200,18 @@ impl Pipeline {
         }
         self.status.vlans = vlans;
         self.status.encapsulations = encapsulations;
+        self.emit_status(State::Online);
+        Some(self.status(State::Online))
+    }
+
+    /// Whether the system clock is NTP-synchronised (the Pi has no RTC: events stamped
+    /// before the sync are recognisable by it). A change republishes the retained status;
+    /// returns the new online status, or `None` when nothing changed.
+    pub fn set_clock_synced(&mut self, synced: bool) -> Option<Vec<u8>> {
+        if self.status.clock_synced == synced {
+            return None;
+        }
+        self.status.clock_synced = synced;
         self.emit_status(State::Online);
         Some(self.status(State::Online))
     }
