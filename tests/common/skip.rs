@@ -16,10 +16,7 @@ pub fn skip_log() -> std::path::PathBuf {
 #[track_caller]
 pub fn skip(reason: &str) {
     let at = std::panic::Location::caller();
-    let test = std::thread::current()
-        .name()
-        .unwrap_or("?")
-        .to_string();
+    let test = std::thread::current().name().unwrap_or("?").to_string();
     if std::env::var_os("CI").is_some() {
         panic!("prerequisite missing in CI ({test} at {at}): {reason}");
     }
