@@ -590,6 +590,9 @@ mod tests {
             let t = gilbert(p, q, 400_000, 7);
             let want = 1.0 / (p + q);
             let got = t.shape.burst_r().unwrap();
+            eprintln!(
+                "gilbert p {p} q {q}: BurstR measured {got:.4}, configured 1/(p+q) {want:.4}"
+            );
             assert!(
                 (got / want - 1.0).abs() < 0.05,
                 "p {p} q {q}: BurstR {got} vs {want}"
