@@ -4,10 +4,20 @@
 //! the file, the key, the bad value and what is allowed. Secrets (MQTT password, privacy
 //! secret) are read from the file or from a `*_file` path and never printed: [`Secret`]'s
 //! `Debug` is redacted, so `{:?}` of a whole [`Config`] is safe to log.
+//!
+//! This module sits on top: it maps the file onto each layer's own settings
+//! ([`Config::tracker_config`], [`Config::capture_options`], [`Config::policy_config`],
+//! [`PublishSettings`] via `TryFrom<&Config>`, [`Config::connect`]) and no layer imports
+//! it back. Command-line flags are applied with [`load_with`] before the one validation.
 
+use crate::capture::live::Options as CaptureOptions;
+use crate::policy::PolicyConfig;
+use crate::publish::broker::BrokerUrl;
 use crate::publish::payload::Format;
 use crate::publish::privacy::{Mode, Privacy};
+use crate::publish::settings::{Connect, PublishSettings};
 use crate::publish::topic;
+use crate::track::tracker::TrackerConfig;
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -81,26 +91,8 @@ pub struct Sensor {
     pub user: Option<String>,
 }
 
-/// QoS per topic. `status` is always QoS 1 and retained.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Qos {
-    pub calls: u8,
-    pub rtp: u8,
-    pub health: u8,
-    pub kpi: u8,
-}
-
-impl Default for Qos {
-    fn default() -> Self {
-        Qos {
-            calls: 1,
-            rtp: 0,
-            health: 0,
-            kpi: 1,
-        }
-    }
-}
+/// QoS per topic (the publisher's own type).
+pub use crate::publish::settings::Qos;
 
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -231,7 +223,7 @@ pub struct Tracker {
 impl Default for Tracker {
     // The tracker's own defaults, so a config without [tracker] behaves like `replay`.
     fn default() -> Self {
-        let t = crate::track::tracker::TrackerConfig::default();
+        let t = TrackerConfig::default();
         Tracker {
             max_calls: t.calls as u32,
             max_streams: t.media.streams as u32,
@@ -248,10 +240,10 @@ impl Default for Tracker {
 
 impl Tracker {
     /// The tracker's configuration from this section.
-    pub fn tracker_config(&self) -> crate::track::tracker::TrackerConfig {
+    pub fn tracker_config(&self) -> TrackerConfig {
         use embassy_time::Duration;
-        let d = crate::track::tracker::TrackerConfig::default();
-        crate::track::tracker::TrackerConfig {
+        let d = TrackerConfig::default();
+        TrackerConfig {
             calls: self.max_calls as usize,
             fragments: self.max_ip_fragments as usize,
             tcp_streams: self.max_tcp_streams as usize,
@@ -320,67 +312,46 @@ fn invalid(key: &str, value: impl fmt::Display, allowed: impl Into<String>) -> C
     }
 }
 
-/// A parsed `mqtt.url`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct BrokerUrl {
-    pub tls: bool,
-    pub host: String,
-    pub port: u16,
-}
-
-impl BrokerUrl {
-    pub fn parse(url: &str) -> Result<BrokerUrl, ConfigError> {
-        let bad = |why: &str| invalid("mqtt.url", format!("{url:?}"), why.to_string());
-        let (tls, rest) = if let Some(r) = url.strip_prefix("mqtts://") {
-            (true, r)
-        } else if let Some(r) = url.strip_prefix("mqtt://") {
-            (false, r)
-        } else {
-            return Err(bad("expected mqtt://host[:port] or mqtts://host[:port]"));
-        };
-        let rest = rest.strip_suffix('/').unwrap_or(rest);
-        if rest.contains('@') {
-            return Err(bad(
-                "no credentials in the URL: use mqtt.username and mqtt.password(_file)",
-            ));
-        }
-        if rest.contains('/') || rest.contains('?') {
-            return Err(bad("no path or query allowed: expected mqtt://host[:port]"));
-        }
-        let default_port = if tls { 8883 } else { 1883 };
-        let (host, port) = if let Some(r) = rest.strip_prefix('[') {
-            // [v6]:port
-            let (h, after) = r
-                .split_once(']')
-                .ok_or_else(|| bad("unclosed '[' in IPv6 host"))?;
-            let port = match after.strip_prefix(':') {
-                Some(p) => Some(p),
-                None if after.is_empty() => None,
-                None => return Err(bad("expected ':port' after ']'")),
-            };
-            (h.to_string(), port)
-        } else {
-            match rest.rsplit_once(':') {
-                Some((h, p)) => (h.to_string(), Some(p)),
-                None => (rest.to_string(), None),
-            }
-        };
-        if host.is_empty() {
-            return Err(bad("no host"));
-        }
-        let port = match port {
-            None => default_port,
-            Some(p) => p
-                .parse::<u16>()
-                .ok()
-                .filter(|p| *p > 0)
-                .ok_or_else(|| bad("port must be 1 to 65535"))?,
-        };
-        Ok(BrokerUrl { tls, host, port })
-    }
-}
-
 impl Config {
+    /// The tracker's configuration (`replay` and `run` alike).
+    pub fn tracker_config(&self) -> TrackerConfig {
+        self.tracker.tracker_config()
+    }
+
+    /// The live policy's settings; `no_traffic_s` is a command-line flag only.
+    pub fn policy_config(&self, no_traffic_s: u64) -> PolicyConfig {
+        PolicyConfig {
+            no_traffic_s,
+            health_interval_s: self.output.health_interval_s,
+        }
+    }
+
+    /// How capture handles are opened.
+    pub fn capture_options(&self) -> CaptureOptions {
+        CaptureOptions {
+            promisc: self.capture.promisc,
+            snaplen: self.capture.snaplen,
+            buffer_bytes: self.capture.buffer_mb.saturating_mul(1 << 20),
+            timeout_ms: 100,
+            bpf: self.capture.bpf.clone(),
+        }
+    }
+
+    /// How to reach the broker.
+    pub fn connect(&self) -> Connect {
+        let m = &self.mqtt;
+        Connect {
+            url: m.url.clone(),
+            username: m.username.clone(),
+            password: m.password.as_ref().map(|p| p.expose().to_string()),
+            ca_file: m.ca_file.clone(),
+            client_cert: m.client_cert.clone(),
+            client_key: m.client_key.clone(),
+            keepalive_s: m.keepalive_s,
+            connect_timeout_s: m.connect_timeout_s,
+        }
+    }
+
     /// The sensor id: `sensor.id`, or `vs-` and the MAC of the first capture interface.
     pub fn sensor_id(&self) -> Result<String, ConfigError> {
         if let Some(id) = &self.sensor.id {
@@ -432,7 +403,8 @@ impl Config {
         }
 
         let m = &mut self.mqtt;
-        let url = BrokerUrl::parse(&m.url)?;
+        let url = BrokerUrl::parse(&m.url)
+            .map_err(|e| invalid("mqtt.url", format!("{:?}", e.url), e.why))?;
         range("mqtt.keepalive_s", m.keepalive_s.into(), 5, 3600)?;
         for (k, q) in [
             ("mqtt.qos.calls", m.qos.calls),
@@ -579,6 +551,29 @@ impl Config {
     }
 }
 
+/// The publisher's settings; fails only when the sensor id cannot be derived.
+impl TryFrom<&Config> for PublishSettings {
+    type Error = ConfigError;
+    fn try_from(c: &Config) -> Result<PublishSettings, ConfigError> {
+        Ok(PublishSettings {
+            connect: c.connect(),
+            site: c.sensor.site.clone(),
+            sensor: c.sensor_id()?,
+            interfaces: c.capture.interfaces.clone(),
+            qos: c.mqtt.qos,
+            payload: c.output.payload,
+            max_message_bytes: c.mqtt.max_message_bytes as usize,
+            outbox_messages: c.mqtt.outbox_messages,
+            outbox_bytes: c.mqtt.outbox_bytes,
+            reconnect_min: std::time::Duration::from_millis(c.mqtt.reconnect_min_ms),
+            reconnect_max: std::time::Duration::from_millis(c.mqtt.reconnect_max_ms),
+            health_interval_s: c.output.health_interval_s,
+            kpi_interval_s: c.output.kpi_interval_s,
+            privacy: c.privacy.rule(),
+        })
+    }
+}
+
 fn range(key: &str, v: u64, lo: u64, hi: u64) -> Result<(), ConfigError> {
     if v < lo || v > hi {
         return Err(invalid(key, v, format!("{lo} to {hi}")));
@@ -629,12 +624,21 @@ pub fn id_from_mac(ifname: &str) -> Result<String, ConfigError> {
 
 /// Parses and validates configuration text. `base` resolves relative `*_file` paths.
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+    parse_with(text, path, |_| {})
+}
+
+fn parse_with(
+    text: &str,
+    path: &Path,
+    overrides: impl FnOnce(&mut Config),
+) -> Result<Config, ConfigError> {
     let mut cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
         path: path.to_path_buf(),
         // toml's message quotes the line, points at the key and says what was expected
         // (e.g. "unknown field `qos_calls`, expected one of ...").
         message: e.to_string(),
     })?;
+    overrides(&mut cfg);
     let base = path.parent().unwrap_or(Path::new("."));
     cfg.validate(base).map_err(|e| match e {
         ConfigError::Invalid { .. } => ConfigError::Parse {
@@ -655,6 +659,30 @@ pub fn load(path: impl AsRef<Path>) -> Result<Config, ConfigError> {
         err,
     })?;
     parse(&text, path)
+}
+
+/// The file (or the defaults when there is none) with `overrides` (command-line flags)
+/// applied, then validated once: a flag is held to the same rules as the key it sets.
+pub fn load_with(
+    path: Option<&Path>,
+    overrides: impl FnOnce(&mut Config),
+) -> Result<Config, ConfigError> {
+    match path {
+        Some(p) => {
+            let text = std::fs::read_to_string(p).map_err(|err| ConfigError::Io {
+                path: p.to_path_buf(),
+                what: "configuration file".into(),
+                err,
+            })?;
+            parse_with(&text, p, overrides)
+        }
+        None => {
+            let mut cfg = Config::default();
+            overrides(&mut cfg);
+            cfg.validate(Path::new("."))?;
+            Ok(cfg)
+        }
+    }
 }
 
 /// A configuration from command-line flags (`replay --broker`, tests): defaults elsewhere.
@@ -736,32 +764,36 @@ mod tests {
     }
 
     #[test]
-    fn broker_urls() {
+    fn a_bad_broker_url_names_the_key() {
+        let e = parse_str("[sensor]\nsite = \"p\"\n[mqtt]\nurl = \"http://x\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("mqtt.url") && e.contains("http://x"), "{e}");
+    }
+
+    #[test]
+    fn the_default_tracker_section_is_the_trackers_defaults() {
+        // `replay` without a file and `run` with one must build the same tracker.
         assert_eq!(
-            BrokerUrl::parse("mqtts://broker.example:8884").unwrap(),
-            BrokerUrl {
-                tls: true,
-                host: "broker.example".into(),
-                port: 8884
-            }
+            format!("{:?}", Config::default().tracker_config()),
+            format!("{:?}", TrackerConfig::default())
         );
-        assert_eq!(BrokerUrl::parse("mqtt://127.0.0.1").unwrap().port, 1883);
-        assert_eq!(BrokerUrl::parse("mqtt://[::1]:1999").unwrap().host, "::1");
-        for bad in [
-            "http://x",
-            "mqtt://u:p@x",
-            "mqtt://x:0",
-            "mqtt://x/topic",
-            "mqtt://",
-        ] {
-            assert!(
-                BrokerUrl::parse(bad)
-                    .unwrap_err()
-                    .to_string()
-                    .contains("mqtt.url"),
-                "{bad}"
-            );
-        }
+    }
+
+    #[test]
+    fn flags_are_held_to_the_files_rules() {
+        let e = load_with(None, |c| {
+            c.sensor.site = "p".into();
+            c.capture.buffer_mb = 0;
+        })
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("capture.buffer_mb = 0") && e.contains("1 to 4096"),
+            "{e}"
+        );
+        let cfg = load_with(None, |c| c.sensor.site = "p".into()).unwrap();
+        assert_eq!(cfg.sensor.site, "p");
     }
 
     #[test]

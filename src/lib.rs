@@ -17,10 +17,17 @@
 //!
 //! The tracker reads no clock and does no I/O: it is fed `(timestamp, link type, frame)`
 //! and returns events, so replaying a capture gives byte-identical output every time.
+//!
+//! At the edges, sans-IO too: `policy/` (warnings, capture-loss hold, `health` period: fed
+//! time, events and capture samples by `run` and by `replay`) and `publish/`'s pipeline
+//! and session (events to messages, delivery by packet id) under the MQTT driver.
+//! `config` sits on top: it maps the file onto each layer's own settings, and nothing
+//! below imports it.
 
 pub mod capture;
 pub mod config;
 pub mod fixture;
+pub mod policy;
 pub mod publish;
 pub mod rtp;
 pub mod sip;

@@ -1,6 +1,7 @@
 //! Bad input never crashes the sensor: corrupted and truncated frames are counted and
 //! skipped, and the summary still accounts for every frame.
 
+mod common;
 use std::process::Command;
 use voipsensor::fixture::{Builder, Rng};
 use voipsensor::track::event::CountingSink;
@@ -52,8 +53,7 @@ fn randomly_corrupted_and_truncated_frames_never_panic_the_tracker() {
 
 #[test]
 fn a_capture_corrupted_by_editcap_replays_and_counts_every_frame() {
-    if Command::new("editcap").arg("-h").output().is_err() {
-        eprintln!("SKIP: editcap (tshark's tools) is not installed");
+    if !common::need_tool("editcap", "wireshark-common") {
         return;
     }
     let dir = std::env::temp_dir().join(format!("voipsensor-hostile-{}", std::process::id()));

@@ -1,6 +1,6 @@
 //! `voipsensor run` on real interfaces: network namespaces and veth pairs made by the test,
-//! traffic from `tcpreplay` and SIPp. Skipped (with a message) when not root or when
-//! namespaces cannot be made; CI runs as root.
+//! traffic from `tcpreplay` and SIPp. A visible skip (a failure under `CI`) when not root or
+//! when namespaces cannot be made; CI runs as root.
 
 mod common;
 
@@ -20,15 +20,6 @@ fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("voipsensor-live-{}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
     d.join(name)
-}
-
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {tool}"))
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
 }
 
 fn sh(args: &[&str]) -> bool {
@@ -55,16 +46,14 @@ struct Ns(String);
 static NS_SEQ: AtomicU32 = AtomicU32::new(0);
 
 impl Ns {
-    /// `None` (and a SKIP message) when not root or namespaces are unavailable.
+    /// `None` after a visible skip when not root or namespaces are unavailable.
+    #[track_caller]
     fn new() -> Option<Ns> {
-        // SAFETY: reads the effective uid.
-        if unsafe { libc::geteuid() } != 0 {
-            eprintln!("SKIP: live capture tests need root (network namespaces, raw sockets)");
+        if !common::need_root() {
             return None;
         }
-        for tool in ["ip", "tcpreplay"] {
-            if !have(tool) {
-                eprintln!("SKIP: {tool} is not installed (bash .ci/setup.sh installs it)");
+        for (tool, package) in [("ip", "iproute2"), ("tcpreplay", "tcpreplay")] {
+            if !common::need_tool(tool, package) {
                 return None;
             }
         }
@@ -73,8 +62,10 @@ impl Ns {
             std::process::id(),
             NS_SEQ.fetch_add(1, Ordering::Relaxed)
         );
-        if !sh(&["ip", "netns", "add", &name]) {
-            eprintln!("SKIP: `ip netns add` failed (no namespace support here)");
+        if !common::need(
+            sh(&["ip", "netns", "add", &name]),
+            "`ip netns add` failed (no namespace support here)",
+        ) {
             return None;
         }
         let ns = Ns(name);
@@ -350,8 +341,7 @@ fn live_capture_of_a_replayed_capture_gives_the_same_calls_as_replay() {
 #[test]
 fn a_sipp_call_is_seen_and_measured_as_json_lines() {
     let Some(ns) = Ns::new() else { return };
-    if !have("sipp") {
-        eprintln!("SKIP: sipp is not installed (Debian package sip-tester)");
+    if !common::need_tool("sipp", "sip-tester") {
         return;
     }
     // Two namespaces so the call really crosses the veth: UAC in `peer`, UAS in `ns`.
@@ -533,8 +523,7 @@ fn sigterm_ends_the_open_calls_with_sensor_stopped_and_exits_0() {
 #[test]
 fn a_one_direction_only_mirror_raises_the_unidirectional_warning() {
     let Some(ns) = Ns::new() else { return };
-    if !have("tshark") {
-        eprintln!("SKIP: tshark is not installed");
+    if !common::need_tool("tshark", "tshark") {
         return;
     }
     // Only what the callers (10.0.1.x) send: the mirror of one direction of the trunk.
@@ -687,8 +676,7 @@ fn a_frame_mirrored_to_two_interfaces_is_counted_once() {
 #[test]
 fn events_and_health_reach_a_broker() {
     let Some(ns) = Ns::new() else { return };
-    if !have("mosquitto") {
-        eprintln!("SKIP: mosquitto is not installed");
+    if !common::need_tool("mosquitto", "mosquitto") {
         return;
     }
     ns.veth("vsa", "vsb");
@@ -789,8 +777,7 @@ fn selftest_gives_a_verdict_per_item_and_fails_on_what_is_wrong() {
 #[test]
 fn selftest_passes_with_a_live_interface_and_a_reachable_broker() {
     let Some(ns) = Ns::new() else { return };
-    if !have("mosquitto") {
-        eprintln!("SKIP: mosquitto is not installed");
+    if !common::need_tool("mosquitto", "mosquitto") {
         return;
     }
     ns.veth("vsa", "vsb");

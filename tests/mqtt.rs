@@ -1,5 +1,7 @@
 //! Publishing against a real mosquitto broker started by each test on a free loopback port
-//! (skipped, with a message, when the `mosquitto` binary is missing).
+//! (a visible skip, a failure under `CI`, when the `mosquitto` binary is missing).
+
+mod common;
 
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, TcpStream};
@@ -12,14 +14,6 @@ use voipsensor::config::{self, Config};
 use voipsensor::publish::Publisher;
 use voipsensor::publish::payload::{self, Format, Message, State};
 use voipsensor::track::event::{CallEvent, CallEventKind, Event, RtpInterval, Ts, fill};
-
-fn have(bin: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {bin}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
 
 fn tempdir(tag: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("vs-mqtt-{tag}-{}", std::process::id()));
@@ -45,11 +39,9 @@ struct Broker {
 impl Broker {
     /// mosquitto on a free port with `extra` config lines; persistence on so a restart keeps
     /// subscribers' sessions and queued messages.
+    #[track_caller]
     fn start(dir: &Path, extra: &str) -> Option<Broker> {
-        if !have("mosquitto") {
-            eprintln!(
-                "SKIP: mosquitto not installed (apt-get install -y mosquitto mosquitto-clients)"
-            );
+        if !common::need_tool("mosquitto", "mosquitto") {
             return None;
         }
         let port = free_port();
@@ -519,8 +511,7 @@ fn make_ca(dir: &Path, name: &str) {
 
 #[test]
 fn tls_with_a_test_ca_works_and_a_wrong_ca_is_rejected_clearly() {
-    if !have("openssl") {
-        eprintln!("SKIP: openssl not installed");
+    if !common::need_tool("openssl", "openssl") {
         return;
     }
     let dir = tempdir("tls");
@@ -594,8 +585,7 @@ fn tls_with_a_test_ca_works_and_a_wrong_ca_is_rejected_clearly() {
 
 #[test]
 fn bad_credentials_are_a_clear_error() {
-    if !have("mosquitto_passwd") {
-        eprintln!("SKIP: mosquitto_passwd not installed");
+    if !common::need_tool("mosquitto_passwd", "mosquitto") {
         return;
     }
     let dir = tempdir("auth");
@@ -868,12 +858,9 @@ fn replay_of_the_demo_to_a_broker_delivers_every_call_event_in_order() {
 
 #[test]
 fn replay_of_aaa_to_a_broker_delivers_every_call_event_in_order() {
-    let p =
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/pcaps/aaa_register_cancel_4xx.pcap");
-    if !p.exists() {
-        eprintln!("SKIP: {} is absent", p.display());
+    let Some(p) = common::shared("aaa_register_cancel_4xx.pcap") else {
         return;
-    }
+    };
     replay_to_broker_matches_replay_output(&p, "postcard");
 }
 

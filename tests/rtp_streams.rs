@@ -1,5 +1,6 @@
 //! RTP stream figures against tshark's `rtp,streams` tables for every shared capture that
-//! carries RTP (`../shared/pcaps/expected/NAME.txt`; skipped when `../shared` is absent).
+//! carries RTP (`../shared/pcaps/expected/NAME.txt`; a visible skip, a failure under `CI`,
+//! when `../shared` is absent).
 //!
 //! Rule: a stream linked to a call (call_id set) is compared with the SDP-linked table
 //! [A], any other with the heuristic table [B]. Packets and lost must be equal; mean and
@@ -82,6 +83,7 @@ fn check_interval_sums(name: &str, events: &[Event]) {
 /// Replays `file`, compares every reported stream with tshark, and returns the events.
 /// `skip` lists (ssrc, why) where tshark is known to mislead; those are checked by the
 /// caller instead.
+#[track_caller]
 fn check(file: &str, expected: &str, skip: &[(u32, &str)]) -> Option<Vec<Event>> {
     let p = shared(file)?;
     let text = std::fs::read_to_string(shared(expected)?).unwrap();

@@ -1,5 +1,6 @@
 //! The core against real third-party captures and tshark's reading of them
-//! (`../shared/pcaps/README.md`, `expected/*.txt`). Skipped when `../shared` is absent.
+//! (`../shared/pcaps/README.md`, `expected/*.txt`). A visible skip (a failure under `CI`)
+//! when `../shared` is absent.
 
 mod common;
 use common::*;

@@ -32,7 +32,9 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<ExitCode> {
     let cfg = voipsensor::config::options_from_cli(&a.broker, &a.site, &a.sensor, a.payload)?;
-    let mut p = Publisher::start_with(&cfg, vec!["publish-test".into()])?;
+    let mut settings = voipsensor::publish::PublishSettings::try_from(&cfg)?;
+    settings.interfaces = vec!["publish-test".into()];
+    let mut p = Publisher::start(settings)?;
     for i in 0..a.count {
         p.publish(&synthetic_call(i));
         std::thread::sleep(Duration::from_millis(a.interval_ms));

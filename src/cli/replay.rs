@@ -8,8 +8,9 @@ use std::process::ExitCode;
 use std::time::Instant as WallClock;
 use voipsensor::capture::file::CaptureFile;
 use voipsensor::config::{self, Config};
+use voipsensor::policy::{self, Policy};
 use voipsensor::publish::payload::Format;
-use voipsensor::publish::{Publisher, json};
+use voipsensor::publish::{PublishSettings, Publisher, json};
 use voipsensor::track::counters::Counters;
 use voipsensor::track::event::{Event, EventSink, Ts};
 use voipsensor::track::tracker::Tracker;
@@ -44,54 +45,52 @@ pub struct Args {
     pub pace: Option<f64>,
 }
 
-/// Sends each event to stdout and, when publishing, to MQTT.
+/// Sends each event to stdout, the live policy and, when publishing, to MQTT.
 struct Tee<'a, W: Write> {
     lines: JsonLines<W>,
+    policy: Policy,
     mqtt: Option<&'a mut Publisher>,
 }
 
 impl<W: Write> EventSink for Tee<'_, W> {
     fn emit(&mut self, ev: &Event) {
         self.lines.emit(ev);
+        self.policy.on_event(ev);
         if let Some(p) = self.mqtt.as_deref_mut() {
             p.publish(ev);
         }
     }
 }
 
-/// The configuration: the file if given, then the command-line overrides.
+/// The configuration: the file if given, then the command-line overrides, validated
+/// together. `None` without a file or a broker: the tracker's defaults.
 fn effective_config(args: &Args) -> Result<Option<Config>> {
-    let mut cfg = match &args.config {
-        Some(p) => Some(config::load(p)?),
-        None => None,
+    let Some(url) = &args.broker else {
+        return Ok(match &args.config {
+            Some(p) => Some(config::load(p)?),
+            None => None,
+        });
     };
-    if let Some(url) = &args.broker {
-        let base = cfg.take().unwrap_or_default();
-        let site = args
-            .site
-            .clone()
-            .unwrap_or_else(|| base.sensor.site.clone());
-        let sensor = match (&args.sensor, &base.sensor.id) {
-            (Some(s), _) | (None, Some(s)) => s.clone(),
-            (None, None) => anyhow::bail!(
-                "--broker needs --sensor (or [sensor] id in --config): replay has no capture NIC to derive an id from"
-            ),
-        };
-        let mut c = config::options_from_cli(
-            url,
-            &site,
-            &sensor,
-            args.payload.unwrap_or(base.output.payload),
-        )?;
-        c.mqtt = config::Mqtt {
-            url: c.mqtt.url,
-            ..base.mqtt
-        };
-        c.privacy = base.privacy;
-        c.tracker = base.tracker;
-        cfg = Some(c);
+    let mut no_sensor = false;
+    let cfg = config::load_with(args.config.as_deref(), |c| {
+        c.mqtt.url = url.clone();
+        if let Some(s) = &args.site {
+            c.sensor.site = s.clone();
+        }
+        match &args.sensor {
+            Some(s) => c.sensor.id = Some(s.clone()),
+            None => no_sensor = c.sensor.id.is_none(),
+        }
+        if let Some(f) = args.payload {
+            c.output.payload = f;
+        }
+    });
+    if no_sensor {
+        anyhow::bail!(
+            "--broker needs --sensor (or [sensor] id in --config): replay has no capture NIC to derive an id from"
+        );
     }
-    Ok(cfg)
+    Ok(Some(cfg?))
 }
 
 /// Writes each event as one JSON line.
@@ -127,13 +126,15 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let mut cap = CaptureFile::open(&args.file)?;
     let mut cfg = conf
         .as_ref()
-        .map(|c| c.tracker.tracker_config())
+        .map(Config::tracker_config)
         .unwrap_or_default();
     cfg.media.heuristic &= !args.no_rtp_heuristic;
     let mut tracker = Tracker::new(cfg);
     let mut publisher = match (&conf, &args.broker) {
         (Some(c), Some(_)) => {
-            let mut p = Publisher::start_with(c, vec![args.file.display().to_string()])?;
+            let mut settings = PublishSettings::try_from(c)?;
+            settings.interfaces = vec![args.file.display().to_string()];
+            let mut p = Publisher::start(settings)?;
             p.set_pace(args.pace);
             Some(p)
         }
@@ -146,6 +147,14 @@ pub fn run(args: Args) -> Result<ExitCode> {
             quiet: args.summary,
             error: None,
         },
+        // The live sensor's policy on packet time, with no interfaces to watch: its
+        // warnings go to the log (stderr), never to stdout.
+        policy: Policy::new(
+            conf.as_ref()
+                .unwrap_or(&Config::default())
+                .policy_config(u64::MAX),
+            0,
+        ),
         mqtt: publisher.as_mut(),
     };
     let mut second = 0u64;
@@ -159,12 +168,21 @@ pub fn run(args: Args) -> Result<ExitCode> {
         match cap.next_frame() {
             Ok(Some(f)) => {
                 tracker.on_frame(f.ts, link, f.data, &mut sink);
-                // Once per second of packet time the publisher batches RTP and sends health.
-                if let Some(p) = sink.mqtt.as_deref_mut()
-                    && f.ts.as_secs() != second
-                {
+                // Once per second of packet time: the policy's verdict, and the publisher
+                // batches RTP and sends health.
+                if f.ts.as_secs() != second {
                     second = f.ts.as_secs();
-                    p.tick(Ts::from_instant(f.ts), &tracker.counters());
+                    let now = Ts::from_instant(f.ts);
+                    let counters = tracker.counters();
+                    let dirs = tracker.mirror().directions();
+                    let verdict = sink
+                        .policy
+                        .second(now.0, counters.sip.tls_records, &dirs, &[]);
+                    policy::log_changes(&verdict.changes, false);
+                    tracker.set_capture_loss(verdict.loss);
+                    if let Some(p) = sink.mqtt.as_deref_mut() {
+                        p.tick(now, &counters);
+                    }
                 }
             }
             Ok(None) => break,

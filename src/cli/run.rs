@@ -2,8 +2,11 @@
 //!
 //! One thread: nonblocking capture handles polled together feed one tracker; an
 //! `embassy-time` one-second tick (std driver) does the per-second work: pcap statistics,
-//! interface lifecycle, tracker timeouts when traffic stops, mirror diagnostics, `health`.
-//! Events go to the MQTT publisher, or as JSON lines to stdout when no broker is configured.
+//! interface lifecycle, tracker timeouts when traffic stops, `health`. What to warn about,
+//! when metrics carry `capture_loss` and when `health` is due is decided by the sans-IO
+//! [`Policy`] (which `replay` drives too); this file keeps the poll loop, reload and
+//! privilege drop. Events go to the MQTT publisher, or as JSON lines to stdout when no
+//! broker is configured. Flags are applied to the file before its one validation.
 //!
 //! Privileges: capturing needs CAP_NET_RAW (and CAP_NET_ADMIN for promiscuous mode), not
 //! root. With `--user`, the process switches to that user once the handles are open and
@@ -19,15 +22,14 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant as WallClock};
-use voipsensor::capture::health::{CaptureSummary, IfHealth, IfState, PcapCounts, summarize};
+use voipsensor::capture::health::{CaptureSummary, IfHealth, PcapCounts, summarize};
 use voipsensor::capture::live::{DedupRing, Interface, Options};
-use voipsensor::config::{self, BrokerUrl, Config};
-use voipsensor::publish::Publisher;
-use voipsensor::track::call::CallTimeouts;
+use voipsensor::config::{self, Config};
+use voipsensor::policy::{self, Iface, Policy, PolicyConfig};
+use voipsensor::publish::{PublishSettings, Publisher};
 use voipsensor::track::counters::Counters;
 use voipsensor::track::event::{Event, EventSink, Ts};
-use voipsensor::track::media::MediaConfig;
-use voipsensor::track::mirror::{self, CallSides, Delivery, DirectionStats, Warning};
+use voipsensor::track::mirror::{CallSides, Delivery, DirectionStats, Warning};
 use voipsensor::track::tracker::{Tracker, TrackerConfig};
 
 #[derive(clap::Args, Clone)]
@@ -76,77 +78,58 @@ struct Settings {
     mqtt: bool,
     opts: Options,
     tracker: TrackerConfig,
+    policy: PolicyConfig,
 }
 
 fn settings(a: &Args) -> Result<Settings> {
-    let (mut cfg, mut mqtt, from_file) = match &a.config {
-        Some(p) => {
-            let cfg = config::load(p)?;
-            (cfg, mqtt_url_set(p), true)
+    let mqtt = !a.stdout && (a.broker.is_some() || a.config.as_deref().is_some_and(mqtt_url_set));
+    // Flags are applied to the file before its one validation.
+    let mut no_site = false;
+    let cfg = config::load_with(a.config.as_deref(), |c| {
+        if !a.interfaces.is_empty() {
+            c.capture.interfaces = a.interfaces.clone();
         }
-        None => (Config::default(), false, false),
-    };
-    if !a.interfaces.is_empty() {
-        cfg.capture.interfaces = a.interfaces.clone();
-    }
-    if let Some(b) = &a.broker {
-        BrokerUrl::parse(b)?;
-        cfg.mqtt.url = b.clone();
-        mqtt = true;
-    }
-    if let Some(s) = &a.site {
-        cfg.sensor.site = s.clone();
-    }
-    if let Some(s) = &a.sensor {
-        cfg.sensor.id = Some(s.clone());
-    }
-    if let Some(b) = &a.bpf {
-        cfg.capture.bpf = b.clone();
-    }
-    if let Some(m) = a.buffer_mb {
-        if !(1..=4096).contains(&m) {
-            bail!("--buffer-mb {m}: expected 1 to 4096 MiB");
+        if let Some(b) = &a.broker {
+            c.mqtt.url = b.clone();
         }
-        cfg.capture.buffer_mb = m;
-    }
-    if let Some(h) = a.health_interval_s {
-        if !(1..=3600).contains(&h) {
-            bail!("--health-interval-s {h}: expected 1 to 3600 seconds");
+        if let Some(s) = &a.site {
+            c.sensor.site = s.clone();
         }
-        cfg.output.health_interval_s = h;
+        if let Some(s) = &a.sensor {
+            c.sensor.id = Some(s.clone());
+        }
+        if let Some(b) = &a.bpf {
+            c.capture.bpf = b.clone();
+        }
+        if let Some(m) = a.buffer_mb {
+            c.capture.buffer_mb = m;
+        }
+        if let Some(h) = a.health_interval_s {
+            c.output.health_interval_s = h;
+        }
+        if c.sensor.site.is_empty() {
+            no_site = mqtt;
+            if !mqtt {
+                c.sensor.site = "local".into();
+            }
+        }
+    });
+    if no_site {
+        bail!("publishing needs a site: pass --site NAME or set sensor.site in the config");
     }
-    if a.stdout {
-        mqtt = false;
-    }
+    let cfg = cfg?;
     if cfg.capture.interfaces.is_empty() {
         bail!(
             "no capture interface: pass --interface IF or set capture.interfaces in the config (`voipsensor interfaces` lists them)"
         );
     }
-    if mqtt && cfg.sensor.site.is_empty() {
-        bail!("publishing needs a site: pass --site NAME or set sensor.site in the config");
-    }
-    if cfg.sensor.site.is_empty() {
-        cfg.sensor.site = "local".into();
-    }
-    let opts = Options {
-        promisc: cfg.capture.promisc,
-        snaplen: cfg.capture.snaplen,
-        buffer_bytes: cfg.capture.buffer_mb.saturating_mul(1 << 20),
-        timeout_ms: 100,
-        bpf: cfg.capture.bpf.clone(),
-    };
-    // Without a file the tracker is `replay`'s, so both give the same events.
-    let mut tracker = if from_file {
-        tracker_config(&cfg.tracker)
-    } else {
-        TrackerConfig::default()
-    };
+    let mut tracker = cfg.tracker_config();
     tracker.media.heuristic = !a.no_rtp_heuristic;
     Ok(Settings {
+        opts: cfg.capture_options(),
+        policy: cfg.policy_config(a.no_traffic_s),
         cfg,
         mqtt,
-        opts,
         tracker,
     })
 }
@@ -161,43 +144,20 @@ fn mqtt_url_set(p: &Path) -> bool {
         .is_some()
 }
 
-pub fn tracker_config(t: &config::Tracker) -> TrackerConfig {
-    let secs = |s: u32| embassy_time::Duration::from_secs(u64::from(s));
-    let d = TrackerConfig::default();
-    TrackerConfig {
-        calls: t.max_calls as usize,
-        fragments: t.max_ip_fragments as usize,
-        tcp_streams: t.max_tcp_streams as usize,
-        timeouts: CallTimeouts {
-            setup: secs(t.setup_timeout_s),
-            no_media: secs(t.call_idle_timeout_s),
-            ..d.timeouts
-        },
-        media: MediaConfig {
-            streams: t.max_streams as usize,
-            endpoints: t.max_media_endpoints as usize,
-            stream_timeout: secs(t.stream_timeout_s),
-            health_silence: secs(t.media_silence_s),
-            ..d.media
-        },
-        ..d
-    }
-}
-
 enum Output {
     Json(JsonLines<std::io::BufWriter<std::io::Stdout>>),
     Mqtt(Box<Publisher>),
 }
 
-/// Events to the output, watched on the way for the mirror diagnostics.
+/// Events to the output, watched on the way by the policy.
 struct Sink {
     out: Output,
-    sides: CallSides,
+    policy: Policy,
 }
 
 impl EventSink for Sink {
     fn emit(&mut self, ev: &Event) {
-        self.sides.on_event(ev);
+        self.policy.on_event(ev);
         match &mut self.out {
             Output::Json(j) => j.emit(ev),
             Output::Mqtt(p) => p.publish(ev),
@@ -225,7 +185,7 @@ impl Sink {
 
 fn start_output(s: &Settings) -> Result<Output> {
     if s.mqtt {
-        let p = Publisher::start_with(&s.cfg, s.cfg.capture.interfaces.clone())?;
+        let p = Publisher::start(PublishSettings::try_from(&s.cfg)?)?;
         Ok(Output::Mqtt(Box::new(p)))
     } else {
         Ok(Output::Json(JsonLines {
@@ -272,10 +232,6 @@ const BATCH: usize = 1024;
 const BATCH_MULTI: usize = 64;
 /// Frames read per interface before looking at the clock again.
 const READ_LIMIT: usize = 8192;
-/// Seconds of TLS-record history for "signalling not visible".
-const TLS_WINDOW: usize = 60;
-/// Drops keep metrics flagged this long (a second's intervals straddle two stats reads).
-const LOSS_HOLD_US: u64 = 2_000_000;
 
 struct State {
     settings: Settings,
@@ -283,10 +239,6 @@ struct State {
     tracker: Tracker,
     sink: Sink,
     dedup: DedupRing,
-    loss_until: u64,
-    tls_hist: std::collections::VecDeque<u64>,
-    warnings: Vec<Warning>,
-    last_health: WallClock,
     capturing_since: Vec<Option<WallClock>>,
     /// pcap statistics gathered since the last second, per interface.
     pending: Vec<PcapCounts>,
@@ -340,13 +292,9 @@ pub fn run(a: Args) -> Result<ExitCode> {
         ifs,
         sink: Sink {
             out,
-            sides: CallSides::default(),
+            policy: Policy::new(s.policy, wall_us()),
         },
         dedup: DedupRing::new(16384, Duration::from_millis(50)),
-        loss_until: 0,
-        tls_hist: std::collections::VecDeque::with_capacity(TLS_WINDOW + 1),
-        warnings: Vec::new(),
-        last_health: WallClock::now(),
         capturing_since: vec![Some(WallClock::now()); n],
         pending: vec![PcapCounts::default(); n],
         more: Vec::with_capacity(n),
@@ -402,7 +350,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
             if next_tick < now {
                 next_tick = now + tick; // fell behind (stopped, overloaded): skip, no burst
             }
-            st.second(frames_since_tick == 0, a.no_traffic_s);
+            st.second(frames_since_tick == 0);
             frames_since_tick = 0;
             if let Output::Json(j) = &st.sink.out
                 && j.error.is_some()
@@ -430,7 +378,7 @@ impl State {
             // the metrics of the backlog we are about to process.
             if let Ok(d) = h.stats_delta() {
                 if d.dropping() {
-                    self.loss_until = wall_us() + LOSS_HOLD_US;
+                    self.sink.policy.capture_dropped(wall_us());
                     self.tracker.set_capture_loss(true);
                 }
                 if let Some(p) = self.pending.get_mut(idx) {
@@ -483,7 +431,7 @@ impl State {
     }
 
     /// The once-a-second work.
-    fn second(&mut self, idle: bool, no_traffic_s: u64) {
+    fn second(&mut self, idle: bool) {
         let wall = wall_us();
         let now = WallClock::now();
         let mut dropping = false;
@@ -532,10 +480,9 @@ impl State {
             }
         }
         if dropping {
-            self.loss_until = wall + LOSS_HOLD_US;
+            self.sink.policy.capture_dropped(wall);
         }
-        let loss = wall < self.loss_until;
-        self.tracker.set_capture_loss(loss);
+        self.tracker.set_capture_loss(self.sink.policy.loss(wall));
         if idle {
             // No traffic: drive reports and timeouts from the clock.
             self.tracker.tick(
@@ -545,56 +492,27 @@ impl State {
         }
 
         let counters = self.tracker.counters();
-        self.tls_hist.push_back(counters.sip.tls_records);
-        if self.tls_hist.len() > TLS_WINDOW {
-            self.tls_hist.pop_front();
-        }
-        let tls_window = counters.sip.tls_records - self.tls_hist.front().copied().unwrap_or(0);
         let dirs = self.tracker.mirror().directions();
-        let mut warnings = mirror::warnings(&dirs, &self.sink.sides, tls_window);
-        for (k, iface) in self.ifs.iter().enumerate() {
-            let quiet_for = match (iface.last_frame, self.capturing_since[k]) {
-                (_, None) => None,
-                (Some(f), Some(c)) => Some(now.saturating_duration_since(f.max(c))),
-                (None, Some(c)) => Some(now.saturating_duration_since(c)),
-            };
-            if let Some(q) = quiet_for
-                && q.as_secs() >= no_traffic_s
-            {
-                warnings.push(Warning {
-                    code: "no_mirror_traffic",
-                    message: format!(
-                        "no mirror traffic on {} for {} s (link {}): check the SPAN session and the cable",
-                        iface.name,
-                        q.as_secs(),
-                        iface.health.link
-                    ),
-                });
-            }
-            if iface.health.state != IfState::Capturing {
-                warnings.push(Warning {
-                    code: "interface_down",
-                    message: iface
-                        .health
-                        .error
-                        .clone()
-                        .unwrap_or_else(|| format!("{}: not capturing", iface.name)),
-                });
-            }
-        }
-        if loss {
-            warnings.push(Warning {
-                code: "capture_loss",
-                message: "the capture is dropping packets: metrics carry capture_loss".into(),
-            });
-        }
-        self.log_warning_changes(&warnings);
-        self.warnings = warnings;
+        let ifs: Vec<Iface> = self
+            .ifs
+            .iter()
+            .zip(&self.capturing_since)
+            .map(|(iface, since)| Iface {
+                health: &iface.health,
+                quiet_for_s: since.map(|c| {
+                    let from = iface.last_frame.map_or(c, |f| f.max(c));
+                    now.saturating_duration_since(from).as_secs()
+                }),
+            })
+            .collect();
+        let verdict = self
+            .sink
+            .policy
+            .second(wall, counters.sip.tls_records, &dirs, &ifs);
+        policy::log_changes(&verdict.changes, true);
 
-        let due = now.saturating_duration_since(self.last_health).as_secs()
-            >= u64::from(self.settings.cfg.output.health_interval_s);
-        if due || matches!(self.sink.out, Output::Mqtt(_)) {
-            let report = self.report(counters, dirs, loss);
+        if verdict.health_due || matches!(self.sink.out, Output::Mqtt(_)) {
+            let report = self.report(counters, dirs, verdict.loss);
             match &mut self.sink.out {
                 // The publisher keeps its own health period.
                 Output::Mqtt(p) => {
@@ -608,24 +526,8 @@ impl State {
                     self.sink.line(&line);
                 }
             }
-            if due {
-                self.last_health = now;
-            }
         }
         self.sink.flush();
-    }
-
-    fn log_warning_changes(&self, new: &[Warning]) {
-        for w in new {
-            if !self.warnings.iter().any(|o| o.code == w.code) {
-                log::warn!("{}", w.message);
-            }
-        }
-        for o in &self.warnings {
-            if !new.iter().any(|w| w.code == o.code) {
-                log::info!("cleared: {}", o.message);
-            }
-        }
     }
 
     fn report(&self, counters: Counters, dirs: DirectionStats, loss: bool) -> HealthReport {
@@ -637,11 +539,11 @@ impl State {
             interfaces,
             mirror: MirrorReport {
                 directions: dirs,
-                answered_calls: self.sink.sides,
+                answered_calls: self.sink.policy.sides(),
                 delivery: self.tracker.mirror().delivery(),
                 tls_records: counters.sip.tls_records,
             },
-            warnings: self.warnings.clone(),
+            warnings: self.sink.policy.warnings().to_vec(),
             counters,
         }
     }
@@ -700,6 +602,7 @@ impl State {
                 }
             }
         }
+        self.sink.policy.set_config(new.policy);
         let sensor = self.sensor_id.clone();
         self.sensor_id = new.cfg.sensor_id().unwrap_or(sensor);
         self.settings = new;
@@ -714,7 +617,7 @@ impl State {
         let counters = self.tracker.counters();
         let dirs = self.tracker.mirror().directions();
         let wall = wall_us();
-        let loss = wall < self.loss_until;
+        let loss = self.sink.policy.loss(wall);
         let report = self.report(counters.clone(), dirs, loss);
         let health = health_line(Ts(wall), &report);
         match self.sink.out {

@@ -8,7 +8,8 @@ use std::process::ExitCode;
 use std::time::Duration;
 use voipsensor::capture::health::operstate;
 use voipsensor::capture::live::{Handle, OpenError, Options};
-use voipsensor::config::{self, BrokerUrl};
+use voipsensor::config;
+use voipsensor::publish::broker::BrokerUrl;
 
 #[derive(clap::Args)]
 pub struct Args {

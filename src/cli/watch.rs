@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 use voipsensor::config::{Config, Secret};
-use voipsensor::publish::mqtt::{explain, mqtt_options};
+use voipsensor::publish::broker::{explain, mqtt_options};
 use voipsensor::publish::payload::to_json_lines;
 use voipsensor::publish::topic;
 
@@ -54,7 +54,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
     }
     let id = format!("voipsensor-watch-{}", std::process::id());
     // Large enough for any rtp batch a sensor may be configured to send.
-    let (mut opts, _) = mqtt_options(&cfg, &id, 1 << 24)?;
+    let (mut opts, _) = mqtt_options(&cfg.connect(), &id, 1 << 24)?;
     opts.set_clean_session(true);
     let (client, mut conn) = rumqttc::Client::new(opts, 16);
     let deadline = a.timeout_s.map(|s| Instant::now() + Duration::from_secs(s));

@@ -20,14 +20,18 @@
 //! When the table is full a new INVITE evicts, in order: closed calls lingering for
 //! retransmissions, then the unanswered call idle the longest. Answered calls are never
 //! evicted; if only answered calls remain the new call is rejected and counted.
+//!
+//! This table knows nothing of media: each step pushes [`CallEffect`]s, in order, into a
+//! caller-provided fixed buffer, and the tracker applies them to the media side (endpoints
+//! offered, streams ended, media-health watched), all keyed by the call's serial.
 
 use crate::sip::{Message, Method, StartLine, sdp};
 use crate::table::{Inserted, Table};
 use crate::track::counters::Counters;
 use crate::track::event::{
-    CallEvent, CallEventKind, CallId, Event, EventSink, Party, Text, Ts, User, fill, text_from,
+    CallEvent, CallEventKind, CallId, Party, Text, Ts, User, fill, text_from,
 };
-use crate::track::media::{CallRef, Media, MediaWatch};
+use crate::track::fnv::Fnv;
 use core::net::SocketAddr;
 use embassy_time::{Duration, Instant};
 
@@ -77,9 +81,60 @@ enum State {
 /// Key of the call table.
 pub type CallKey = CallId;
 
+/// What one step of the call table asks of the rest of the tracker, in the order the
+/// tracker must apply them (call events interleave with the media work they depend on).
+// Kept inline (no `Box`): the buffer lives on the stack for one step and nothing allocates.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum CallEffect {
+    /// A finished call event: publish it.
+    Event(CallEvent),
+    /// A new call: start watching its media health.
+    Opened { serial: u64 },
+    /// `sender` sent this SDP: it receives media at the addresses it announces.
+    MediaOffered {
+        serial: u64,
+        call_id: CallId,
+        sender: Party,
+        sdp: sdp::Sdp,
+        at: Instant,
+    },
+    /// The call ended (or was evicted): its streams end with `reason` once idle and its
+    /// health is no longer watched. `event`, if any, is its final event: fill in the
+    /// per-direction quality from the media side, then publish it.
+    Closed {
+        serial: u64,
+        reason: &'static str,
+        event: Option<CallEvent>,
+    },
+    /// A closed call's linger is over: its media endpoints can go.
+    Forgotten { serial: u64 },
+    /// An answered, open call not on hold: check its media health, silence counted from
+    /// `since` (the answer or the latest signalling).
+    CheckHealth {
+        serial: u64,
+        call_id: CallId,
+        since: Instant,
+    },
+}
+
+/// Room for the effects of one step. The worst steps push five: a new INVITE with SDP
+/// that evicts an open call (closed, evicted event, opened, invite event, media offered),
+/// or a late-joined response with SDP that evicts one (closed, evicted event, opened,
+/// media offered, then its final or provisional event). One spare.
+pub const EFFECTS_MAX: usize = 6;
+
+/// The buffer a step pushes its effects into; the caller drains it after each step.
+pub type CallEffects = heapless::Vec<CallEffect, EFFECTS_MAX>;
+
+fn push(fx: &mut CallEffects, e: CallEffect) {
+    let pushed = fx.push(e).is_ok();
+    // EFFECTS_MAX covers the worst step; a miss is a bug here, never packet data.
+    debug_assert!(pushed, "call effect buffer too small");
+}
+
 pub struct Call {
-    /// Unique per call for the tracker's lifetime: lets media records refer to a call by
-    /// slot without being fooled by slot reuse.
+    /// Unique per call for the tracker's lifetime: how the media side refers to a call.
     pub serial: u64,
     state: State,
     caller: User,
@@ -94,8 +149,6 @@ pub struct Call {
     answer_at: Option<Instant>,
     pub last_signal: Instant,
     pub last_media: Option<Instant>,
-    /// Per-direction media activity for media-health events.
-    pub media_watch: MediaWatch,
     closed_at: Option<Instant>,
     cancel_seen: bool,
     challenged: Option<u16>,
@@ -118,29 +171,22 @@ impl Call {
     }
 }
 
-/// FNV-1a: a deterministic fingerprint of the parts that identify a message.
-fn fnv(h: &mut u64, bytes: &[u8]) {
-    for b in bytes {
-        *h ^= *b as u64;
-        *h = h.wrapping_mul(0x100_0000_01b3);
-    }
-}
-
+/// A deterministic fingerprint of the parts that identify a message.
 fn fingerprint(msg: &Message) -> u64 {
-    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    let mut h = Fnv::new();
     match msg.start() {
-        StartLine::Request { method_raw, .. } => fnv(&mut h, method_raw),
-        StartLine::Response { code, .. } => fnv(&mut h, &code.to_be_bytes()),
+        StartLine::Request { method_raw, .. } => h.write(method_raw),
+        StartLine::Response { code, .. } => h.write(&code.to_be_bytes()),
     }
     if let Some((n, m)) = msg.cseq() {
-        fnv(&mut h, &n.to_be_bytes());
-        fnv(&mut h, m.as_str().as_bytes());
+        h.write(&n.to_be_bytes());
+        h.write(m.as_str().as_bytes());
     }
-    fnv(&mut h, msg.via_branch().unwrap_or_default());
+    h.write(msg.via_branch().unwrap_or_default());
     if let Some(t) = msg.to().and_then(|t| t.tag) {
-        fnv(&mut h, t);
+        h.write(t);
     }
-    h
+    h.0
 }
 
 fn pdd(call: &Call) -> Option<u32> {
@@ -186,18 +232,11 @@ impl Calls {
         Table::<CallKey, Call>::memory_bytes(capacity)
     }
 
-    pub fn by_slot_mut(&mut self, slot: u32, serial: u64) -> Option<&mut Call> {
-        self.table
-            .by_slot_mut(slot)
-            .map(|(_, c)| c)
-            .filter(|c| c.serial == serial)
-    }
-
-    pub fn call_id_of(&self, slot: u32, serial: u64) -> Option<&CallId> {
-        self.table
-            .by_slot(slot)
-            .filter(|(_, c)| c.serial == serial)
-            .map(|(k, _)| k)
+    /// Media of call `serial` (whose Call-ID is `key`) passed at `now`.
+    pub fn media_seen(&mut self, key: &CallKey, serial: u64, now: Instant) {
+        if let Some(call) = self.table.get_mut(key).filter(|c| c.serial == serial) {
+            call.last_media = Some(now);
+        }
     }
 
     /// Handles one parsed SIP message.
@@ -205,9 +244,8 @@ impl Calls {
         &mut self,
         hop: Hop,
         msg: &Message,
-        media: &mut Media,
         counters: &mut Counters,
-        out: &mut impl EventSink,
+        fx: &mut CallEffects,
     ) {
         let (Some(raw_id), Some((cseq, cseq_method))) = (msg.call_id(), msg.cseq()) else {
             counters.sip.missing_headers += 1;
@@ -239,7 +277,7 @@ impl Calls {
             if msg.method() == Some(Method::Invite) || late {
                 // A response to an INVITE (or a CANCEL) we did not see: the sensor joined
                 // mid-setup. Track the dialog from here so its outcome is not lost.
-                if !self.create(hop, key.clone(), msg, cseq, fp, late, media, counters, out) {
+                if !self.create(hop, key.clone(), msg, cseq, fp, late, counters, fx) {
                     return;
                 }
                 if !late {
@@ -269,10 +307,7 @@ impl Calls {
             return;
         }
         call.last_signal = call.last_signal.max(hop.now);
-        let call_ref = CallRef {
-            slot,
-            serial: call.serial,
-        };
+        let serial = call.serial;
         let from_tag = msg.from().and_then(|f| f.tag).unwrap_or_default();
         let from_is_caller = if call.caller_tag.is_empty() {
             hop.src == call.caller_addr
@@ -291,30 +326,30 @@ impl Calls {
                 Method::Invite => {
                     if call.is_answered() {
                         if let Some(s) = &sdp {
-                            media.register(call_ref, &key, sender, s, hop.now);
-                            hold_or_resume(call, &key, hop, s, out);
+                            offer(fx, serial, &key, sender, s, hop.now);
+                            hold_or_resume(call, &key, hop, s, fx);
                         }
                     } else {
                         // A new INVITE after a challenge (or a forked retry): same call.
                         call.invite_cseq = call.invite_cseq.max(cseq);
                         call.challenged = None;
                         if let Some(s) = &sdp {
-                            media.register(call_ref, &key, sender, s, hop.now);
+                            offer(fx, serial, &key, sender, s, hop.now);
                         }
                     }
                 }
                 Method::Update => {
                     if let Some(s) = &sdp {
-                        media.register(call_ref, &key, sender, s, hop.now);
+                        offer(fx, serial, &key, sender, s, hop.now);
                         if call.is_answered() {
-                            hold_or_resume(call, &key, hop, s, out);
+                            hold_or_resume(call, &key, hop, s, fx);
                         }
                     }
                 }
                 Method::Ack | Method::Prack => {
                     // Late offer: the answer rides in the ACK (or PRACK).
                     if let Some(s) = &sdp {
-                        media.register(call_ref, &key, sender, s, hop.now);
+                        offer(fx, serial, &key, sender, s, hop.now);
                     }
                 }
                 Method::Cancel => call.cancel_seen = true,
@@ -332,16 +367,15 @@ impl Calls {
                         None,
                         reason,
                         Some(ended_by),
-                        media,
                         counters,
-                        out,
+                        fx,
                     );
                 }
                 _ => {}
             },
             StartLine::Response { code, reason } => {
                 if let Some(s) = &sdp {
-                    media.register(call_ref, &key, sender, s, hop.now);
+                    offer(fx, serial, &key, sender, s, hop.now);
                 }
                 if cseq_method != Method::Invite {
                     // Responses to UPDATE/PRACK/BYE/INFO...: only their SDP matters.
@@ -367,7 +401,7 @@ impl Calls {
                                 CallEventKind::EarlyMedia,
                                 Some(code),
                                 Some(reason),
-                                out,
+                                fx,
                             );
                         } else if sdp.is_none() && !call.rang && !call.early_media {
                             call.rang = true;
@@ -378,7 +412,7 @@ impl Calls {
                                 CallEventKind::Ringing,
                                 Some(code),
                                 Some(reason),
-                                out,
+                                fx,
                             );
                         }
                     }
@@ -390,7 +424,7 @@ impl Calls {
                         ev.code = Some(code);
                         ev.setup_ms = call.invite_at.map(|i| ms_between(i, hop.now) as u32);
                         ev.pdd_ms = pdd(call);
-                        out.emit(&Event::Call(ev));
+                        push(fx, CallEffect::Event(ev));
                     }
                     401 | 407 => call.challenged = Some(code),
                     _ => {
@@ -401,17 +435,7 @@ impl Calls {
                             CallEventKind::Failed
                         };
                         let reason = Some(text_from(reason));
-                        self.close(
-                            slot,
-                            hop,
-                            kind,
-                            Some(code),
-                            reason,
-                            None,
-                            media,
-                            counters,
-                            out,
-                        );
+                        self.close(slot, hop, kind, Some(code), reason, None, counters, fx);
                     }
                 }
             }
@@ -427,9 +451,8 @@ impl Calls {
         cseq: u32,
         fp: u64,
         late: bool,
-        media: &mut Media,
         counters: &mut Counters,
-        out: &mut impl EventSink,
+        fx: &mut CallEffects,
     ) -> bool {
         let from = msg.from();
         // For a late join from a response, the caller is the response's destination.
@@ -459,7 +482,6 @@ impl Calls {
             answer_at: None,
             last_signal: hop.now,
             last_media: None,
-            media_watch: MediaWatch::default(),
             closed_at: None,
             cancel_seen: false,
             challenged: None,
@@ -469,6 +491,7 @@ impl Calls {
             retransmissions: 0,
             recent,
         };
+        let serial = self.next_serial;
         self.next_serial += 1;
         let ev = build(&call, &key, hop, CallEventKind::Invite);
         let inserted = self
@@ -481,13 +504,20 @@ impl Calls {
         match inserted {
             Inserted::Stored => {}
             Inserted::Evicted(old_key, old) => {
-                media.remove_call(old.serial, hop.now, "evicted", out, counters);
+                push(
+                    fx,
+                    CallEffect::Closed {
+                        serial: old.serial,
+                        reason: "evicted",
+                        event: None,
+                    },
+                );
                 if old.state != State::Closed {
                     counters.calls.evicted += 1;
                     let mut ev = build(&old, &old_key, hop, CallEventKind::Evicted);
                     ev.src = old.caller_addr;
                     ev.dst = old.callee_addr;
-                    out.emit(&Event::Call(ev));
+                    push(fx, CallEffect::Event(ev));
                 }
             }
             Inserted::Rejected(..) => {
@@ -495,6 +525,7 @@ impl Calls {
                 return false;
             }
         }
+        push(fx, CallEffect::Opened { serial });
         counters.calls.attempted += 1;
         if late {
             counters.calls.joined_late += 1;
@@ -502,17 +533,16 @@ impl Calls {
         }
         let mut ev = ev;
         ev.user_agent = msg.user_agent().map(text_from);
-        out.emit(&Event::Call(ev));
+        push(fx, CallEffect::Event(ev));
         if let Some(s) = sdp_of(msg, counters)
-            && let Some(slot) = self.table.slot_of(&key)
+            && self.table.contains(&key)
         {
-            let serial = self.next_serial - 1;
-            media.register(CallRef { slot, serial }, &key, Party::Caller, &s, hop.now);
+            offer(fx, serial, &key, Party::Caller, &s, hop.now);
         }
         true
     }
 
-    /// Emits the call's final event, ends its media streams and marks it closed.
+    /// Builds the call's final event (the tracker adds its media quality), marks it closed.
     #[allow(clippy::too_many_arguments)]
     fn close(
         &mut self,
@@ -522,9 +552,8 @@ impl Calls {
         code: Option<u16>,
         reason: Option<Text>,
         ended_by: Option<Party>,
-        media: &mut Media,
         counters: &mut Counters,
-        out: &mut impl EventSink,
+        fx: &mut CallEffects,
     ) {
         let Some((key, call)) = self.table.by_slot_mut(slot) else {
             return;
@@ -551,8 +580,6 @@ impl Calls {
             }
             _ => "call_ended",
         };
-        let (q_caller, q_callee) =
-            media.remove_call(call.serial, hop.now, stream_reason, out, counters);
         let mut ev = build(call, key, hop, kind);
         ev.code = code;
         ev.reason = reason;
@@ -563,140 +590,140 @@ impl Calls {
             .map(|(i, a)| ms_between(i, a) as u32);
         ev.pdd_ms = pdd(call);
         ev.duration_ms = call.answer_at.map(|a| ms_between(a, hop.now));
-        ev.quality_caller = q_caller;
-        ev.quality_callee = q_callee;
         if matches!(kind, CallEventKind::Timeout | CallEventKind::SensorStopped) {
             ev.src = call.caller_addr;
             ev.dst = call.callee_addr;
         }
         call.state = State::Closed;
         call.closed_at = Some(hop.now);
-        out.emit(&Event::Call(ev));
+        push(
+            fx,
+            CallEffect::Closed {
+                serial: call.serial,
+                reason: stream_reason,
+                event: Some(ev),
+            },
+        );
     }
 
-    /// Once a second of packet time: ends vanished calls, forgets closed ones.
-    pub fn expire(
+    /// Once a second of packet time, one call at a time: the first call at or after slot
+    /// `from` ends if it vanished, is forgotten if its linger is over, or has its media
+    /// health checked. Returns where the next step starts (`None`: all done), so the
+    /// caller applies each call's effects before the next call is looked at.
+    pub fn expire_next(
         &mut self,
         now: Instant,
-        media: &mut Media,
+        from: u32,
         counters: &mut Counters,
-        out: &mut impl EventSink,
-    ) {
+        fx: &mut CallEffects,
+    ) -> Option<u32> {
         let t = self.timeouts;
-        media.each_call_stream(|c, toward, at, key| {
-            if let Some(call) = self.by_slot_mut(c.slot, c.serial) {
-                call.media_watch.saw(toward, at, key);
+        let s = self.table.next_slot(from)?;
+        let next = Some(s + 1);
+        let Some((key, call)) = self.table.by_slot(s) else {
+            return next;
+        };
+        let idle_sig = now.saturating_duration_since(call.last_signal);
+        match call.state {
+            State::Closed => {
+                let closed = call.closed_at.unwrap_or(call.last_signal);
+                if now.saturating_duration_since(closed) > t.linger
+                    && let Some((_, c)) = self.table.remove_slot(s)
+                {
+                    push(fx, CallEffect::Forgotten { serial: c.serial });
+                }
             }
-        });
-        let mut slot = 0;
-        while let Some(s) = self.table.next_slot(slot) {
-            slot = s + 1;
-            let Some((_, call)) = self.table.by_slot(s) else {
-                continue;
-            };
-            let idle_sig = now.saturating_duration_since(call.last_signal);
-            match call.state {
-                State::Closed => {
-                    let closed = call.closed_at.unwrap_or(call.last_signal);
-                    if now.saturating_duration_since(closed) > t.linger
-                        && let Some((_, c)) = self.table.remove_slot(s)
-                    {
-                        media.forget_call(c.serial);
-                    }
-                }
-                State::Calling | State::Proceeding => {
-                    if idle_sig > t.setup {
-                        let (code, kind) = match call.challenged {
-                            Some(c) => (Some(c), CallEventKind::Failed),
-                            None if call.cancel_seen => (None, CallEventKind::Cancelled),
-                            None => (None, CallEventKind::Timeout),
-                        };
-                        let hop = Hop {
-                            now,
-                            src: call.caller_addr,
-                            dst: call.callee_addr,
-                        };
-                        self.close(s, hop, kind, code, None, None, media, counters, out);
-                    }
-                }
-                State::Answered => {
-                    let expired = match call.last_media {
-                        Some(m) if !call.on_hold => {
-                            let last = m.max(call.last_signal);
-                            now.saturating_duration_since(last) > t.media_grace
-                        }
-                        _ => idle_sig > t.no_media,
+            State::Calling | State::Proceeding => {
+                if idle_sig > t.setup {
+                    let (code, kind) = match call.challenged {
+                        Some(c) => (Some(c), CallEventKind::Failed),
+                        None if call.cancel_seen => (None, CallEventKind::Cancelled),
+                        None => (None, CallEventKind::Timeout),
                     };
+                    let hop = Hop {
+                        now,
+                        src: call.caller_addr,
+                        dst: call.callee_addr,
+                    };
+                    self.close(s, hop, kind, code, None, None, counters, fx);
+                }
+            }
+            State::Answered => {
+                let expired = match call.last_media {
+                    Some(m) if !call.on_hold => {
+                        let last = m.max(call.last_signal);
+                        now.saturating_duration_since(last) > t.media_grace
+                    }
+                    _ => idle_sig > t.no_media,
+                };
+                if expired {
+                    let hop = Hop {
+                        now,
+                        src: call.caller_addr,
+                        dst: call.callee_addr,
+                    };
+                    self.close(
+                        s,
+                        hop,
+                        CallEventKind::Timeout,
+                        None,
+                        None,
+                        None,
+                        counters,
+                        fx,
+                    );
+                } else if !call.on_hold {
                     // Media health: silence counted from the answer or the latest
                     // signalling (a resume re-INVITE restarts it), never while on hold.
-                    let (caller_addr, callee_addr) = (call.caller_addr, call.callee_addr);
-                    let health_since = (!call.on_hold).then(|| {
-                        call.answer_at
-                            .map_or(call.last_signal, |a| a.max(call.last_signal))
-                    });
-                    if !expired
-                        && let Some(since) = health_since
-                        && let Some((key, call)) = self.table.by_slot_mut(s)
-                    {
-                        media.check_health(now, key, &mut call.media_watch, since, counters, out);
-                    }
-                    if expired {
-                        let hop = Hop {
-                            now,
-                            src: caller_addr,
-                            dst: callee_addr,
-                        };
-                        self.close(
-                            s,
-                            hop,
-                            CallEventKind::Timeout,
-                            None,
-                            None,
-                            None,
-                            media,
-                            counters,
-                            out,
-                        );
-                    }
+                    let since = call
+                        .answer_at
+                        .map_or(call.last_signal, |a| a.max(call.last_signal));
+                    push(
+                        fx,
+                        CallEffect::CheckHealth {
+                            serial: call.serial,
+                            call_id: key.clone(),
+                            since,
+                        },
+                    );
                 }
             }
         }
+        next
     }
 
-    /// Ends every open call (`sensor_stopped`, reason `end_of_capture` or `sensor_stopped`).
-    pub fn stop_all(
+    /// Ends the first open call at or after slot `from` (`sensor_stopped`, reason
+    /// `end_of_capture` or `sensor_stopped`). Returns where the next step starts.
+    pub fn stop_next(
         &mut self,
         now: Instant,
         reason: &str,
-        media: &mut Media,
+        from: u32,
         counters: &mut Counters,
-        out: &mut impl EventSink,
-    ) {
-        let mut slot = 0;
-        while let Some(s) = self.table.next_slot(slot) {
-            slot = s + 1;
-            let Some((_, call)) = self.table.by_slot(s) else {
-                continue;
-            };
-            let hop = Hop {
-                now,
-                src: call.caller_addr,
-                dst: call.callee_addr,
-            };
-            let mut r = Text::new();
-            fill(&mut r, reason);
-            self.close(
-                s,
-                hop,
-                CallEventKind::SensorStopped,
-                None,
-                Some(r),
-                None,
-                media,
-                counters,
-                out,
-            );
-        }
+        fx: &mut CallEffects,
+    ) -> Option<u32> {
+        let s = self.table.next_slot(from)?;
+        let Some((_, call)) = self.table.by_slot(s) else {
+            return Some(s + 1);
+        };
+        let hop = Hop {
+            now,
+            src: call.caller_addr,
+            dst: call.callee_addr,
+        };
+        let mut r = Text::new();
+        fill(&mut r, reason);
+        self.close(
+            s,
+            hop,
+            CallEventKind::SensorStopped,
+            None,
+            Some(r),
+            None,
+            counters,
+            fx,
+        );
+        Some(s + 1)
     }
 }
 
@@ -711,13 +738,28 @@ fn sdp_of(msg: &Message, counters: &mut Counters) -> Option<sdp::Sdp> {
     }
 }
 
-fn hold_or_resume(
-    call: &mut Call,
+/// `sender`'s SDP, for the media side to register.
+fn offer(
+    fx: &mut CallEffects,
+    serial: u64,
     key: &CallKey,
-    hop: Hop,
+    sender: Party,
     s: &sdp::Sdp,
-    out: &mut impl EventSink,
+    at: Instant,
 ) {
+    push(
+        fx,
+        CallEffect::MediaOffered {
+            serial,
+            call_id: key.clone(),
+            sender,
+            sdp: s.clone(),
+            at,
+        },
+    );
+}
+
+fn hold_or_resume(call: &mut Call, key: &CallKey, hop: Hop, s: &sdp::Sdp, fx: &mut CallEffects) {
     let mut audio = s
         .media
         .iter()
@@ -734,7 +776,7 @@ fn hold_or_resume(
         } else {
             CallEventKind::Resume
         };
-        emit(call, key, hop, kind, None, None, out);
+        emit(call, key, hop, kind, None, None, fx);
     }
 }
 
@@ -767,10 +809,149 @@ fn emit(
     kind: CallEventKind,
     code: Option<u16>,
     reason: Option<&[u8]>,
-    out: &mut impl EventSink,
+    fx: &mut CallEffects,
 ) {
     let mut ev = build(call, key, hop, kind);
     ev.code = code;
     ev.reason = reason.map(text_from);
-    out.emit(&Event::Call(ev));
+    push(fx, CallEffect::Event(ev));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SDP: &str = "v=0\r\no=- 1 1 IN IP4 10.0.0.1\r\ns=-\r\nc=IN IP4 10.0.0.1\r\nt=0 0\r\n\
+                       m=audio 4000 RTP/AVP 0\r\n";
+
+    fn hop(t: u64, src: &str, dst: &str) -> Hop {
+        Hop {
+            now: Instant::from_secs(t),
+            src: src.parse().unwrap(),
+            dst: dst.parse().unwrap(),
+        }
+    }
+
+    fn request(method: &str, call_id: &str, cseq: u32, body: &str) -> String {
+        format!(
+            "{method} sip:bob@10.0.0.2 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK{cseq}{method}\r\n\
+             From: <sip:alice@10.0.0.1>;tag=a1\r\nTo: <sip:bob@10.0.0.2>\r\nCall-ID: {call_id}\r\n\
+             CSeq: {cseq} {method}\r\nContent-Type: application/sdp\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        )
+    }
+
+    fn step(calls: &mut Calls, h: Hop, text: &str) -> Vec<CallEffect> {
+        let msg = Message::parse(text.as_bytes()).unwrap();
+        let mut fx = CallEffects::new();
+        calls.on_sip(h, &msg, &mut Counters::default(), &mut fx);
+        fx.into_iter().collect()
+    }
+
+    const A: &str = "10.0.0.1:5060";
+    const B: &str = "10.0.0.2:5060";
+
+    #[test]
+    fn an_invite_with_sdp_opens_the_call_then_offers_the_callers_media() {
+        let mut calls = Calls::new(4, CallTimeouts::default());
+        let fx = step(&mut calls, hop(1, A, B), &request("INVITE", "x1", 1, SDP));
+        let [
+            CallEffect::Opened { serial: 1 },
+            CallEffect::Event(ev),
+            CallEffect::MediaOffered {
+                serial: 1,
+                call_id,
+                sender: Party::Caller,
+                sdp,
+                ..
+            },
+        ] = &fx[..]
+        else {
+            panic!("{fx:?}")
+        };
+        assert_eq!(ev.event, CallEventKind::Invite);
+        assert_eq!(call_id.as_str(), "x1");
+        assert_eq!(sdp.media.len(), 1);
+        let again = step(&mut calls, hop(2, A, B), &request("INVITE", "x1", 1, SDP));
+        assert!(again.is_empty(), "a retransmission asks nothing: {again:?}");
+    }
+
+    #[test]
+    fn a_bye_closes_the_calls_media_with_its_final_event() {
+        let mut calls = Calls::new(4, CallTimeouts::default());
+        step(&mut calls, hop(1, A, B), &request("INVITE", "x1", 1, ""));
+        let fx = step(&mut calls, hop(9, A, B), &request("BYE", "x1", 2, ""));
+        let [
+            CallEffect::Closed {
+                serial: 1,
+                reason: "call_ended",
+                event: Some(ev),
+            },
+        ] = &fx[..]
+        else {
+            panic!("{fx:?}")
+        };
+        assert_eq!(ev.event, CallEventKind::Ended);
+        assert_eq!(ev.ended_by, Some(Party::Caller));
+        assert!(
+            ev.quality_caller.is_none(),
+            "quality is the media side's to add"
+        );
+    }
+
+    #[test]
+    fn expiry_checks_health_of_answered_calls_and_forgets_closed_ones() {
+        let t = CallTimeouts::default();
+        let mut calls = Calls::new(4, t);
+        let mut c = Counters::default();
+        step(&mut calls, hop(1, A, B), &request("INVITE", "x1", 1, ""));
+        let ok = "SIP/2.0 200 OK\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1INVITE\r\n\
+                  From: <sip:alice@10.0.0.1>;tag=a1\r\nTo: <sip:bob@10.0.0.2>;tag=b1\r\n\
+                  Call-ID: x1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
+        step(&mut calls, hop(2, B, A), ok);
+        let mut fx = CallEffects::new();
+        assert_eq!(
+            calls.expire_next(Instant::from_secs(3), 0, &mut c, &mut fx),
+            Some(1)
+        );
+        assert!(
+            matches!(&fx[..], [CallEffect::CheckHealth { serial: 1, since, .. }] if *since == Instant::from_secs(2)),
+            "{fx:?}"
+        );
+        assert_eq!(
+            calls.expire_next(Instant::from_secs(3), 1, &mut c, &mut fx),
+            None
+        );
+        step(&mut calls, hop(5, A, B), &request("BYE", "x1", 2, ""));
+        let after_linger = Instant::from_secs(6) + t.linger;
+        let mut fx = CallEffects::new();
+        calls.expire_next(after_linger, 0, &mut c, &mut fx);
+        assert!(
+            matches!(&fx[..], [CallEffect::Forgotten { serial: 1 }]),
+            "{fx:?}"
+        );
+        assert_eq!(calls.stats().len, 0);
+    }
+
+    #[test]
+    fn a_full_table_closes_the_evicted_calls_media_before_opening_the_new_one() {
+        let mut calls = Calls::new(1, CallTimeouts::default());
+        step(&mut calls, hop(1, A, B), &request("INVITE", "x1", 1, ""));
+        let fx = step(&mut calls, hop(2, A, B), &request("INVITE", "x2", 1, ""));
+        let [
+            CallEffect::Closed {
+                serial: 1,
+                reason: "evicted",
+                event: None,
+            },
+            CallEffect::Event(evicted),
+            CallEffect::Opened { serial: 2 },
+            CallEffect::Event(invite),
+        ] = &fx[..]
+        else {
+            panic!("{fx:?}")
+        };
+        assert_eq!(evicted.event, CallEventKind::Evicted);
+        assert_eq!(invite.call_id.as_str(), "x2");
+    }
 }

@@ -10,7 +10,9 @@
 //! Fixed memory: a direct-mapped table of recent transactions, a few direction pairs, a few
 //! VLAN ids. Nothing here allocates on the per-packet path.
 
+// Re-exported: `capture/live.rs` hashes its fanout key with it.
 use crate::track::event::{CallEventKind, Event};
+pub use crate::track::fnv::Fnv;
 use crate::wire::Encap;
 use core::net::IpAddr;
 use embassy_time::{Duration, Instant};
@@ -261,27 +263,6 @@ pub fn transaction_key(msg: &crate::sip::Message<'_>) -> Option<u64> {
         h.write(b);
     }
     Some(h.0)
-}
-
-/// FNV-1a, 64 bit: small, no allocation, good enough to spread table slots.
-pub struct Fnv(pub u64);
-
-impl Default for Fnv {
-    fn default() -> Self {
-        Fnv::new()
-    }
-}
-
-impl Fnv {
-    pub fn new() -> Fnv {
-        Fnv(0xcbf2_9ce4_8422_2325)
-    }
-    pub fn write(&mut self, b: &[u8]) {
-        for x in b {
-            self.0 ^= u64::from(*x);
-            self.0 = self.0.wrapping_mul(0x0100_0000_01b3);
-        }
-    }
 }
 
 /// Answered calls and how many had media in one direction only, from the call events.

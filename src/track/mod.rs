@@ -1,8 +1,16 @@
 //! The sans-IO middle: frames in, events out.
+//!
+//! Who calls whom: `tracker` drives `call` (the SIP dialog table), `media` (endpoints and
+//! RTP streams) and `health` (per-call media health) as peers. `call` returns
+//! [`call::CallEffect`]s that `tracker` applies to `media` and `health`, all keyed by the
+//! call's serial; `call`, `media` and `health` never import one another. Shared small
+//! types live in `event` (the events and their fields), `counters` and `fnv`.
 
 pub mod call;
 pub mod counters;
 pub mod event;
+pub mod fnv;
+pub mod health;
 pub mod media;
 pub mod mirror;
 pub mod tracker;

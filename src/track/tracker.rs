@@ -7,9 +7,10 @@
 //! Feeding the same frames gives the same events, byte for byte.
 
 use crate::sip::{self, Message, Method, SipFrame, StartLine};
-use crate::track::call::{CALLS_DEFAULT, CallTimeouts, Calls, Hop};
+use crate::track::call::{CALLS_DEFAULT, CallEffect, CallEffects, CallTimeouts, Calls, Hop};
 use crate::track::counters::Counters;
-use crate::track::event::EventSink;
+use crate::track::event::{Event, EventSink};
+use crate::track::health::Health;
 use crate::track::media::{Media, MediaConfig, Seen};
 use crate::track::mirror::{self, MirrorSeen};
 use crate::wire::{Decoder, FlowKey, Framing, LinkType, TcpStreams, Transport, websocket};
@@ -58,6 +59,7 @@ impl TrackerConfig {
     pub fn memory_bytes(&self) -> usize {
         Calls::memory_bytes(self.calls)
             + Media::memory_bytes(&self.media)
+            + Health::memory_bytes(self.calls)
             + crate::wire::frag::Reassembler::memory_bytes(self.fragments)
             + TcpStreams::memory_bytes(self.tcp_streams, self.tcp_buffer)
             + self.tcp_buffer // WebSocket unmasking scratch
@@ -69,6 +71,7 @@ pub struct Tracker {
     tcp: TcpStreams,
     calls: Calls,
     media: Media,
+    health: Health,
     counters: Counters,
     mirror: MirrorSeen,
     /// Where masked WebSocket payloads are unmasked (one SIP message at a time).
@@ -89,6 +92,7 @@ impl Tracker {
             tcp: TcpStreams::new(cfg.tcp_streams, cfg.tcp_buffer, cfg.tcp_idle),
             calls: Calls::new(cfg.calls, cfg.timeouts),
             media: Media::new(cfg.media),
+            health: Health::new(cfg.calls, cfg.media.health_silence),
             counters: Counters::default(),
             mirror: MirrorSeen::new(),
             now: None,
@@ -134,6 +138,7 @@ impl Tracker {
             tcp,
             calls,
             media,
+            health,
             counters,
             mirror,
             ws_scratch,
@@ -156,16 +161,21 @@ impl Tracker {
                     dst: SocketAddr::new(pkt.dst, dst_port),
                 };
                 if sip::looks_like_sip(payload) {
-                    on_sip_bytes(hop, payload, calls, media, counters, mirror, out);
+                    let mut peers = Peers {
+                        calls,
+                        media,
+                        health,
+                        counters,
+                    };
+                    on_sip_bytes(hop, payload, &mut peers, mirror, out);
                 } else if (src_port == SIP_TLS_PORT || dst_port == SIP_TLS_PORT)
                     && sip::looks_like_tls(payload)
                 {
                     counters.sip.tls_records += 1;
-                } else if let Seen::CallMedia(c) =
+                } else if let Seen::CallMedia { serial, call_id } =
                     media.on_udp(now, hop.src, hop.dst, payload, counters, out)
-                    && let Some(call) = calls.by_slot_mut(c.slot, c.serial)
                 {
-                    call.last_media = Some(now);
+                    calls.media_seen(call_id, serial, now);
                 }
             }
             Transport::Tcp {
@@ -199,7 +209,14 @@ impl Tracker {
                     src: key.src,
                     dst: key.dst,
                 };
+                let mut peers = Peers {
+                    calls,
+                    media,
+                    health,
+                    counters,
+                };
                 tcp.segment(now, key, seq, flags, payload, frame_tcp, |msg| {
+                    let counters = &mut *peers.counters;
                     counters.sip.over_tcp += 1;
                     if msg.first().is_some_and(|b| b & 0x80 != 0) {
                         // A WebSocket frame (SIP text starts with ASCII).
@@ -214,14 +231,12 @@ impl Tracker {
                         }
                         counters.sip.over_websocket += 1;
                         match f.payload(ws_scratch) {
-                            Some(sip) => {
-                                on_sip_bytes(hop, sip, calls, media, counters, mirror, out)
-                            }
+                            Some(sip) => on_sip_bytes(hop, sip, &mut peers, mirror, out),
                             None => counters.sip.malformed += 1,
                         }
                         return;
                     }
-                    on_sip_bytes(hop, msg, calls, media, counters, mirror, out);
+                    on_sip_bytes(hop, msg, &mut peers, mirror, out);
                 });
             }
         }
@@ -246,8 +261,17 @@ impl Tracker {
         }
         self.second = sec;
         self.media.tick(now, &mut self.counters, out);
-        self.calls
-            .expire(now, &mut self.media, &mut self.counters, out);
+        let health = &mut self.health;
+        self.media.each_call_stream(|serial, toward, at, k| {
+            health.saw(serial, toward, at, k.src, k.dst);
+        });
+        let mut peers = self.peers();
+        let mut fx = CallEffects::new();
+        let mut from = 0;
+        while let Some(next) = peers.calls.expire_next(now, from, peers.counters, &mut fx) {
+            peers.apply(now, &mut fx, out);
+            from = next;
+        }
         self.decoder.expire(now);
         self.mirror.tick(now);
         self.tcp.expire(now);
@@ -257,9 +281,26 @@ impl Tracker {
     /// (`end_of_capture` or `sensor_stopped`), streams their `stream_end`.
     pub fn finish(&mut self, reason: &str, out: &mut impl EventSink) {
         let now = self.now.unwrap_or(Instant::from_micros(0));
-        self.calls
-            .stop_all(now, reason, &mut self.media, &mut self.counters, out);
+        let mut peers = self.peers();
+        let mut fx = CallEffects::new();
+        let mut from = 0;
+        while let Some(next) = peers
+            .calls
+            .stop_next(now, reason, from, peers.counters, &mut fx)
+        {
+            peers.apply(now, &mut fx, out);
+            from = next;
+        }
         self.media.stop_all(now, reason, &mut self.counters, out);
+    }
+
+    fn peers(&mut self) -> Peers<'_> {
+        Peers {
+            calls: &mut self.calls,
+            media: &mut self.media,
+            health: &mut self.health,
+            counters: &mut self.counters,
+        }
     }
 
     /// Every counter, with table fill and the decoding layers' own counters.
@@ -300,15 +341,63 @@ fn frame_tcp(buf: &[u8]) -> Framing {
     }
 }
 
+/// The call table and the media side it drives, borrowed together so the call table's
+/// effects can be applied to the others.
+struct Peers<'a> {
+    calls: &'a mut Calls,
+    media: &'a mut Media,
+    health: &'a mut Health,
+    counters: &'a mut Counters,
+}
+
+impl Peers<'_> {
+    /// Applies (and drains) a call step's effects, in order.
+    fn apply(&mut self, now: Instant, fx: &mut CallEffects, out: &mut impl EventSink) {
+        for e in fx.drain(..) {
+            match e {
+                CallEffect::Event(ev) => out.emit(&Event::Call(ev)),
+                CallEffect::Opened { serial } => self.health.open(serial),
+                CallEffect::MediaOffered {
+                    serial,
+                    call_id,
+                    sender,
+                    sdp,
+                    at,
+                } => self.media.register(serial, &call_id, sender, &sdp, at),
+                CallEffect::Closed {
+                    serial,
+                    reason,
+                    event,
+                } => {
+                    let (q_caller, q_callee) = self.media.close_call(serial, reason);
+                    self.health.close(serial);
+                    if let Some(mut ev) = event {
+                        ev.quality_caller = q_caller;
+                        ev.quality_callee = q_callee;
+                        out.emit(&Event::Call(ev));
+                    }
+                }
+                CallEffect::Forgotten { serial } => self.media.forget_call(serial),
+                CallEffect::CheckHealth {
+                    serial,
+                    call_id,
+                    since,
+                } => self
+                    .health
+                    .check(now, serial, &call_id, since, self.counters, out),
+            }
+        }
+    }
+}
+
 fn on_sip_bytes(
     hop: Hop,
     bytes: &[u8],
-    calls: &mut Calls,
-    media: &mut Media,
-    counters: &mut Counters,
+    peers: &mut Peers,
     mirror: &mut MirrorSeen,
     out: &mut impl EventSink,
 ) {
+    let counters = &mut *peers.counters;
     let msg = match Message::parse(bytes) {
         Ok(m) => m,
         Err(_) => {
@@ -353,5 +442,7 @@ fn on_sip_bytes(
             }
         }
     }
-    calls.on_sip(hop, &msg, media, counters, out);
+    let mut fx = CallEffects::new();
+    peers.calls.on_sip(hop, &msg, peers.counters, &mut fx);
+    peers.apply(hop.now, &mut fx, out);
 }

@@ -12,28 +12,26 @@ use voipsensor::track::counters::Counters;
 use voipsensor::track::event::{CallEvent, CallEventKind, Event};
 use voipsensor::track::tracker::{Tracker, TrackerConfig};
 
-/// `../shared/pcaps`, or `None` (and a message) when this checkout has no shared folder.
+/// `../shared/pcaps`, or `None` after a visible [`skip`] (a failure under `CI`) when this
+/// checkout has no shared folder.
+#[track_caller]
 pub fn shared_pcaps() -> Option<PathBuf> {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/pcaps");
-    if p.is_dir() {
-        Some(p)
-    } else {
-        eprintln!(
-            "SKIP: {} is absent (third-party captures are not shipped)",
+    need(
+        p.is_dir(),
+        &format!(
+            "{} is absent (third-party captures are not shipped)",
             p.display()
-        );
-        None
-    }
+        ),
+    )
+    .then_some(p)
 }
 
+/// One capture in `../shared/pcaps`, or `None` after a visible [`skip`].
+#[track_caller]
 pub fn shared(name: &str) -> Option<PathBuf> {
     let p = shared_pcaps()?.join(name);
-    if p.is_file() {
-        Some(p)
-    } else {
-        eprintln!("SKIP: {} is absent", p.display());
-        None
-    }
+    need(p.is_file(), &format!("{} is absent", p.display())).then_some(p)
 }
 
 /// Runs a capture through a tracker with the default configuration.

@@ -21,6 +21,11 @@ pub fn skip(reason: &str) {
         panic!("prerequisite missing in CI ({test} at {at}): {reason}");
     }
     eprintln!("SKIP: {test}: {reason}");
+    // One line per test (libtest runs each on its own thread), however often it skips.
+    thread_local!(static LOGGED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) });
+    if LOGGED.replace(true) {
+        return;
+    }
     if let Ok(mut f) = std::fs::OpenOptions::new()
         .create(true)
         .append(true)

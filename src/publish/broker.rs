@@ -1,0 +1,200 @@
+//! The broker: its URL, the rumqttc options to reach it, and connection failures in an
+//! operator's words.
+
+use crate::publish::settings::Connect;
+use rumqttc::{ConnectReturnCode, ConnectionError, MqttOptions};
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A parsed `mqtt.url`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BrokerUrl {
+    pub tls: bool,
+    pub host: String,
+    pub port: u16,
+}
+
+impl BrokerUrl {
+    pub fn parse(url: &str) -> Result<BrokerUrl, UrlError> {
+        let bad = |why: &str| UrlError {
+            url: url.to_string(),
+            why: why.to_string(),
+        };
+        let (tls, rest) = if let Some(r) = url.strip_prefix("mqtts://") {
+            (true, r)
+        } else if let Some(r) = url.strip_prefix("mqtt://") {
+            (false, r)
+        } else {
+            return Err(bad("expected mqtt://host[:port] or mqtts://host[:port]"));
+        };
+        let rest = rest.strip_suffix('/').unwrap_or(rest);
+        if rest.contains('@') {
+            return Err(bad(
+                "no credentials in the URL: use mqtt.username and mqtt.password(_file)",
+            ));
+        }
+        if rest.contains('/') || rest.contains('?') {
+            return Err(bad("no path or query allowed: expected mqtt://host[:port]"));
+        }
+        let default_port = if tls { 8883 } else { 1883 };
+        let (host, port) = if let Some(r) = rest.strip_prefix('[') {
+            // [v6]:port
+            let (h, after) = r
+                .split_once(']')
+                .ok_or_else(|| bad("unclosed '[' in IPv6 host"))?;
+            let port = match after.strip_prefix(':') {
+                Some(p) => Some(p),
+                None if after.is_empty() => None,
+                None => return Err(bad("expected ':port' after ']'")),
+            };
+            (h.to_string(), port)
+        } else {
+            match rest.rsplit_once(':') {
+                Some((h, p)) => (h.to_string(), Some(p)),
+                None => (rest.to_string(), None),
+            }
+        };
+        if host.is_empty() {
+            return Err(bad("no host"));
+        }
+        let port = match port {
+            None => default_port,
+            Some(p) => p
+                .parse::<u16>()
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| bad("port must be 1 to 65535"))?,
+        };
+        Ok(BrokerUrl { tls, host, port })
+    }
+}
+
+/// Why a broker URL is refused (worded as the configuration's other errors).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UrlError {
+    pub url: String,
+    pub why: String,
+}
+
+impl fmt::Display for UrlError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "mqtt.url = {:?} is not allowed: {}", self.url, self.why)
+    }
+}
+
+impl std::error::Error for UrlError {}
+
+/// rumqttc options for `c` (used by the publisher and `watch`).
+pub fn mqtt_options(
+    c: &Connect,
+    client_id: &str,
+    max_packet: usize,
+) -> anyhow::Result<(MqttOptions, BrokerUrl)> {
+    let url = BrokerUrl::parse(&c.url)?;
+    let mut o = MqttOptions::new(client_id, url.host.clone(), url.port);
+    o.set_keep_alive(Duration::from_secs(c.keepalive_s.into()));
+    o.set_max_packet_size(max_packet, max_packet);
+    if let Some(user) = &c.username {
+        o.set_credentials(user.clone(), c.password.clone().unwrap_or_default());
+    }
+    if url.tls {
+        o.set_transport(rumqttc::Transport::tls_with_config(
+            rumqttc::TlsConfiguration::Rustls(Arc::new(crate::publish::tls::tls_config(c)?)),
+        ));
+    }
+    Ok((o, url))
+}
+
+/// A connection failure in words an operator can act on, and whether retrying can help.
+pub fn explain(e: &ConnectionError, url: &str) -> (String, bool) {
+    match e {
+        ConnectionError::ConnectionRefused(code) => {
+            let (why, fatal) = match code {
+                ConnectReturnCode::BadUserNamePassword => (
+                    "bad username or password (check mqtt.username, mqtt.password)",
+                    true,
+                ),
+                ConnectReturnCode::NotAuthorized => (
+                    "not authorized (check credentials and the broker's ACL)",
+                    true,
+                ),
+                ConnectReturnCode::BadClientId => ("client id rejected (check sensor.id)", true),
+                ConnectReturnCode::RefusedProtocolVersion => {
+                    ("MQTT 3.1.1 not supported by the broker", true)
+                }
+                _ => ("server unavailable", false),
+            };
+            (format!("broker {url} refused the connection: {why}"), fatal)
+        }
+        ConnectionError::Tls(t) => {
+            let detail = tls_detail(t);
+            let fatal = detail.contains("certificate") || detail.contains("Certificate");
+            (
+                format!(
+                    "TLS with broker {url} failed: {detail}{}",
+                    if fatal {
+                        " (check mqtt.ca_file and the broker's certificate)"
+                    } else {
+                        ""
+                    }
+                ),
+                fatal,
+            )
+        }
+        ConnectionError::Io(io) => (format!("cannot reach broker {url}: {io}"), false),
+        ConnectionError::NetworkTimeout => (
+            format!("cannot reach broker {url}: connection timed out"),
+            false,
+        ),
+        other => (format!("connection to broker {url} lost: {other}"), false),
+    }
+}
+
+fn tls_detail(t: &rumqttc::TlsError) -> String {
+    if let rumqttc::TlsError::Io(io) = t
+        && let Some(inner) = io.get_ref().and_then(|i| i.downcast_ref::<rustls::Error>())
+    {
+        return match inner {
+            rustls::Error::InvalidCertificate(c) => {
+                format!("the broker's certificate was rejected: {c:?}")
+            }
+            other => other.to_string(),
+        };
+    }
+    t.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn broker_urls() {
+        assert_eq!(
+            BrokerUrl::parse("mqtts://broker.example:8884").unwrap(),
+            BrokerUrl {
+                tls: true,
+                host: "broker.example".into(),
+                port: 8884
+            }
+        );
+        assert_eq!(BrokerUrl::parse("mqtt://127.0.0.1").unwrap().port, 1883);
+        assert_eq!(BrokerUrl::parse("mqtt://[::1]:1999").unwrap().host, "::1");
+        for bad in [
+            "http://x",
+            "mqtt://u:p@x",
+            "mqtt://x:0",
+            "mqtt://x/topic",
+            "mqtt://",
+        ] {
+            assert!(
+                BrokerUrl::parse(bad)
+                    .unwrap_err()
+                    .to_string()
+                    .contains("mqtt.url"),
+                "{bad}"
+            );
+        }
+    }
+}

@@ -1,0 +1,259 @@
+//! Media health of calls: is media flowing both ways after the answer?
+//!
+//! One [`MediaWatch`] per open call, keyed by the call's serial, in its own fixed table
+//! (as many entries as the call table: a watch opens with its call and closes with it).
+//! The tracker feeds it once a second from the stream table and asks it to check the
+//! answered calls; it knows neither the call table nor the stream table.
+
+use crate::table::Table;
+use crate::track::counters::Counters;
+use crate::track::event::{CallId, Event, EventSink, MediaHealth, MediaProblem, Party, Ts};
+use core::net::SocketAddr;
+use embassy_time::{Duration, Instant};
+
+/// Per-call media-health state. All decisions use packet time:
+/// - `no_media_after_answer`: answered, not on hold, and no packet in either direction for
+///   `silence` since the answer;
+/// - `one_way_media`: one direction flows (a packet within half of `silence`) while the
+///   other has been silent longer than `silence`;
+/// - `media_stopped`: media flowed after the answer, and now both directions have been
+///   silent longer than `silence`.
+///
+/// Silence is counted from `since` at the earliest (the answer or the call's latest
+/// signalling, e.g. a resume re-INVITE), so a hold/resume or a re-negotiation restarts it.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MediaWatch {
+    /// Last packet toward the caller (index 0) and toward the callee (1), with its
+    /// stream's source and destination.
+    last: [Option<(Instant, SocketAddr, SocketAddr)>; 2],
+    /// Problems already reported (bit per `MediaProblem`).
+    reported: u8,
+}
+
+impl MediaWatch {
+    /// A packet flowing toward `toward` passed at `at` on stream `src` → `dst`.
+    pub fn saw(&mut self, toward: Party, at: Instant, src: SocketAddr, dst: SocketAddr) {
+        let i = match toward {
+            Party::Caller => 0,
+            Party::Callee => 1,
+        };
+        if self.last[i].is_none_or(|(t, ..)| at >= t) {
+            self.last[i] = Some((at, src, dst));
+        }
+    }
+
+    /// The problem to report now, if any (each at most once per call).
+    pub fn check(
+        &mut self,
+        now: Instant,
+        since: Instant,
+        silence: Duration,
+        call_id: &CallId,
+    ) -> Option<MediaHealth> {
+        let after = |i: usize| self.last[i].filter(|(t, ..)| *t >= since);
+        let quiet = |i: usize| {
+            let from = after(i).map_or(since, |(t, ..)| t);
+            now.saturating_duration_since(from)
+        };
+        // "Flowing" means a packet within half the silence threshold, so two directions
+        // that stop together are one `media_stopped`, never a passing `one_way_media`.
+        let flowing = |i: usize| after(i).is_some() && quiet(i) <= silence / 2;
+        let (problem, dir) = if after(0).is_none() && after(1).is_none() {
+            (MediaProblem::NoMediaAfterAnswer, None)
+        } else if flowing(0) && flowing(1) {
+            return None;
+        } else if flowing(0) || flowing(1) {
+            (
+                MediaProblem::OneWayMedia,
+                Some(if flowing(0) { 1 } else { 0 }),
+            )
+        } else {
+            (MediaProblem::MediaStopped, None)
+        };
+        let silent = match dir {
+            Some(i) => quiet(i),
+            None => quiet(0).min(quiet(1)),
+        };
+        let bit = 1u8 << (problem as u8);
+        if silent <= silence || self.reported & bit != 0 {
+            return None;
+        }
+        self.reported |= bit;
+        // The silent direction's addresses: its own stream if it ever had one, else the
+        // reverse of the flowing one (symmetric RTP, the common case).
+        let (src, dst) = match dir {
+            Some(i) => match (self.last[i], self.last[1 - i]) {
+                (Some((_, s, d)), _) => (Some(s), Some(d)),
+                (None, Some((_, s, d))) => (Some(d), Some(s)),
+                (None, None) => (None, None),
+            },
+            None => (None, None),
+        };
+        Some(MediaHealth {
+            ts: Ts::from_instant(now),
+            problem,
+            call_id: Some(call_id.clone()),
+            src,
+            dst,
+            silent_ms: silent.as_millis(),
+        })
+    }
+}
+
+/// The watches of every open call.
+pub struct Health {
+    watches: Table<u64, MediaWatch>,
+    silence: Duration,
+}
+
+impl Health {
+    /// Room for `calls` open calls; a direction silent for `silence` is reported.
+    pub fn new(calls: usize, silence: Duration) -> Health {
+        Health {
+            watches: Table::new("media_health", calls),
+            silence,
+        }
+    }
+
+    /// Heap bytes `new(calls, _)` allocates.
+    pub fn memory_bytes(calls: usize) -> usize {
+        Table::<u64, MediaWatch>::memory_bytes(calls)
+    }
+
+    /// Call `serial` opened: watch it.
+    pub fn open(&mut self, serial: u64) {
+        // Never full: a watch lives exactly as long as its open call, and the call table
+        // has the same capacity (its evictions close the old call first).
+        let _ = self
+            .watches
+            .insert_or_evict(serial, MediaWatch::default(), |_, _| None::<u8>);
+    }
+
+    /// Call `serial` closed (or was evicted): stop watching it.
+    pub fn close(&mut self, serial: u64) {
+        self.watches.remove(&serial);
+    }
+
+    /// A packet of call `serial` toward `toward` passed at `at` (see [`MediaWatch::saw`]).
+    pub fn saw(
+        &mut self,
+        serial: u64,
+        toward: Party,
+        at: Instant,
+        src: SocketAddr,
+        dst: SocketAddr,
+    ) {
+        if let Some(w) = self.watches.get_mut(&serial) {
+            w.saw(toward, at, src, dst);
+        }
+    }
+
+    /// Checks answered, open call `serial`; emits each problem at most once per call.
+    pub fn check(
+        &mut self,
+        now: Instant,
+        serial: u64,
+        call_id: &CallId,
+        since: Instant,
+        counters: &mut Counters,
+        out: &mut impl EventSink,
+    ) {
+        let silence = self.silence;
+        if let Some(w) = self.watches.get_mut(&serial)
+            && let Some(h) = w.check(now, since, silence, call_id)
+        {
+            counters.rtp.health_events += 1;
+            out.emit(&Event::MediaHealth(h));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::track::event::fill;
+
+    const SILENCE: Duration = Duration::from_secs(5);
+
+    fn s(t: u64) -> Instant {
+        Instant::from_secs(t)
+    }
+
+    fn at(a: &str) -> SocketAddr {
+        a.parse().unwrap()
+    }
+
+    fn id() -> CallId {
+        let mut c = CallId::new();
+        fill(&mut c, "c1");
+        c
+    }
+
+    fn problems(out: &[Event]) -> Vec<(MediaProblem, Option<SocketAddr>, u64)> {
+        out.iter()
+            .filter_map(|e| match e {
+                Event::MediaHealth(h) => Some((h.problem, h.src, h.silent_ms)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn no_media_after_the_answer_is_reported_once_past_the_silence() {
+        let mut h = Health::new(4, SILENCE);
+        let (mut c, mut out) = (Counters::default(), Vec::new());
+        h.open(1);
+        h.check(s(15), 1, &id(), s(10), &mut c, &mut out);
+        assert!(out.is_empty(), "5 s is not longer than the threshold");
+        h.check(s(16), 1, &id(), s(10), &mut c, &mut out);
+        h.check(s(17), 1, &id(), s(10), &mut c, &mut out);
+        assert_eq!(
+            problems(&out),
+            [(MediaProblem::NoMediaAfterAnswer, None, 6000)]
+        );
+        assert_eq!(c.rtp.health_events, 1);
+    }
+
+    #[test]
+    fn one_way_media_names_the_silent_direction_from_the_flowing_one() {
+        let mut h = Health::new(4, SILENCE);
+        let (mut c, mut out) = (Counters::default(), Vec::new());
+        h.open(1);
+        let (caller, callee) = (at("10.0.0.1:4000"), at("10.0.0.2:5000"));
+        // Only the callee's media flows toward the caller, up to second 20.
+        for t in 11..=20 {
+            h.saw(1, Party::Caller, s(t), callee, caller);
+            h.check(s(t), 1, &id(), s(10), &mut c, &mut out);
+        }
+        assert_eq!(
+            problems(&out),
+            [(MediaProblem::OneWayMedia, Some(caller), 6000)]
+        );
+    }
+
+    #[test]
+    fn media_that_stops_both_ways_is_media_stopped() {
+        let mut h = Health::new(4, SILENCE);
+        let (mut c, mut out) = (Counters::default(), Vec::new());
+        h.open(1);
+        let (a, b) = (at("10.0.0.1:4000"), at("10.0.0.2:5000"));
+        h.saw(1, Party::Caller, s(12), b, a);
+        h.saw(1, Party::Callee, s(12), a, b);
+        h.check(s(14), 1, &id(), s(10), &mut c, &mut out);
+        h.check(s(18), 1, &id(), s(10), &mut c, &mut out);
+        assert_eq!(problems(&out), [(MediaProblem::MediaStopped, None, 6000)]);
+    }
+
+    #[test]
+    fn only_open_calls_are_watched() {
+        let mut h = Health::new(4, SILENCE);
+        let (mut c, mut out) = (Counters::default(), Vec::new());
+        h.saw(9, Party::Caller, s(1), at("10.0.0.1:1"), at("10.0.0.2:2"));
+        h.check(s(60), 9, &id(), s(0), &mut c, &mut out);
+        h.open(1);
+        h.close(1);
+        h.check(s(60), 1, &id(), s(0), &mut c, &mut out);
+        assert!(out.is_empty());
+        assert_eq!(h.watches.len(), 0);
+    }
+}

@@ -1,0 +1,441 @@
+//! Media: the endpoints SDP announced, the RTP streams seen on them (or found by the
+//! heuristic), their per-second interval reports and their summaries.
+//!
+//! Two fixed tables:
+//! * **endpoints** (`endpoint.rs`), keyed by the `(ip, port)` a party asked to receive
+//!   media on (from SDP offer/answer, updated by re-INVITE/UPDATE), plus its RTCP port
+//!   (`a=rtcp`, port+1, or the RTP port itself with `a=rtcp-mux`). A UDP packet finds its
+//!   call with one lookup of its destination (then its source, for symmetric RTP). Full:
+//!   the endpoint used least recently is evicted (counted).
+//! * **streams** (`stream.rs`), keyed by `(src, dst, SSRC)`: a new SSRC on the same
+//!   addresses is a new stream. Full: the stream idle longest is evicted (its `stream_end`
+//!   says `evicted`).
+//!
+//! Intervals (`interval.rs`) are whole seconds of packet time; a stream reports a second
+//! in which it carried packets. Signalled silence (hold, sendonly, inactive, comfort noise)
+//! produces no packets and so no loss. RTCP (`rtcp.rs`) adds the far end's view and the
+//! round trip; `quality.rs` scores intervals (E-model) and a call's directions at its end;
+//! `report.rs` sums a stream up in its `stream_end`; `dtmf.rs` reports RFC 4733 digits.
+//! Imports among these run one way: `endpoint` ← `stream` ← `rtcp`, `dtmf`, `quality` ←
+//! `interval` ← `report` ← this file.
+//!
+//! Unsignalled RTP (`rtp::heuristic`): a plausible datagram opens a candidate stream whose
+//! statistics count from that first packet; it is reported only once a run of in-sequence
+//! packets confirms it, so noise never produces events and confirmed streams lose nothing.
+//! A stream outlives its call's end until idle (`closed_call_idle`) so packets in flight
+//! after the BYE stay in one stream. Nothing here allocates per packet.
+//!
+//! Calls are known only by their serial (and Call-ID, for the events): this side never
+//! sees the call table.
+
+mod dtmf;
+mod endpoint;
+mod interval;
+mod quality;
+mod report;
+mod rtcp;
+mod stream;
+#[cfg(test)]
+mod testing;
+
+pub use stream::StreamKey;
+
+use crate::rtp::emodel;
+use crate::rtp::heuristic::{self, Verdict};
+use crate::rtp::packet::{RtpPacket, is_rtcp_pt};
+use crate::rtp::stats::PacketKind;
+use crate::sip::sdp;
+use crate::table::{Inserted, Table, TableStats};
+use crate::track::counters::Counters;
+use crate::track::event::{CallId, DirectionQuality, EventSink, Party};
+use core::net::SocketAddr;
+use embassy_time::{Duration, Instant};
+use endpoint::{Endpoint, Endpoints};
+use stream::Stream;
+
+pub const MEDIA_ENDPOINTS_DEFAULT: usize = 16384;
+pub const STREAMS_DEFAULT: usize = 8192;
+
+/// Tuning of the media layer.
+#[derive(Debug, Clone, Copy)]
+pub struct MediaConfig {
+    pub endpoints: usize,
+    pub streams: usize,
+    /// Find RTP without SDP (sensor started mid-call, RTP-only mirrors).
+    pub heuristic: bool,
+    /// A stream with no packets for this long ends (`timeout`).
+    pub stream_timeout: Duration,
+    /// One-way delay assumed by the E-model (ms), see `rtp::emodel`.
+    pub assumed_delay_ms: f64,
+    /// A stream whose call has ended ends after this long without packets.
+    pub closed_call_idle: Duration,
+    /// Media-health events: a direction silent this long (packet time) is reported.
+    pub health_silence: Duration,
+}
+
+impl Default for MediaConfig {
+    fn default() -> Self {
+        MediaConfig {
+            endpoints: MEDIA_ENDPOINTS_DEFAULT,
+            streams: STREAMS_DEFAULT,
+            heuristic: true,
+            stream_timeout: Duration::from_secs(30),
+            assumed_delay_ms: emodel::DEFAULT_DELAY_MS,
+            closed_call_idle: Duration::from_secs(2),
+            health_silence: Duration::from_secs(5),
+        }
+    }
+}
+
+pub struct Media {
+    cfg: MediaConfig,
+    endpoints: Endpoints,
+    streams: Table<StreamKey, Stream>,
+    capture_loss: bool,
+}
+
+/// What a UDP packet turned out to be, for the caller's activity bookkeeping.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Seen<'a> {
+    /// Media of call `serial` — refreshes the call's media clock.
+    CallMedia {
+        serial: u64,
+        call_id: &'a CallId,
+    },
+    Media,
+    NotMedia,
+}
+
+impl Media {
+    pub fn new(cfg: MediaConfig) -> Media {
+        Media {
+            cfg,
+            endpoints: Endpoints::new(cfg.endpoints),
+            streams: Table::new("streams", cfg.streams),
+            capture_loss: false,
+        }
+    }
+
+    /// Heap bytes `new(cfg)` allocates (endpoint and stream tables).
+    pub fn memory_bytes(cfg: &MediaConfig) -> usize {
+        Endpoints::memory_bytes(cfg.endpoints)
+            + Table::<StreamKey, Stream>::memory_bytes(cfg.streams)
+    }
+
+    pub fn endpoint_stats(&self) -> TableStats {
+        self.endpoints.stats()
+    }
+    pub fn stream_stats(&self) -> TableStats {
+        self.streams.stats()
+    }
+
+    /// The capture edge says the kernel is (or is no longer) dropping packets: intervals
+    /// carry `capture_loss` so that loss is not blamed on the network.
+    pub fn set_capture_loss(&mut self, dropping: bool) {
+        self.capture_loss = dropping;
+    }
+
+    /// Registers the endpoints of an SDP body that `sender`, in call `serial`, sent (it
+    /// receives there).
+    pub fn register(
+        &mut self,
+        serial: u64,
+        call_id: &CallId,
+        sender: Party,
+        s: &sdp::Sdp,
+        now: Instant,
+    ) {
+        self.endpoints.register(serial, call_id, sender, s, now);
+    }
+
+    /// Handles a UDP payload that is not SIP. Returns what it was.
+    pub fn on_udp(
+        &mut self,
+        now: Instant,
+        src: SocketAddr,
+        dst: SocketAddr,
+        payload: &[u8],
+        counters: &mut Counters,
+        out: &mut impl EventSink,
+    ) -> Seen<'_> {
+        let (ep_slot, toward_owner) = match self.endpoints.find(src, dst) {
+            Some((s, toward)) => (Some(s), toward),
+            None => (None, false),
+        };
+        // RTCP: on an RTCP endpoint, or muxed (PT 200–207 in the second byte).
+        let b1 = payload.get(1).copied().unwrap_or(0);
+        let ep_is_rtcp = ep_slot
+            .and_then(|s| self.endpoints.get(s))
+            .is_some_and(|e| e.rtcp);
+        if ep_is_rtcp || (payload.len() >= 8 && payload[0] >> 6 == 2 && is_rtcp_pt(b1)) {
+            if ep_slot.is_none() && !self.cfg.heuristic {
+                counters.rtp.other_udp += 1;
+                return Seen::NotMedia;
+            }
+            rtcp::on_rtcp(&mut self.streams, now, src, dst, payload, counters);
+            return match ep_slot.and_then(|s| self.endpoints.get(s)) {
+                Some(e) => Seen::CallMedia {
+                    serial: e.serial,
+                    call_id: &e.call_id,
+                },
+                None => Seen::Media,
+            };
+        }
+        let Ok(pkt) = RtpPacket::new_checked(payload) else {
+            if ep_slot.is_some() {
+                counters.rtp.malformed += 1;
+            } else {
+                counters.rtp.other_udp += 1;
+            }
+            return Seen::NotMedia;
+        };
+        let key = StreamKey {
+            src,
+            dst,
+            ssrc: pkt.ssrc(),
+        };
+        let slot = match self.streams.slot_of(&key) {
+            Some(s) => s,
+            None => {
+                if ep_slot.is_none()
+                    && !(self.cfg.heuristic
+                        && heuristic::looks_like_rtp(payload, src.port(), dst.port()))
+                {
+                    counters.rtp.other_udp += 1;
+                    return Seen::NotMedia;
+                }
+                let Some(s) = self.new_stream(now, key, ep_slot, toward_owner, &pkt, counters, out)
+                else {
+                    return Seen::NotMedia;
+                };
+                s
+            }
+        };
+        let ep = ep_slot.and_then(|s| self.endpoints.get(s));
+        let Some((_, st)) = self.streams.by_slot_mut(slot) else {
+            return Seen::NotMedia;
+        };
+        on_rtp_packet(
+            st,
+            key,
+            now,
+            &pkt,
+            ep,
+            self.capture_loss,
+            self.cfg.assumed_delay_ms,
+            counters,
+            out,
+        );
+        match (st.call, st.call_id.as_ref()) {
+            (Some(serial), Some(call_id)) => Seen::CallMedia { serial, call_id },
+            _ => Seen::Media,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn new_stream(
+        &mut self,
+        now: Instant,
+        key: StreamKey,
+        ep_slot: Option<u32>,
+        toward_owner: bool,
+        pkt: &RtpPacket,
+        counters: &mut Counters,
+        out: &mut impl EventSink,
+    ) -> Option<u32> {
+        let ep = ep_slot.and_then(|s| self.endpoints.get_mut(s));
+        let stream = Stream::new(now, pkt, ep, toward_owner)?;
+        counters.rtp.streams_started += 1;
+        let delay = self.cfg.assumed_delay_ms;
+        match self
+            .streams
+            .insert_or_evict(key, stream, |_, s| Some(s.last_seen))
+        {
+            Inserted::Stored => {}
+            Inserted::Evicted(k, mut s) => {
+                report::end_stream(k, &mut s, now, "evicted", out, delay, counters);
+                counters.rtp.streams_ended += 1;
+            }
+            Inserted::Rejected(..) => return None,
+        }
+        self.streams.slot_of(&key)
+    }
+
+    /// Once per second of packet time: reports finished seconds, ends idle streams.
+    pub fn tick(&mut self, now: Instant, counters: &mut Counters, out: &mut impl EventSink) {
+        let sec = now.as_secs();
+        let delay = self.cfg.assumed_delay_ms;
+        let timeout = self.cfg.stream_timeout;
+        let closed_idle = self.cfg.closed_call_idle;
+        let mut slot = 0;
+        while let Some(s) = self.streams.next_slot(slot) {
+            slot = s + 1;
+            let Some((k, st)) = self.streams.by_slot_mut(s) else {
+                continue;
+            };
+            let key = *k;
+            if sec > st.second && st.packets_in_second > 0 {
+                interval::report_interval(key, st, out, delay);
+                if st.packets_in_second == 0 {
+                    st.second = sec;
+                }
+            }
+            let idle = now.saturating_duration_since(st.last_seen);
+            let reason = match st.closed {
+                Some(r) if idle > closed_idle => r,
+                _ if idle > timeout => "timeout",
+                _ => continue,
+            };
+            if let Some((k, mut st)) = self.streams.remove_slot(s) {
+                report::end_stream(k, &mut st, now, reason, out, delay, counters);
+                counters.rtp.streams_ended += 1;
+            }
+        }
+    }
+
+    /// Call `serial` ended (`reason`): returns its per-direction quality (caller → callee,
+    /// callee → caller) as of now, for its final event. Its streams are marked ended with
+    /// `reason` and end (with `stream_end`) once idle for `closed_call_idle`, so packets
+    /// still in flight after the BYE are not split into a second stream.
+    pub fn close_call(
+        &mut self,
+        serial: u64,
+        reason: &'static str,
+    ) -> (Option<DirectionQuality>, Option<DirectionQuality>) {
+        let delay = self.cfg.assumed_delay_ms;
+        let mut to_callee: Option<DirectionQuality> = None;
+        let mut to_caller: Option<DirectionQuality> = None;
+        let mut slot = 0;
+        while let Some(s) = self.streams.next_slot(slot) {
+            slot = s + 1;
+            let Some((k, st)) = self.streams.by_slot_mut(s) else {
+                continue;
+            };
+            if st.call != Some(serial) {
+                continue;
+            }
+            st.closed = Some(reason);
+            if st.candidate.is_some() {
+                continue;
+            }
+            let q = quality::direction_quality(k, st, delay);
+            let slot_for = match st.toward {
+                Some(Party::Callee) => &mut to_callee,
+                Some(Party::Caller) => &mut to_caller,
+                None => continue,
+            };
+            // Several streams one way (SSRC change): keep the one that carried most.
+            if slot_for.as_ref().is_none_or(|old| old.packets < q.packets) {
+                *slot_for = Some(q);
+            }
+        }
+        (to_callee, to_caller)
+    }
+
+    /// Drops a closed call's endpoints (after its linger time).
+    pub fn forget_call(&mut self, serial: u64) {
+        self.endpoints.forget(serial);
+    }
+
+    /// Ends every stream (end of capture / sensor stop). A stream whose call already
+    /// ended keeps that call's reason.
+    pub fn stop_all(
+        &mut self,
+        now: Instant,
+        reason: &str,
+        counters: &mut Counters,
+        out: &mut impl EventSink,
+    ) {
+        let delay = self.cfg.assumed_delay_ms;
+        let mut slot = 0;
+        while let Some(s) = self.streams.next_slot(slot) {
+            slot = s + 1;
+            if let Some((k, mut st)) = self.streams.remove_slot(s) {
+                let r = st.closed.unwrap_or(reason);
+                report::end_stream(k, &mut st, now, r, out, delay, counters);
+                counters.rtp.streams_ended += 1;
+            }
+        }
+    }
+
+    /// Feeds `f` the last packet time of every open, confirmed stream linked to a call:
+    /// the call's serial, the party it flows toward, the time, its addresses. Media health
+    /// is updated from this once a second (one pass over the stream table, not one per
+    /// call).
+    pub fn each_call_stream(&self, mut f: impl FnMut(u64, Party, Instant, &StreamKey)) {
+        let mut slot = 0;
+        while let Some(s) = self.streams.next_slot(slot) {
+            slot = s + 1;
+            if let Some((k, st)) = self.streams.by_slot(s)
+                && let (Some(c), Some(p), None, None) =
+                    (st.call, st.toward, st.closed, st.candidate)
+            {
+                f(c, p, st.last_seen, k);
+            }
+        }
+    }
+}
+
+/// Counts one packet of stream `key`, reporting the second before it first if it starts
+/// a new one.
+#[allow(clippy::too_many_arguments)]
+fn on_rtp_packet(
+    st: &mut Stream,
+    key: StreamKey,
+    now: Instant,
+    pkt: &RtpPacket,
+    ep: Option<&Endpoint>,
+    capture_loss: bool,
+    delay_ms: f64,
+    counters: &mut Counters,
+    out: &mut impl EventSink,
+) {
+    // A new second: report the one that ended before counting into this one. An
+    // unconfirmed heuristic stream keeps accumulating (its first report covers it all).
+    let sec = now.as_secs();
+    if sec > st.second {
+        if st.packets_in_second > 0 {
+            interval::report_interval(key, st, out, delay_ms);
+        }
+        if st.packets_in_second == 0 {
+            st.second = sec;
+        }
+    }
+    st.capture_loss |= capture_loss;
+    st.last_seen = now;
+    let pt = pkt.payload_type();
+    let (clock, kind) = stream::classify(st, ep, pt, pkt.payload().len());
+    let counted = st.stats.on_packet(
+        now.as_micros(),
+        pkt.sequence_number(),
+        pkt.timestamp(),
+        pt,
+        pkt.marker(),
+        clock,
+        kind,
+    );
+    if counted {
+        st.packets_in_second += 1;
+        st.stats.add_bytes(pkt.payload().len());
+    }
+    // Packets of a heuristic stream are accounted once it is confirmed.
+    let newly_counted = match st.candidate.as_mut() {
+        None => 1,
+        Some(c) => match c.observe(pkt) {
+            Verdict::Pending => 0,
+            Verdict::Confirmed => {
+                st.candidate = None;
+                st.stats.packets()
+            }
+        },
+    };
+    if kind == PacketKind::Event {
+        dtmf::on_event_packet(now, key, st, pkt, counters, out);
+    }
+    counters.rtp.packets += newly_counted;
+    if st.heuristic {
+        counters.rtp.heuristic += newly_counted;
+    } else {
+        counters.rtp.signalled += newly_counted;
+    }
+}
