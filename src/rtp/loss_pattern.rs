@@ -9,13 +9,14 @@
 //!
 //! A sequence number is *settled* — judged received or lost — once the highest sequence
 //! number is [`SETTLE_LAG`] ahead of it, so a packet reordered by fewer positions is not a
-//! loss here either (the RFC 3550 `lost` figure needs no such lag: it is a difference of
-//! counts). Per-interval shapes therefore describe the packets settled in that interval,
-//! about `SETTLE_LAG` packets (0.64 s at 20 ms) behind the newest; the stream's end settles
-//! the rest. Fixed size, O(1) per packet (a jump settles its gap arithmetically).
+//! loss here either. A packet later than that counts as received in the RFC 3550 `lost`
+//! figure (a difference of counts, which needs no lag) but stays a loss in the shape. The
+//! lag is short (80 ms at 20 ms packets) so a second's losses are judged in that second
+//! and its MOS can use its own burst ratio; the stream's end settles the rest. Fixed size,
+//! O(1) per packet (a jump settles its gap arithmetically).
 
 /// Sequence numbers the highest must be ahead before one is judged received or lost.
-pub const SETTLE_LAG: u64 = 32;
+pub const SETTLE_LAG: u64 = 4;
 
 /// Upper bounds (inclusive) of the loss-run length buckets; the last bucket is open:
 /// 1, 2, 3, 4–5, 6–10, 11+.
@@ -75,6 +76,26 @@ impl LossShape {
     pub fn burst_r(&self) -> Option<f64> {
         let (p, q) = (self.p()?, self.q()?);
         (p + q > 0.0).then(|| 1.0 / (p + q))
+    }
+
+    /// Adds another span's shape (e.g. another stream of the same call direction).
+    pub fn merge(&mut self, o: &LossShape) {
+        for (a, b) in self.runs.iter_mut().zip(o.runs) {
+            *a = a.saturating_add(b);
+        }
+        for (a, b) in self.gaps.iter_mut().zip(o.gaps) {
+            *a = a.saturating_add(b);
+        }
+        for (a, b) in [
+            (&mut self.lost, o.lost),
+            (&mut self.received, o.received),
+            (&mut self.recv_to_lost, o.recv_to_lost),
+            (&mut self.recv_with_next, o.recv_with_next),
+            (&mut self.lost_to_recv, o.lost_to_recv),
+            (&mut self.lost_with_next, o.lost_with_next),
+        ] {
+            *a = a.saturating_add(b);
+        }
     }
 
     /// Number of loss runs (bursts of any length).
@@ -321,13 +342,13 @@ mod tests {
     fn settling_lags_the_highest_sequence() {
         let mut lp = LossPattern::default();
         lp.start(0);
-        // Highest 0..=9 received in order: nothing is SETTLE_LAG behind yet.
+        // Highest 0..=9 received in order: all but the last SETTLE_LAG are settled.
         let mut window = 1u128;
         for max in 0..9u64 {
             lp.advance(max, window, 1);
             window = (window << 1) | 1;
         }
-        assert_eq!(lp.total().received, 0);
+        assert_eq!(u64::from(lp.total().received), 10 - SETTLE_LAG);
         lp.flush(9, window);
         assert_eq!(lp.total().received, 10);
         assert_eq!(lp.take_interval().received, 10);

@@ -69,7 +69,7 @@ pub struct IntervalFigures {
     /// Largest gap between consecutive arrivals in the interval, ms (regular packets only).
     pub delta_max_ms: f64,
     /// Loss runs, gaps and Gilbert transitions of the packets settled in this interval
-    /// (`loss_pattern`: settled `SETTLE_LAG` behind the highest sequence).
+    /// (`loss_pattern`: settled `SETTLE_LAG` packets behind the highest sequence).
     pub shape: LossShape,
 }
 
