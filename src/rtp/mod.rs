@@ -19,7 +19,7 @@ pub mod rtcp;
 pub mod stats;
 
 pub use codec::{impairment, static_pt};
-pub use packet::{RtpPacket, TelephoneEvent, is_rtcp_pt};
+pub use packet::{RtpPacket, RtpRepr, TelephoneEvent, is_rtcp_pt};
 pub use stats::{DtmfTracker, IntervalFigures, PacketKind, StreamStats, TotalFigures};
 
 /// Why a view refused its input.
@@ -35,18 +35,25 @@ pub enum Error {
 
 pub type Result<T> = core::result::Result<T, Error>;
 
-/// Big-endian field at `at`, 0 when out of bounds: callers check lengths in their
-/// checked constructors, so the fallback only keeps hostile input from panicking.
-pub(crate) fn be16(b: &[u8], at: usize) -> u16 {
-    match b.get(at..at + 2) {
-        Some(&[x, y]) => u16::from_be_bytes([x, y]),
-        _ => 0,
+/// The first octet of an RTP or RTCP packet at least `min_len` long, once it says
+/// version 2 (the version is checked first: a wrong one is not "truncated").
+fn first_octet_v2(buf: &[u8], min_len: usize) -> Result<u8> {
+    let b0 = *buf.first().ok_or(Error::Truncated)?;
+    if b0 >> 6 != 2 {
+        return Err(Error::BadVersion);
     }
+    if buf.len() < min_len {
+        return Err(Error::Truncated);
+    }
+    Ok(b0)
 }
 
-pub(crate) fn be32(b: &[u8], at: usize) -> u32 {
-    match b.get(at..at + 4) {
-        Some(&[a, b1, c, d]) => u32::from_be_bytes([a, b1, c, d]),
-        _ => 0,
+/// RFC 3550 padding: the count in the last octet includes itself, so it is never 0, and
+/// it cannot eat into what precedes the padded part (`room` octets).
+fn check_padding(count: u8, room: usize) -> Result<()> {
+    let pad = usize::from(count);
+    if pad == 0 || pad > room {
+        return Err(Error::Malformed);
     }
+    Ok(())
 }

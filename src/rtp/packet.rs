@@ -1,121 +1,197 @@
 //! RTP fixed header view (RFC 3550 §5.1), RFC 4733 telephone-event payload, RTCP-mux demux.
 
-use super::{Error, Result};
-use super::{be16, be32};
+use super::{Error, Result, check_padding, first_octet_v2};
+use byteorder::{ByteOrder, NetworkEndian};
 
-/// Fixed header length before any CSRC.
-pub const HEADER_LEN: usize = 12;
-
-/// A zero-copy view of an RTP packet whose header, CSRC list, extension and padding have
-/// been checked against the buffer length.
-#[derive(Debug, Clone, Copy)]
-pub struct RtpPacket<'a> {
-    buf: &'a [u8],
-    /// Start of the payload (after CSRCs and extension).
-    payload_start: usize,
-    /// End of the payload (buffer length minus padding).
-    payload_end: usize,
+mod field {
+    use core::ops::Range;
+    /// V (2), P, X, CC (4).
+    pub const VPXCC: usize = 0;
+    /// M, PT (7).
+    pub const M_PT: usize = 1;
+    pub const SEQUENCE: Range<usize> = 2..4;
+    pub const TIMESTAMP: Range<usize> = 4..8;
+    pub const SSRC: Range<usize> = 8..12;
+    pub const CSRC: usize = 12;
 }
 
-impl<'a> RtpPacket<'a> {
-    /// Checks version 2 and that CSRCs, extension and padding fit in `buf`.
-    pub fn new_checked(buf: &'a [u8]) -> Result<Self> {
-        let b0 = *buf.first().ok_or(Error::Truncated)?;
-        if b0 >> 6 != 2 {
-            return Err(Error::BadVersion);
-        }
-        if buf.len() < HEADER_LEN {
+/// Fixed header length before any CSRC.
+pub const HEADER_LEN: usize = field::CSRC;
+
+const FLAG_PADDING: u8 = 0x20;
+const FLAG_EXTENSION: u8 = 0x10;
+
+/// An RTP packet whose header, CSRC list, extension and padding `new_checked` has checked
+/// against the buffer length.
+#[derive(Debug, Clone, Copy)]
+pub struct Packet<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+/// The view over a borrowed datagram, as the tracker uses it.
+pub type RtpPacket<'a> = Packet<&'a [u8]>;
+
+impl<T: AsRef<[u8]>> Packet<T> {
+    pub const fn new_unchecked(buffer: T) -> Self {
+        Packet { buffer }
+    }
+
+    /// Checks version 2 and that CSRCs, extension and padding fit in `buffer`.
+    pub fn new_checked(buffer: T) -> Result<Self> {
+        let p = Packet { buffer };
+        p.check_len()?;
+        Ok(p)
+    }
+
+    /// What `new_checked` checks: after it, no getter can index out of bounds.
+    pub fn check_len(&self) -> Result<()> {
+        let buf = self.buffer.as_ref();
+        let b0 = first_octet_v2(buf, HEADER_LEN)?;
+        let csrc_end = HEADER_LEN + 4 * usize::from(b0 & 0x0f);
+        if buf.len() < csrc_end {
             return Err(Error::Truncated);
         }
-        let mut start = HEADER_LEN + 4 * usize::from(b0 & 0x0f);
+        if b0 & FLAG_EXTENSION != 0 && buf.len() < csrc_end + 4 {
+            return Err(Error::Truncated);
+        }
+        let start = self.payload_start();
         if buf.len() < start {
             return Err(Error::Truncated);
         }
-        if b0 & 0x10 != 0 {
-            // Extension header: 16-bit profile, 16-bit length in 32-bit words (§5.3.1).
-            if buf.len() < start + 4 {
-                return Err(Error::Truncated);
-            }
-            start += 4 + 4 * usize::from(be16(buf, start + 2));
-            if buf.len() < start {
-                return Err(Error::Truncated);
-            }
+        if b0 & FLAG_PADDING != 0 {
+            check_padding(*buf.last().ok_or(Error::Truncated)?, buf.len() - start)?;
         }
-        let mut end = buf.len();
-        if b0 & 0x20 != 0 {
-            // The last octet counts the padding, itself included (§5.1), so it is never 0.
-            let pad = usize::from(*buf.last().ok_or(Error::Truncated)?);
-            if pad == 0 || pad > end - start {
-                return Err(Error::Malformed);
-            }
-            end -= pad;
-        }
-        Ok(RtpPacket {
-            buf,
-            payload_start: start,
-            payload_end: end,
-        })
+        Ok(())
     }
 
     fn b0(&self) -> u8 {
-        self.buf.first().copied().unwrap_or(0)
-    }
-    fn b1(&self) -> u8 {
-        self.buf.get(1).copied().unwrap_or(0)
+        self.buffer.as_ref()[field::VPXCC]
     }
 
     pub fn version(&self) -> u8 {
         self.b0() >> 6
     }
     pub fn padding(&self) -> bool {
-        self.b0() & 0x20 != 0
+        self.b0() & FLAG_PADDING != 0
     }
     pub fn extension(&self) -> bool {
-        self.b0() & 0x10 != 0
+        self.b0() & FLAG_EXTENSION != 0
     }
     pub fn csrc_count(&self) -> u8 {
         self.b0() & 0x0f
     }
     pub fn marker(&self) -> bool {
-        self.b1() & 0x80 != 0
+        self.buffer.as_ref()[field::M_PT] & 0x80 != 0
     }
     pub fn payload_type(&self) -> u8 {
-        self.b1() & 0x7f
+        self.buffer.as_ref()[field::M_PT] & 0x7f
     }
     pub fn sequence_number(&self) -> u16 {
-        be16(self.buf, 2)
+        NetworkEndian::read_u16(&self.buffer.as_ref()[field::SEQUENCE])
     }
     pub fn timestamp(&self) -> u32 {
-        be32(self.buf, 4)
+        NetworkEndian::read_u32(&self.buffer.as_ref()[field::TIMESTAMP])
     }
     pub fn ssrc(&self) -> u32 {
-        be32(self.buf, 8)
+        NetworkEndian::read_u32(&self.buffer.as_ref()[field::SSRC])
     }
+    fn csrc_end(&self) -> usize {
+        field::CSRC + 4 * usize::from(self.csrc_count())
+    }
+    /// Start of the payload, after CSRCs and the extension (16-bit profile, 16-bit length
+    /// in 32-bit words, §5.3.1).
+    fn payload_start(&self) -> usize {
+        let at = self.csrc_end();
+        if !self.extension() {
+            return at;
+        }
+        let words = NetworkEndian::read_u16(&self.buffer.as_ref()[at + 2..at + 4]);
+        at + 4 + 4 * usize::from(words)
+    }
+    /// Number of padding octets (0 when the P bit is clear).
+    pub fn padding_len(&self) -> usize {
+        let buf = self.buffer.as_ref();
+        match (self.padding(), buf.last()) {
+            (true, Some(&n)) => usize::from(n),
+            _ => 0,
+        }
+    }
+}
+
+impl<'a, T: AsRef<[u8]> + ?Sized> Packet<&'a T> {
     /// The contributing sources, in order.
     pub fn csrcs(&self) -> impl Iterator<Item = u32> + 'a {
-        let buf = self.buf;
-        (0..usize::from(self.csrc_count())).map(move |i| be32(buf, HEADER_LEN + 4 * i))
+        let buf = &self.buffer.as_ref()[field::CSRC..self.csrc_end()];
+        buf.chunks_exact(4).map(NetworkEndian::read_u32)
     }
     /// Header extension `(profile, data)`, if present.
     pub fn extension_data(&self) -> Option<(u16, &'a [u8])> {
         if !self.extension() {
             return None;
         }
-        let at = HEADER_LEN + 4 * usize::from(self.csrc_count());
+        let at = self.csrc_end();
+        let buf = self.buffer.as_ref();
         Some((
-            be16(self.buf, at),
-            self.buf.get(at + 4..self.payload_start)?,
+            NetworkEndian::read_u16(&buf[at..at + 2]),
+            &buf[at + 4..self.payload_start()],
         ))
     }
     /// Payload after CSRCs and extension, without padding.
     pub fn payload(&self) -> &'a [u8] {
-        self.buf
-            .get(self.payload_start..self.payload_end)
-            .unwrap_or(&[])
+        let buf = self.buffer.as_ref();
+        &buf[self.payload_start()..buf.len() - self.padding_len()]
     }
-    /// Number of padding octets (0 when the P bit is clear).
-    pub fn padding_len(&self) -> usize {
-        self.buf.len() - self.payload_end
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
+    /// Version 2, no padding, no extension, no CSRC.
+    pub fn set_plain_header(&mut self) {
+        self.buffer.as_mut()[field::VPXCC] = 2 << 6;
+    }
+    pub fn set_marker_and_payload_type(&mut self, marker: bool, pt: u8) {
+        self.buffer.as_mut()[field::M_PT] = (u8::from(marker) << 7) | (pt & 0x7f);
+    }
+    pub fn set_sequence_number(&mut self, v: u16) {
+        NetworkEndian::write_u16(&mut self.buffer.as_mut()[field::SEQUENCE], v);
+    }
+    pub fn set_timestamp(&mut self, v: u32) {
+        NetworkEndian::write_u32(&mut self.buffer.as_mut()[field::TIMESTAMP], v);
+    }
+    pub fn set_ssrc(&mut self, v: u32) {
+        NetworkEndian::write_u32(&mut self.buffer.as_mut()[field::SSRC], v);
+    }
+}
+
+/// A plain RTP header (no CSRC, extension or padding), as the fixture writes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RtpRepr {
+    pub marker: bool,
+    pub payload_type: u8,
+    pub sequence_number: u16,
+    pub timestamp: u32,
+    pub ssrc: u32,
+}
+
+impl RtpRepr {
+    pub fn parse<T: AsRef<[u8]>>(p: &Packet<T>) -> Self {
+        RtpRepr {
+            marker: p.marker(),
+            payload_type: p.payload_type(),
+            sequence_number: p.sequence_number(),
+            timestamp: p.timestamp(),
+            ssrc: p.ssrc(),
+        }
+    }
+    pub const fn buffer_len(&self) -> usize {
+        HEADER_LEN
+    }
+    /// Writes the 12-byte header; the payload after it is the caller's.
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, p: &mut Packet<T>) {
+        p.set_plain_header();
+        p.set_marker_and_payload_type(self.marker, self.payload_type);
+        p.set_sequence_number(self.sequence_number);
+        p.set_timestamp(self.timestamp);
+        p.set_ssrc(self.ssrc);
     }
 }
 
@@ -127,35 +203,49 @@ pub fn is_rtcp_pt(b1: u8) -> bool {
     (192..=223).contains(&b1)
 }
 
-/// RFC 4733 §2.3 named-event payload: event, E bit, volume, duration.
-#[derive(Debug, Clone, Copy)]
-pub struct TelephoneEvent<'a> {
-    buf: &'a [u8],
+mod event_field {
+    use core::ops::Range;
+    pub const EVENT: usize = 0;
+    /// E (end), R (reserved), volume (6).
+    pub const E_R_VOLUME: usize = 1;
+    pub const DURATION: Range<usize> = 2..4;
 }
 
-impl<'a> TelephoneEvent<'a> {
-    pub const LEN: usize = 4;
+/// RFC 4733 §2.3 named-event payload: event, E bit, volume, duration.
+#[derive(Debug, Clone, Copy)]
+pub struct EventPacket<T: AsRef<[u8]>> {
+    buffer: T,
+}
 
-    pub fn new_checked(buf: &'a [u8]) -> Result<Self> {
-        if buf.len() < Self::LEN {
+/// The view over a borrowed RTP payload.
+pub type TelephoneEvent<'a> = EventPacket<&'a [u8]>;
+
+impl<T: AsRef<[u8]>> EventPacket<T> {
+    pub const LEN: usize = event_field::DURATION.end;
+
+    pub const fn new_unchecked(buffer: T) -> Self {
+        EventPacket { buffer }
+    }
+    pub fn new_checked(buffer: T) -> Result<Self> {
+        if buffer.as_ref().len() < Self::LEN {
             return Err(Error::Truncated);
         }
-        Ok(TelephoneEvent { buf })
+        Ok(EventPacket { buffer })
     }
     pub fn event(&self) -> u8 {
-        self.buf.first().copied().unwrap_or(0)
+        self.buffer.as_ref()[event_field::EVENT]
     }
     /// E bit: this is (a retransmission of) the final packet of the event.
     pub fn end(&self) -> bool {
-        self.buf.get(1).copied().unwrap_or(0) & 0x80 != 0
+        self.buffer.as_ref()[event_field::E_R_VOLUME] & 0x80 != 0
     }
     /// Power level in -dBm0 (0..=63).
     pub fn volume(&self) -> u8 {
-        self.buf.get(1).copied().unwrap_or(0) & 0x3f
+        self.buffer.as_ref()[event_field::E_R_VOLUME] & 0x3f
     }
     /// Duration so far in timestamp units (§2.5.1.3).
     pub fn duration(&self) -> u16 {
-        be16(self.buf, 2)
+        NetworkEndian::read_u16(&self.buffer.as_ref()[event_field::DURATION])
     }
     /// DTMF digit for events 0..=15 (RFC 4733 §3.2 table 1), `'?'` otherwise.
     pub fn digit(&self) -> char {
@@ -278,5 +368,50 @@ mod tests {
     fn maps_event_codes_to_digits() {
         let d: heapless::String<20> = (0..=16).map(event_digit).collect();
         assert_eq!(d.as_str(), "0123456789*#ABCD?");
+    }
+
+    #[test]
+    fn real_pcma_header_emits_the_same_bytes() {
+        let p = RtpPacket::new_checked(&PCMA).unwrap();
+        let repr = RtpRepr::parse(&p);
+        assert_eq!(
+            repr,
+            RtpRepr {
+                marker: true,
+                payload_type: 8,
+                sequence_number: 0xe6fd,
+                timestamp: 240,
+                ssrc: 0xdee0_ee8f,
+            }
+        );
+        let mut out = [0u8; HEADER_LEN];
+        repr.emit(&mut Packet::new_unchecked(&mut out[..]));
+        assert_eq!(out, PCMA[..HEADER_LEN]);
+    }
+
+    /// Every prefix of real packets with each byte in turn set to 0x00 and 0xff: a view
+    /// that `new_checked` accepts never panics in a getter.
+    #[test]
+    fn corrupted_and_cut_packets_never_panic_in_getters() {
+        let ext: [u8; 32] = [
+            0xb1, 0x00, 0x00, 0x01, 0, 0, 0, 0, 0, 0, 0, 1, 0xaa, 0xbb, 0xcc, 0xdd, 0xbe, 0xde,
+            0x00, 0x01, 0x10, 0x20, 0x30, 0x40, 0x01, 0x02, 0x03, 0x04, 0x05, 0x00, 0x00, 0x03,
+        ];
+        for base in [&PCMA[..], &DTMF_END[..], &ext[..]] {
+            for n in 0..=base.len() {
+                for at in 0..n.max(1) {
+                    for v in [0x00, 0xff] {
+                        let mut b = base[..n].to_vec();
+                        if let Some(x) = b.get_mut(at) {
+                            *x = v;
+                        }
+                        if let Ok(p) = RtpPacket::new_checked(&b) {
+                            let _ = (RtpRepr::parse(&p), p.csrcs().count(), p.extension_data());
+                            let _ = (p.payload(), p.padding_len());
+                        }
+                    }
+                }
+            }
+        }
     }
 }

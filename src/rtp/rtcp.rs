@@ -4,8 +4,8 @@
 //! Everything is a view over the datagram: report blocks, SDES items and XR blocks are
 //! iterated in place, so parsing allocates nothing.
 
-use super::{Error, Result};
-use super::{be16, be32};
+use super::{Error, Result, check_padding, first_octet_v2};
+use byteorder::{ByteOrder, NetworkEndian};
 
 pub const PT_SR: u8 = 200;
 pub const PT_RR: u8 = 201;
@@ -17,89 +17,143 @@ pub const PT_XR: u8 = 207;
 /// SDES item type for the canonical name (RFC 3550 §6.5.1).
 pub const SDES_CNAME: u8 = 1;
 
-/// One RTCP packet inside a compound datagram.
-#[derive(Debug, Clone, Copy)]
-pub struct RtcpPacket<'a> {
-    /// Exactly `4 * (length + 1)` bytes.
-    buf: &'a [u8],
+mod field {
+    use core::ops::Range;
+    /// V (2), P, count (5).
+    pub const V_P_COUNT: usize = 0;
+    pub const PACKET_TYPE: usize = 1;
+    /// Packet length in 32-bit words minus one, header included.
+    pub const LENGTH: Range<usize> = 2..4;
+    pub const BODY: usize = 4;
+
+    // Offsets in the body (after the 4-byte header).
+    pub const SSRC: Range<usize> = 0..4;
+    pub const SR_NTP: Range<usize> = 4..12;
+    pub const SR_RTP_TS: Range<usize> = 12..16;
+    pub const SR_PACKETS: Range<usize> = 16..20;
+    pub const SR_OCTETS: Range<usize> = 20..24;
+    pub const SR_BLOCKS: usize = 24;
+    pub const RR_BLOCKS: usize = 4;
+    pub const APP_NAME: Range<usize> = 4..8;
+    pub const APP_DATA: usize = 8;
+    pub const XR_BLOCKS: usize = 4;
+
+    // One report block (§6.4.1).
+    pub const RB_SSRC: Range<usize> = 0..4;
+    /// Fraction lost (8), cumulative lost (24, signed).
+    pub const RB_LOST: Range<usize> = 4..8;
+    pub const RB_HIGHEST_SEQ: Range<usize> = 8..12;
+    pub const RB_JITTER: Range<usize> = 12..16;
+    pub const RB_LSR: Range<usize> = 16..20;
+    pub const RB_DLSR: Range<usize> = 20..24;
+    pub const RB_LEN: usize = 24;
 }
 
-impl<'a> RtcpPacket<'a> {
-    /// Checks version 2 and that the length field fits in `buf` (trailing bytes, i.e. the
-    /// next packets of a compound, are ignored).
-    pub fn new_checked(buf: &'a [u8]) -> Result<Self> {
-        let b0 = *buf.first().ok_or(Error::Truncated)?;
-        if b0 >> 6 != 2 {
-            return Err(Error::BadVersion);
-        }
-        if buf.len() < 4 {
+/// One RTCP packet at the start of a compound datagram.
+#[derive(Debug, Clone, Copy)]
+pub struct Packet<T: AsRef<[u8]>> {
+    /// At least `4 * (length + 1)` bytes: the packets after it in the compound follow.
+    buffer: T,
+}
+
+/// The view over a borrowed datagram.
+pub type RtcpPacket<'a> = Packet<&'a [u8]>;
+
+impl<T: AsRef<[u8]>> Packet<T> {
+    pub const fn new_unchecked(buffer: T) -> Self {
+        Packet { buffer }
+    }
+
+    /// Checks version 2 and that the length field fits in `buffer` (trailing bytes, i.e.
+    /// the next packets of a compound, are ignored).
+    pub fn new_checked(buffer: T) -> Result<Self> {
+        let p = Packet { buffer };
+        p.check_len()?;
+        Ok(p)
+    }
+
+    /// What `new_checked` checks: after it, no getter can index out of bounds.
+    pub fn check_len(&self) -> Result<()> {
+        let buf = self.buffer.as_ref();
+        let b0 = first_octet_v2(buf, field::BODY)?;
+        let len = self.len();
+        if buf.len() < len {
             return Err(Error::Truncated);
         }
-        let len = 4 * (usize::from(be16(buf, 2)) + 1);
-        let buf = buf.get(..len).ok_or(Error::Truncated)?;
         if b0 & 0x20 != 0 {
-            let pad = usize::from(*buf.last().ok_or(Error::Truncated)?);
-            if pad == 0 || pad > len - 4 {
-                return Err(Error::Malformed);
-            }
+            check_padding(buf[len - 1], len - field::BODY)?;
         }
-        Ok(RtcpPacket { buf })
+        Ok(())
     }
 
     pub fn version(&self) -> u8 {
-        self.buf.first().copied().unwrap_or(0) >> 6
+        self.buffer.as_ref()[field::V_P_COUNT] >> 6
     }
     pub fn padding(&self) -> bool {
-        self.buf.first().copied().unwrap_or(0) & 0x20 != 0
+        self.buffer.as_ref()[field::V_P_COUNT] & 0x20 != 0
     }
     /// Report count (SR/RR), source count (SDES/BYE) or subtype (APP), 5 bits.
     pub fn count(&self) -> u8 {
-        self.buf.first().copied().unwrap_or(0) & 0x1f
+        self.buffer.as_ref()[field::V_P_COUNT] & 0x1f
     }
     pub fn packet_type(&self) -> u8 {
-        self.buf.get(1).copied().unwrap_or(0)
+        self.buffer.as_ref()[field::PACKET_TYPE]
     }
     /// Whole packet length in bytes, header included.
     pub fn len(&self) -> usize {
-        self.buf.len()
+        let words = NetworkEndian::read_u16(&self.buffer.as_ref()[field::LENGTH]);
+        4 * (usize::from(words) + 1)
     }
     pub fn is_empty(&self) -> bool {
-        self.buf.is_empty()
+        false
     }
     /// First word after the header: the sender's SSRC for every type defined here.
     pub fn ssrc(&self) -> u32 {
-        be32(self.buf, 4)
+        let body = &self.buffer.as_ref()[field::BODY..self.len()];
+        body.get(field::SSRC).map_or(0, NetworkEndian::read_u32)
     }
+}
+
+impl<'a, T: AsRef<[u8]> + ?Sized> Packet<&'a T> {
     /// Bytes after the 4-byte header, without padding.
     pub fn body(&self) -> &'a [u8] {
+        let buf = self.buffer.as_ref();
+        let end = self.len();
         let pad = if self.padding() {
-            usize::from(self.buf.last().copied().unwrap_or(0))
+            usize::from(buf[end - 1])
         } else {
             0
         };
-        self.buf.get(4..self.buf.len() - pad).unwrap_or(&[])
+        &buf[field::BODY..end - pad]
     }
 
     /// Parses the packet into its typed form.
     pub fn repr(&self) -> Result<RtcpRepr<'a>> {
         let body = self.body();
         let rc = usize::from(self.count());
+        let be32 = |r: core::ops::Range<usize>| NetworkEndian::read_u32(&body[r]);
         match self.packet_type() {
             PT_SR => {
-                let blocks = body.get(24..24 + 24 * rc).ok_or(Error::Truncated)?;
+                let at = field::SR_BLOCKS;
+                let blocks = body
+                    .get(at..at + field::RB_LEN * rc)
+                    .ok_or(Error::Truncated)?;
                 Ok(RtcpRepr::SenderReport {
-                    ssrc: be32(body, 0),
-                    ntp: (u64::from(be32(body, 4)) << 32) | u64::from(be32(body, 8)),
-                    rtp_ts: be32(body, 12),
-                    packet_count: be32(body, 16),
-                    octet_count: be32(body, 20),
+                    ssrc: be32(field::SSRC),
+                    ntp: NetworkEndian::read_u64(&body[field::SR_NTP]),
+                    rtp_ts: be32(field::SR_RTP_TS),
+                    packet_count: be32(field::SR_PACKETS),
+                    octet_count: be32(field::SR_OCTETS),
                     blocks: ReportBlocks { buf: blocks },
                 })
             }
             PT_RR => {
-                let blocks = body.get(4..4 + 24 * rc).ok_or(Error::Truncated)?;
+                let at = field::RR_BLOCKS;
+                let blocks = body
+                    .get(at..at + field::RB_LEN * rc)
+                    .ok_or(Error::Truncated)?;
                 Ok(RtcpRepr::ReceiverReport {
-                    ssrc: be32(body, 0),
+                    ssrc: be32(field::SSRC),
                     blocks: ReportBlocks { buf: blocks },
                 })
             }
@@ -116,28 +170,19 @@ impl<'a> RtcpPacket<'a> {
                 Ok(RtcpRepr::Bye { ssrcs, reason })
             }
             PT_APP => {
-                let name = body.get(4..8).ok_or(Error::Truncated)?;
+                let name = body.get(field::APP_NAME).ok_or(Error::Truncated)?;
                 Ok(RtcpRepr::App {
                     subtype: self.count(),
-                    ssrc: be32(body, 0),
-                    name: [
-                        name.first().copied().unwrap_or(0),
-                        name.get(1).copied().unwrap_or(0),
-                        name.get(2).copied().unwrap_or(0),
-                        name.get(3).copied().unwrap_or(0),
-                    ],
-                    data: body.get(8..).unwrap_or(&[]),
+                    ssrc: be32(field::SSRC),
+                    name: [name[0], name[1], name[2], name[3]],
+                    data: &body[field::APP_DATA..],
                 })
             }
             PT_XR => {
-                if body.len() < 4 {
-                    return Err(Error::Truncated);
-                }
+                let blocks = body.get(field::XR_BLOCKS..).ok_or(Error::Truncated)?;
                 Ok(RtcpRepr::ExtendedReport {
-                    ssrc: be32(body, 0),
-                    blocks: XrBlocks {
-                        buf: body.get(4..).unwrap_or(&[]),
-                    },
+                    ssrc: be32(field::SSRC),
+                    blocks: XrBlocks { buf: blocks },
                 })
             }
             pt => Ok(RtcpRepr::Other { packet_type: pt }),
@@ -233,18 +278,20 @@ pub struct ReportBlock {
 }
 
 impl ReportBlock {
+    /// `b` is one whole block (`ReportBlocks` hands out exactly 24 bytes).
     fn parse(b: &[u8]) -> ReportBlock {
-        let w1 = be32(b, 4);
+        let be32 = |r: core::ops::Range<usize>| NetworkEndian::read_u32(&b[r]);
+        let w1 = be32(field::RB_LOST);
         // Sign-extend the 24-bit cumulative count.
         let cum = ((w1 << 8) as i32) >> 8;
         ReportBlock {
-            ssrc: be32(b, 0),
+            ssrc: be32(field::RB_SSRC),
             fraction_lost: (w1 >> 24) as u8,
             cumulative_lost: cum,
-            ext_highest_seq: be32(b, 8),
-            jitter: be32(b, 12),
-            lsr: be32(b, 16),
-            dlsr: be32(b, 20),
+            ext_highest_seq: be32(field::RB_HIGHEST_SEQ),
+            jitter: be32(field::RB_JITTER),
+            lsr: be32(field::RB_LSR),
+            dlsr: be32(field::RB_DLSR),
         }
     }
     /// Fraction lost as 0.0..=1.0.
@@ -265,7 +312,7 @@ pub struct ReportBlocks<'a> {
 
 impl<'a> ReportBlocks<'a> {
     pub fn len(&self) -> usize {
-        self.buf.len() / 24
+        self.buf.len() / field::RB_LEN
     }
     pub fn is_empty(&self) -> bool {
         self.buf.is_empty()
@@ -275,8 +322,8 @@ impl<'a> ReportBlocks<'a> {
 impl<'a> Iterator for ReportBlocks<'a> {
     type Item = ReportBlock;
     fn next(&mut self) -> Option<ReportBlock> {
-        let b = self.buf.get(..24)?;
-        self.buf = self.buf.get(24..).unwrap_or(&[]);
+        let b = self.buf.get(..field::RB_LEN)?;
+        self.buf = self.buf.get(field::RB_LEN..).unwrap_or(&[]);
         Some(ReportBlock::parse(b))
     }
 }
@@ -325,8 +372,7 @@ impl<'a> Iterator for SdesItems<'a> {
                     if self.chunks_left == 0 {
                         return None;
                     }
-                    self.buf.get(self.pos..self.pos + 4)?;
-                    let s = be32(self.buf, self.pos);
+                    let s = NetworkEndian::read_u32(self.buf.get(self.pos..self.pos + 4)?);
                     self.pos += 4;
                     self.chunks_left -= 1;
                     self.chunk_ssrc = Some(s);
@@ -359,7 +405,7 @@ impl<'a> Iterator for XrBlocks<'a> {
     fn next(&mut self) -> Option<Self::Item> {
         let bt = *self.buf.first()?;
         let ts = *self.buf.get(1)?;
-        let len = 4 * usize::from(be16(self.buf, 2));
+        let len = 4 * usize::from(self.buf.get(2..4).map_or(0, NetworkEndian::read_u16));
         let Some(body) = self.buf.get(4..4 + len) else {
             self.buf = &[];
             return None;
@@ -425,17 +471,19 @@ impl VoipMetrics {
         if b.len() < Self::LEN {
             return Err(Error::Truncated);
         }
-        let o = |i: usize| b.get(i).copied().unwrap_or(0);
+        // Length checked above: every offset below is inside the block.
+        let o = |i: usize| b[i];
+        let be16 = |at: usize| NetworkEndian::read_u16(&b[at..at + 2]);
         Ok(VoipMetrics {
-            ssrc: be32(b, 0),
+            ssrc: NetworkEndian::read_u32(&b[0..4]),
             loss_rate: o(4),
             discard_rate: o(5),
             burst_density: o(6),
             gap_density: o(7),
-            burst_duration: be16(b, 8),
-            gap_duration: be16(b, 10),
-            round_trip_delay: be16(b, 12),
-            end_system_delay: be16(b, 14),
+            burst_duration: be16(8),
+            gap_duration: be16(10),
+            round_trip_delay: be16(12),
+            end_system_delay: be16(14),
             signal_level: o(16) as i8,
             noise_level: o(17) as i8,
             rerl: o(18),
@@ -445,9 +493,9 @@ impl VoipMetrics {
             mos_lq: o(22),
             mos_cq: o(23),
             rx_config: o(24),
-            jb_nominal: be16(b, 26),
-            jb_maximum: be16(b, 28),
-            jb_abs_max: be16(b, 30),
+            jb_nominal: be16(26),
+            jb_maximum: be16(28),
+            jb_abs_max: be16(30),
         })
     }
     pub fn loss_ratio(&self) -> f64 {
@@ -733,5 +781,40 @@ mod tests {
         // 2005-01-14 17:58:11.5 UTC: NTP seconds 0xc59286b3 → low 16 bits 0x86b3.
         let us = 1_105_725_491_500_000;
         assert_eq!(ntp_middle32(us), 0x86b3_8000);
+    }
+
+    /// Every prefix of the real compounds above with each byte in turn set to 0x00 and
+    /// 0xff: whatever `new_checked` accepts parses without a panic.
+    #[test]
+    fn corrupted_and_cut_compounds_never_panic() {
+        for base in [SR_SDES, RR_SDES, SR0_SDES] {
+            let base = hex(base);
+            for n in 0..=base.len() {
+                for at in 0..n.max(1) {
+                    for v in [0x00, 0xff] {
+                        let mut b = base[..n].to_vec();
+                        if let Some(x) = b.get_mut(at) {
+                            *x = v;
+                        }
+                        for p in Compound::new(&b).flatten() {
+                            let _ = (p.ssrc(), p.body());
+                            match p.repr() {
+                                Ok(RtcpRepr::SenderReport { blocks, .. })
+                                | Ok(RtcpRepr::ReceiverReport { blocks, .. }) => {
+                                    let _ = blocks.count();
+                                }
+                                Ok(RtcpRepr::SourceDescription(sdes)) => {
+                                    let _ = sdes.items().count();
+                                }
+                                Ok(RtcpRepr::ExtendedReport { blocks, .. }) => {
+                                    let _ = blocks.voip_metrics();
+                                }
+                                _ => {}
+                            }
+                        }
+                    }
+                }
+            }
+        }
     }
 }

@@ -33,14 +33,12 @@ pub(crate) fn starts_with_ci(s: &[u8], prefix: &[u8]) -> bool {
 }
 
 pub(crate) fn find(s: &[u8], b: u8) -> Option<usize> {
-    s.iter().position(|&c| c == b)
+    memchr::memchr(b, s)
 }
 
+/// First occurrence of `needle` (an empty needle is found at 0).
 pub(crate) fn find_sub(hay: &[u8], needle: &[u8]) -> Option<usize> {
-    if needle.is_empty() {
-        return Some(0);
-    }
-    hay.windows(needle.len()).position(|w| w == needle)
+    memchr::memmem::find(hay, needle)
 }
 
 /// Parses an unsigned decimal with no sign or spaces; `None` on overflow.

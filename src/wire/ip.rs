@@ -7,8 +7,12 @@
 //! Ethernet padding never leaks into payloads.
 
 use super::{DecodeError, TcpFlags, Transport};
+use byteorder::{ByteOrder, NetworkEndian};
 use core::net::IpAddr;
-use smoltcp::wire::{Ipv4Packet, Ipv6ExtHeader, Ipv6Packet, TcpPacket, UdpPacket};
+use smoltcp::wire::{
+    IpSecAuthHeaderPacket, Ipv4Packet, Ipv6ExtHeader, Ipv6FragmentHeader, Ipv6Packet, TcpPacket,
+    UdpPacket,
+};
 
 pub const PROTO_HOP_BY_HOP: u8 = 0;
 pub const PROTO_IPIP: u8 = 4;
@@ -135,19 +139,27 @@ pub fn walk_ipv6_ext(
                 buf = buf.get(len..).ok_or(DecodeError::Truncated)?;
             }
             PROTO_AH => {
-                // AH counts its length in 4-octet units minus 2 (RFC 4302).
-                let units = *buf.get(1).ok_or(DecodeError::Truncated)?;
-                let len = (usize::from(units) + 2) * 4;
-                next = *buf.first().ok_or(DecodeError::Truncated)?;
+                // AH counts its length in 4-octet units minus 2 (RFC 4302); smoltcp's
+                // check also refuses a length too small for SPI and sequence number.
+                let h = IpSecAuthHeaderPacket::new_checked(buf).map_err(|_| match buf.get(1) {
+                    Some(&units) if (usize::from(units) + 2) * 4 <= buf.len() => {
+                        DecodeError::Malformed
+                    }
+                    _ => DecodeError::Truncated,
+                })?;
+                let len = (usize::from(h.payload_len()) + 2) * 4;
+                next = u8::from(h.next_header());
                 buf = buf.get(len..).ok_or(DecodeError::Truncated)?;
             }
             PROTO_FRAGMENT => {
+                // Next header and a reserved octet, then smoltcp's fragment header proper.
                 let h = buf.get(..FRAG_HEADER).ok_or(DecodeError::Truncated)?;
-                let off_flags = u16::from_be_bytes([h[2], h[3]]);
-                let id = u32::from_be_bytes([h[4], h[5], h[6], h[7]]);
-                let offset = usize::from(off_flags & 0xFFF8);
-                let more = off_flags & 1 != 0;
-                next = h[0];
+                let f = Ipv6FragmentHeader::new_checked(h.get(2..).unwrap_or(&[]))
+                    .map_err(|_| DecodeError::Truncated)?;
+                let id = f.ident();
+                let offset = usize::from(f.frag_offset()) * 8;
+                let more = f.more_frags();
+                next = h.first().copied().unwrap_or(PROTO_NO_NEXT);
                 buf = buf.get(FRAG_HEADER..).unwrap_or(&[]);
                 if offset != 0 || more {
                     return Ok((next, buf, Some(FragInfo { id, offset, more })));
@@ -166,7 +178,8 @@ pub fn parse_transport(proto: u8, buf: &[u8]) -> Result<Transport<'_>, DecodeErr
     match proto {
         PROTO_UDP => {
             let u = UdpPacket::new_checked(buf).map_err(|_| {
-                if buf.len() < 8 || usize::from(be16_at(buf, 4)) > buf.len() {
+                // Short-circuit: the length field is only read from a whole header.
+                if buf.len() < 8 || usize::from(NetworkEndian::read_u16(&buf[4..6])) > buf.len() {
                     DecodeError::Truncated
                 } else {
                     DecodeError::Malformed
@@ -201,10 +214,6 @@ pub fn parse_transport(proto: u8, buf: &[u8]) -> Result<Transport<'_>, DecodeErr
         }
         _ => Err(DecodeError::NotIpTransport),
     }
-}
-
-fn be16_at(b: &[u8], at: usize) -> u16 {
-    super::link::be16(b, at).unwrap_or(0)
 }
 
 #[cfg(test)]
@@ -407,5 +416,46 @@ mod tests {
             parse_transport(1, &UDP_5060),
             Err(DecodeError::NotIpTransport)
         );
+    }
+
+    /// IPv6 Fragment header of frame 1 of ipv6_fragmented_sip_prack_update.pcap: next
+    /// header UDP, offset 0, more fragments, identification 0xb0647780.
+    const REAL_FRAG: [u8; 8] = [0x11, 0x00, 0x00, 0x01, 0xb0, 0x64, 0x77, 0x80];
+
+    #[test]
+    fn real_ipv6_fragment_header_reads_through_smoltcp() {
+        let mut b = REAL_FRAG.to_vec();
+        b.extend_from_slice(b"INVITE");
+        let (proto, rest, frag) = walk_ipv6_ext(PROTO_FRAGMENT, &b).unwrap();
+        assert_eq!((proto, rest), (PROTO_UDP, &b"INVITE"[..]));
+        assert_eq!(
+            frag,
+            Some(FragInfo {
+                id: 0xb064_7780,
+                offset: 0,
+                more: true
+            })
+        );
+        assert_eq!(
+            walk_ipv6_ext(PROTO_FRAGMENT, &REAL_FRAG[..7]),
+            Err(DecodeError::Truncated)
+        );
+    }
+
+    #[test]
+    fn ah_is_skipped_by_its_length_and_a_short_one_refused() {
+        // RFC 4302 AH with a 96-bit ICV: payload length 4 (6 words - 2), next header UDP.
+        let mut b = vec![PROTO_UDP, 4, 0, 0, 0, 0, 0x10, 0x01, 0, 0, 0, 1];
+        b.extend_from_slice(&[0xaa; 12]);
+        b.extend_from_slice(b"udp");
+        let (proto, rest, frag) = walk_ipv6_ext(PROTO_AH, &b).unwrap();
+        assert_eq!((proto, rest, frag), (PROTO_UDP, &b"udp"[..], None));
+        assert_eq!(
+            walk_ipv6_ext(PROTO_AH, &b[..20]),
+            Err(DecodeError::Truncated)
+        );
+        // Length 0 leaves no room for SPI and sequence number.
+        b[1] = 0;
+        assert_eq!(walk_ipv6_ext(PROTO_AH, &b), Err(DecodeError::Malformed));
     }
 }

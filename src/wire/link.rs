@@ -1,10 +1,11 @@
 //! Link layer: strip the capture's link header (Ethernet with any stack of 802.1Q/802.1ad
 //! tags, Linux cooked SLL/SLL2, BSD NULL/LOOP, raw IP) down to a network-layer payload.
 //!
-//! smoltcp's `EthernetFrame` gives the Ethernet header; VLAN tags and the cooked/loopback
-//! headers are hand-written views here because smoltcp has none.
+//! smoltcp's `EthernetFrame` gives the Ethernet header; VLAN tags and the cooked headers
+//! are views in smoltcp's shape here because smoltcp has none (BSD NULL is one word).
 
 use super::{DecodeError, Encap, LinkType};
+use byteorder::{ByteOrder, NetworkEndian};
 use smoltcp::wire::EthernetFrame;
 
 pub const ETHERTYPE_IPV4: u16 = 0x0800;
@@ -21,11 +22,10 @@ pub const MAX_VLAN_TAGS: usize = 4;
 
 /// Linux SLL v1 header length (packet type, ARPHRD, address length, 8-byte address,
 /// protocol).
-pub const SLL_HEADER_LEN: usize = 16;
+pub const SLL_HEADER_LEN: usize = sll_field::PROTOCOL.end;
 /// Linux SLL v2 header length (protocol, reserved, ifindex, ARPHRD, packet type, address
 /// length, 8-byte address).
-pub const SLL2_HEADER_LEN: usize = 20;
-const VLAN_TAG_LEN: usize = 4;
+pub const SLL2_HEADER_LEN: usize = sll2_field::ADDR.end;
 
 /// The network layer found under the link header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -44,43 +44,171 @@ pub struct LinkRepr<'a> {
     pub encap: Encap,
 }
 
-/// Zero-copy view of one 802.1Q/802.1ad tag's 4 bytes after the TPID: TCI, inner ethertype.
-#[derive(Debug, Clone, Copy)]
-pub struct VlanTag<'a> {
-    buffer: &'a [u8],
+// 802.1Q/802.1ad tag after its TPID (the TPID is the ethertype before it).
+mod vlan_field {
+    use core::ops::Range;
+    /// PCP (3 bits), DEI (1 bit), VID (12 bits).
+    pub const TCI: Range<usize> = 0..2;
+    pub const ETHERTYPE: Range<usize> = 2..4;
+    pub const PAYLOAD: usize = 4;
 }
 
-impl<'a> VlanTag<'a> {
-    /// Rejects a buffer shorter than one tag.
-    pub fn new_checked(buffer: &'a [u8]) -> Result<Self, DecodeError> {
-        if buffer.len() < VLAN_TAG_LEN {
-            return Err(DecodeError::Truncated);
-        }
-        Ok(VlanTag { buffer })
-    }
-    fn be16(&self, at: usize) -> u16 {
-        be16(self.buffer, at).unwrap_or(0)
-    }
+/// One 802.1Q/802.1ad tag's 4 bytes after the TPID: TCI, inner ethertype.
+#[derive(Debug, Clone, Copy)]
+pub struct VlanTag<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+// A tag is 4 bytes after its TPID.
+super::checked_view!(VlanTag, min_len vlan_field::PAYLOAD);
+
+impl<T: AsRef<[u8]>> VlanTag<T> {
     /// 12-bit VLAN identifier (priority and DEI bits dropped).
     pub fn vid(&self) -> u16 {
-        self.be16(0) & 0x0FFF
+        NetworkEndian::read_u16(&self.buffer.as_ref()[vlan_field::TCI]) & 0x0FFF
+    }
+    pub fn priority(&self) -> u8 {
+        self.buffer.as_ref()[vlan_field::TCI.start] >> 5
     }
     pub fn ethertype(&self) -> u16 {
-        self.be16(2)
+        NetworkEndian::read_u16(&self.buffer.as_ref()[vlan_field::ETHERTYPE])
     }
+}
+
+impl<'a, T: AsRef<[u8]> + ?Sized> VlanTag<&'a T> {
     pub fn payload(&self) -> &'a [u8] {
-        self.buffer.get(VLAN_TAG_LEN..).unwrap_or(&[])
+        &self.buffer.as_ref()[vlan_field::PAYLOAD..]
     }
 }
 
-pub(crate) fn be16(b: &[u8], at: usize) -> Option<u16> {
-    let s = b.get(at..at + 2)?;
-    Some(u16::from_be_bytes([s[0], s[1]]))
+impl<T: AsRef<[u8]> + AsMut<[u8]>> VlanTag<T> {
+    /// Sets the VID, keeping priority and DEI.
+    pub fn set_vid(&mut self, vid: u16) {
+        let tci = &mut self.buffer.as_mut()[vlan_field::TCI];
+        let keep = NetworkEndian::read_u16(tci) & 0xF000;
+        NetworkEndian::write_u16(tci, keep | (vid & 0x0FFF));
+    }
+    pub fn set_ethertype(&mut self, ethertype: u16) {
+        NetworkEndian::write_u16(&mut self.buffer.as_mut()[vlan_field::ETHERTYPE], ethertype);
+    }
 }
 
-pub(crate) fn be32(b: &[u8], at: usize) -> Option<u32> {
-    let s = b.get(at..at + 4)?;
-    Some(u32::from_be_bytes([s[0], s[1], s[2], s[3]]))
+/// A tag as written: priority 0, DEI clear.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VlanRepr {
+    pub vid: u16,
+    /// Ethertype of what follows the tag.
+    pub ethertype: u16,
+}
+
+impl VlanRepr {
+    pub fn parse<T: AsRef<[u8]>>(tag: &VlanTag<T>) -> Self {
+        VlanRepr {
+            vid: tag.vid(),
+            ethertype: tag.ethertype(),
+        }
+    }
+    pub const fn buffer_len(&self) -> usize {
+        vlan_field::PAYLOAD
+    }
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, tag: &mut VlanTag<T>) {
+        tag.buffer.as_mut()[vlan_field::TCI].fill(0);
+        tag.set_vid(self.vid);
+        tag.set_ethertype(self.ethertype);
+    }
+}
+
+// Linux cooked capture v1 (`LINKTYPE_LINUX_SLL`).
+mod sll_field {
+    use core::ops::Range;
+    pub const PACKET_TYPE: Range<usize> = 0..2;
+    pub const ARPHRD: Range<usize> = 2..4;
+    pub const ADDR_LEN: Range<usize> = 4..6;
+    pub const ADDR: Range<usize> = 6..14;
+    pub const PROTOCOL: Range<usize> = 14..16;
+}
+
+/// Linux cooked capture v1 header.
+#[derive(Debug, Clone, Copy)]
+pub struct SllPacket<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+super::checked_view!(SllPacket, min_len SLL_HEADER_LEN);
+
+impl<T: AsRef<[u8]>> SllPacket<T> {
+    /// 0 to us, 1 broadcast, 2 multicast, 3 to someone else, 4 sent by us.
+    pub fn packet_type(&self) -> u16 {
+        NetworkEndian::read_u16(&self.buffer.as_ref()[sll_field::PACKET_TYPE])
+    }
+    pub fn arphrd(&self) -> u16 {
+        NetworkEndian::read_u16(&self.buffer.as_ref()[sll_field::ARPHRD])
+    }
+    /// Link-layer source address (the first `addr_len` bytes of 8 count).
+    pub fn addr(&self) -> &[u8] {
+        let b = &self.buffer.as_ref()[sll_field::ADDR];
+        let n = NetworkEndian::read_u16(&self.buffer.as_ref()[sll_field::ADDR_LEN]);
+        &b[..usize::from(n).min(b.len())]
+    }
+    pub fn protocol(&self) -> u16 {
+        NetworkEndian::read_u16(&self.buffer.as_ref()[sll_field::PROTOCOL])
+    }
+}
+
+impl<'a, T: AsRef<[u8]> + ?Sized> SllPacket<&'a T> {
+    pub fn payload(&self) -> &'a [u8] {
+        &self.buffer.as_ref()[SLL_HEADER_LEN..]
+    }
+}
+
+// Linux cooked capture v2 (`LINKTYPE_LINUX_SLL2`): the protocol comes first.
+mod sll2_field {
+    use core::ops::Range;
+    pub const PROTOCOL: Range<usize> = 0..2;
+    pub const RESERVED: Range<usize> = 2..4;
+    pub const IFINDEX: Range<usize> = 4..8;
+    pub const ARPHRD: Range<usize> = 8..10;
+    pub const PACKET_TYPE: usize = 10;
+    pub const ADDR_LEN: usize = 11;
+    pub const ADDR: Range<usize> = 12..20;
+}
+
+/// Linux cooked capture v2 header.
+#[derive(Debug, Clone, Copy)]
+pub struct Sll2Packet<T: AsRef<[u8]>> {
+    buffer: T,
+}
+
+super::checked_view!(Sll2Packet, min_len SLL2_HEADER_LEN);
+
+impl<T: AsRef<[u8]>> Sll2Packet<T> {
+    pub fn protocol(&self) -> u16 {
+        NetworkEndian::read_u16(&self.buffer.as_ref()[sll2_field::PROTOCOL])
+    }
+    pub fn reserved(&self) -> u16 {
+        NetworkEndian::read_u16(&self.buffer.as_ref()[sll2_field::RESERVED])
+    }
+    pub fn ifindex(&self) -> u32 {
+        NetworkEndian::read_u32(&self.buffer.as_ref()[sll2_field::IFINDEX])
+    }
+    pub fn arphrd(&self) -> u16 {
+        NetworkEndian::read_u16(&self.buffer.as_ref()[sll2_field::ARPHRD])
+    }
+    pub fn packet_type(&self) -> u8 {
+        self.buffer.as_ref()[sll2_field::PACKET_TYPE]
+    }
+    /// Link-layer source address (the first `addr_len` bytes of 8 count).
+    pub fn addr(&self) -> &[u8] {
+        let b = &self.buffer.as_ref()[sll2_field::ADDR];
+        let n = self.buffer.as_ref()[sll2_field::ADDR_LEN];
+        &b[..usize::from(n).min(b.len())]
+    }
+}
+
+impl<'a, T: AsRef<[u8]> + ?Sized> Sll2Packet<&'a T> {
+    pub fn payload(&self) -> &'a [u8] {
+        &self.buffer.as_ref()[SLL2_HEADER_LEN..]
+    }
 }
 
 /// Strips the link header of `frame` captured with link type `link`.
@@ -88,14 +216,12 @@ pub fn strip(link: LinkType, frame: &[u8]) -> Result<LinkRepr<'_>, DecodeError> 
     match link {
         LinkType::Ethernet => ethernet(frame),
         LinkType::LinuxSll => {
-            let proto = be16(frame, 14).ok_or(DecodeError::Truncated)?;
-            let rest = frame.get(SLL_HEADER_LEN..).ok_or(DecodeError::Truncated)?;
-            ethertype_payload(proto, rest, None, Encap::default())
+            let h = SllPacket::new_checked(frame)?;
+            ethertype_payload(h.protocol(), h.payload(), None, Encap::default())
         }
         LinkType::LinuxSll2 => {
-            let proto = be16(frame, 0).ok_or(DecodeError::Truncated)?;
-            let rest = frame.get(SLL2_HEADER_LEN..).ok_or(DecodeError::Truncated)?;
-            ethertype_payload(proto, rest, None, Encap::default())
+            let h = Sll2Packet::new_checked(frame)?;
+            ethertype_payload(h.protocol(), h.payload(), None, Encap::default())
         }
         LinkType::RawIp => raw_ip(frame),
         LinkType::Ipv4 => plain(Network::Ipv4(frame)),
@@ -316,5 +442,62 @@ mod tests {
         );
         assert_eq!(strip(LinkType::RawIp, &[0x10]), Err(DecodeError::Malformed));
         assert_eq!(strip(LinkType::RawIp, &[]), Err(DecodeError::Truncated));
+    }
+
+    /// Frame 83 of ndpi_rtp_vlan_opus_h263.pcapng: TPID 0x8100, then this tag (PCP 0,
+    /// VID 1508) carrying IPv4.
+    const REAL_TAG: [u8; 4] = [0x05, 0xe4, 0x08, 0x00];
+
+    #[test]
+    fn real_vlan_tag_parses_and_emits_the_same_bytes() {
+        let t = VlanTag::new_checked(&REAL_TAG[..]).unwrap();
+        assert_eq!(
+            (t.vid(), t.priority(), t.ethertype()),
+            (1508, 0, ETHERTYPE_IPV4)
+        );
+        assert!(t.payload().is_empty());
+        let repr = VlanRepr::parse(&t);
+        let mut out = [0xffu8; 4];
+        repr.emit(&mut VlanTag::new_unchecked(&mut out[..]));
+        assert_eq!(out, REAL_TAG);
+        assert_eq!(
+            VlanTag::new_checked(&REAL_TAG[..3]).unwrap_err(),
+            DecodeError::Truncated
+        );
+    }
+
+    #[test]
+    fn real_sll_header_gives_its_fields() {
+        // Frame 1 of ipv6_fragmented_sip_prack_update.pcap: to us, ARPHRD_ETHER, 6-byte
+        // MAC 00:50:56:8b:53:1c (two bytes of slack after it), IPv6.
+        let f = [
+            0x00, 0x00, 0x00, 0x01, 0x00, 0x06, 0x00, 0x50, 0x56, 0x8b, 0x53, 0x1c, 0x55, 0x54,
+            0x86, 0xdd, 0x60,
+        ];
+        let h = SllPacket::new_checked(&f[..]).unwrap();
+        assert_eq!((h.packet_type(), h.arphrd()), (0, 1));
+        assert_eq!(h.addr(), &[0x00, 0x50, 0x56, 0x8b, 0x53, 0x1c]);
+        assert_eq!(h.protocol(), ETHERTYPE_IPV6);
+        assert_eq!(h.payload(), &[0x60]);
+        assert_eq!(
+            SllPacket::new_checked(&f[..15]).unwrap_err(),
+            DecodeError::Truncated
+        );
+    }
+
+    #[test]
+    fn sll2_header_gives_its_fields() {
+        let f = [
+            0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x00, 0x01, 0x00, 0x06, 0x52, 0x54,
+            0x00, 0x12, 0x34, 0x56, 0x00, 0x00, 0x45,
+        ];
+        let h = Sll2Packet::new_checked(&f[..]).unwrap();
+        assert_eq!(
+            (h.protocol(), h.reserved(), h.ifindex()),
+            (ETHERTYPE_IPV4, 0, 2)
+        );
+        assert_eq!((h.arphrd(), h.packet_type()), (1, 0));
+        assert_eq!(h.addr(), &[0x52, 0x54, 0x00, 0x12, 0x34, 0x56]);
+        assert_eq!(h.payload(), &[0x45]);
     }
 }
