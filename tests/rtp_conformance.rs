@@ -113,6 +113,7 @@ fn impaired_streams_agree_with_tshark() {
             duplicate: dup,
             reorder,
             seed,
+            ..Impairments::none()
         };
         let streams = [
             (spec(1, 0, 600, 20), imp(0.02, (0.0, 0), 0.0, 0.0, 0.0)),

@@ -16,7 +16,7 @@ use serde_json::{Map, Value};
 use std::fmt;
 
 /// Bumped on any incompatible change to [`Message`] or the event types.
-pub const SCHEMA_VERSION: u8 = 1;
+pub const SCHEMA_VERSION: u8 = 2;
 
 /// Payload format on the wire (`[output] payload`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
@@ -366,6 +366,14 @@ pub(crate) mod tests {
             jitter_max_ms: 4.125,
             mos_min: Some(4.1),
             mos_mean: Some(4.35),
+            streams: 2,
+            burst_r: Some(1.8),
+            rtcp_fraction_lost: Some(0.5),
+            rtcp_jitter_ms: Some(1.25),
+            rtcp_rtt_ms: Some(32.5),
+            rtcp_xr_mos_lq: Some(4.2),
+            rtcp_xr_burst_density_pct: Some(12.5),
+            rtcp_xr_gap_density_pct: Some(0.391),
         };
         let call = CallEvent {
             ts: Ts(1_700_000_180_250_000),
@@ -404,6 +412,9 @@ pub(crate) mod tests {
             delta_max_ms: 21.3,
             r_factor: Some(92.1),
             mos: Some(4.39),
+            burst_r: Some(2.5),
+            loss_runs: [1, 0, 0, 1, 0, 0],
+            loss_gaps: [0, 1, 0, 0, 0, 0],
             capture_loss: false,
         };
         let mut why = Text::new();
@@ -426,6 +437,9 @@ pub(crate) mod tests {
             delta_max_ms: 40.0,
             mos_min: Some(4.1),
             mos_mean: Some(4.35),
+            burst_r: Some(1.2),
+            loss_runs: [3, 0, 0, 0, 0, 0],
+            loss_gaps: [0, 0, 0, 1, 1, 0],
             rtcp_fraction_lost: Some(0.5),
             rtcp_cumulative_lost: Some(4),
             rtcp_jitter_ms: Some(1.25),
@@ -436,6 +450,8 @@ pub(crate) mod tests {
             rtcp_xr_mos_lq: Some(4.2),
             rtcp_xr_mos_cq: Some(4.1),
             rtcp_xr_rtt_ms: Some(31.0),
+            rtcp_xr_burst_density_pct: Some(12.5),
+            rtcp_xr_gap_density_pct: Some(0.391),
             reason: why,
         };
         let dtmf = DtmfEvent {
@@ -556,7 +572,7 @@ pub(crate) mod tests {
     #[test]
     fn unknown_schema_version_is_named_in_the_error() {
         let e = decode(&[9, 1, 2]).unwrap_err().to_string();
-        assert!(e.contains("0x09") && e.contains("version 1"), "{e}");
+        assert!(e.contains("0x09") && e.contains("version 2"), "{e}");
     }
 
     /// Bytes per call event and per stream-second, both formats (figures for the README).

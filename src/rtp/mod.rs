@@ -13,6 +13,7 @@
 pub mod codec;
 pub mod emodel;
 pub mod heuristic;
+pub mod loss_pattern;
 pub mod packet;
 pub mod rtcp;
 pub mod stats;

@@ -33,6 +33,7 @@
 //! 2^32 stay "in time" (tshark 4.0 flags them); and ms = ticks · 1000 / clock exactly,
 //! where Wireshark divides by the integer `clock/1000` (only 44.1/11.025/22.05 kHz differ).
 
+use super::loss_pattern::{LossPattern, LossShape};
 use super::packet::TelephoneEvent;
 
 /// RFC 3550 A.1 defaults.
@@ -67,6 +68,9 @@ pub struct IntervalFigures {
     pub jitter_max_ms: f64,
     /// Largest gap between consecutive arrivals in the interval, ms (regular packets only).
     pub delta_max_ms: f64,
+    /// Loss runs, gaps and Gilbert transitions of the packets settled in this interval
+    /// (`loss_pattern`: settled `SETTLE_LAG` packets behind the highest sequence).
+    pub shape: LossShape,
 }
 
 /// Whole-stream figures.
@@ -84,6 +88,8 @@ pub struct TotalFigures {
     pub jitter_mean_ms: f64,
     pub delta_max_ms: f64,
     pub bytes: u64,
+    /// Loss runs, gaps and Gilbert transitions of the whole stream (everything settled).
+    pub shape: LossShape,
 }
 
 /// Per-stream state.
@@ -108,6 +114,8 @@ pub struct StreamStats {
     out_of_order: u64,
     restarts: u64,
     bytes: u64,
+    /// Loss runs and transitions, settled from `window`.
+    pattern: LossPattern,
 
     // --- Wireshark-compatible timing state ---
     timing_started: bool,
@@ -164,6 +172,7 @@ impl StreamStats {
             out_of_order: 0,
             restarts: 0,
             bytes: 0,
+            pattern: LossPattern::new(),
             timing_started: false,
             first_arrival_us: 0,
             first_ts: 0,
@@ -240,6 +249,7 @@ impl StreamStats {
             }
             self.started = true;
             self.init_seq(seq);
+            self.pattern.start(self.base_seq);
             self.received = 1;
             return true;
         }
@@ -248,6 +258,8 @@ impl StreamStats {
             self.note_duplicate();
         } else if udelta < MAX_DROPOUT {
             // In order, possibly with a gap.
+            self.pattern
+                .advance(self.ext_max(), self.window, u64::from(udelta));
             if seq < self.max_seq {
                 self.cycles += 1 << 16;
             }
@@ -259,12 +271,14 @@ impl StreamStats {
                 // Everything expected so far stays expected; the new run starts at the
                 // packet that jumped (already counted as received).
                 self.expected_carry = self.expected();
+                self.pattern.flush(self.ext_max(), self.window);
                 self.init_seq(seq.wrapping_sub(1));
                 self.shift_window(1);
                 self.max_seq = seq;
                 if seq == 0 {
                     self.cycles = 1 << 16; // the run started at 65535
                 }
+                self.pattern.start(self.ext_max() - 1);
                 self.restarts += 1;
             } else {
                 self.bad_seq = Some(seq.wrapping_add(1));
@@ -397,6 +411,7 @@ impl StreamStats {
             jitter_ms: self.jitter_ms,
             jitter_max_ms: self.int_jitter_max_ms,
             delta_max_ms: self.int_delta_max_ms,
+            shape: self.pattern.take_interval(),
         };
         self.int_expected_prior = expected;
         self.int_received_prior = self.received;
@@ -422,7 +437,23 @@ impl StreamStats {
             jitter_mean_ms: self.jitter_mean_ms,
             delta_max_ms: self.delta_max_ms,
             bytes: self.bytes,
+            shape: self.settled_pattern().total(),
         }
+    }
+
+    /// The loss pattern with everything up to the highest sequence settled.
+    fn settled_pattern(&self) -> LossPattern {
+        let mut p = self.pattern;
+        if self.started {
+            p.flush(self.ext_max(), self.window);
+        }
+        p
+    }
+
+    /// At the stream's end: settles the packets still within `SETTLE_LAG` of the highest,
+    /// so the last interval's shape includes them and the intervals sum to the totals.
+    pub fn finish(&mut self) {
+        self.pattern = self.settled_pattern();
     }
 }
 
@@ -516,6 +547,148 @@ impl DtmfTracker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Gilbert two-state loss, the model G.107's BurstR assumes: from "received" the next
+    /// packet is lost with probability `p`, from "lost" received again with probability
+    /// `q`. Returns the stream's totals (SplitMix64 here so the oracle owes nothing to the
+    /// code under test).
+    fn gilbert(p: f64, q: f64, n: u32, seed: u64) -> TotalFigures {
+        let mut x = seed;
+        let mut unit = move || {
+            x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+            let mut z = x;
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            ((z ^ (z >> 31)) >> 11) as f64 / (1u64 << 53) as f64
+        };
+        let mut s = StreamStats::new();
+        let mut lost = false;
+        for i in 0..n {
+            if i > 0 {
+                lost = if lost { unit() >= q } else { unit() < p };
+            }
+            if !lost || i + 1 == n {
+                let seq = i as u16;
+                s.on_packet(
+                    u64::from(i) * 20_000,
+                    seq,
+                    i * 160,
+                    8,
+                    false,
+                    8000,
+                    PacketKind::Audio,
+                );
+            }
+        }
+        s.finish();
+        s.totals()
+    }
+
+    #[test]
+    fn gilbert_loss_gives_its_burst_ratio_and_run_lengths() {
+        for (p, q) in [(0.01, 0.3), (0.02, 0.5), (0.05, 0.25)] {
+            let t = gilbert(p, q, 400_000, 7);
+            let want = 1.0 / (p + q);
+            let got = t.shape.burst_r().unwrap();
+            eprintln!(
+                "gilbert p {p} q {q}: BurstR measured {got:.4}, configured 1/(p+q) {want:.4}"
+            );
+            assert!(
+                (got / want - 1.0).abs() < 0.05,
+                "p {p} q {q}: BurstR {got} vs {want}"
+            );
+            // Run lengths are geometric with parameter q: P(1) = q, P(2) = q(1-q), ...
+            let runs = f64::from(t.shape.run_count());
+            let share = |k: usize| f64::from(t.shape.runs[k]) / runs;
+            assert!((share(0) - q).abs() < 0.02, "P(run=1) {} vs {q}", share(0));
+            assert!(
+                (share(1) - q * (1.0 - q)).abs() < 0.02,
+                "P(run=2) {}",
+                share(1)
+            );
+            assert_eq!(
+                i64::from(t.shape.lost),
+                t.lost,
+                "settled losses = RFC 3550 lost"
+            );
+        }
+    }
+
+    #[test]
+    fn random_loss_has_burst_ratio_one() {
+        // Independent loss of 3 %: p = 0.03, q = 0.97.
+        let t = gilbert(0.03, 0.97, 400_000, 11);
+        let b = t.shape.burst_r().unwrap();
+        assert!((b - 1.0).abs() < 0.03, "{b}");
+    }
+
+    #[test]
+    fn reordering_within_the_settle_lag_is_not_loss() {
+        let mut s = StreamStats::new();
+        for i in 0..200u32 {
+            // Swap every 10th pair.
+            let seq = if i % 10 == 4 {
+                i + 1
+            } else if i % 10 == 5 {
+                i - 1
+            } else {
+                i
+            };
+            s.on_packet(
+                u64::from(i) * 20_000,
+                seq as u16,
+                seq * 160,
+                8,
+                false,
+                8000,
+                PacketKind::Audio,
+            );
+        }
+        s.finish();
+        let t = s.totals();
+        assert_eq!(t.lost, 0);
+        assert_eq!(t.shape.lost, 0);
+        assert_eq!(t.shape.run_count(), 0);
+        assert_eq!(t.shape.received, 200);
+    }
+
+    #[test]
+    fn interval_shapes_sum_to_the_stream_shape() {
+        let mut s = StreamStats::new();
+        let mut runs = [0u32; 6];
+        let mut lost = 0;
+        for i in 0..1000u32 {
+            if i % 37 == 3 || i % 101 < 3 {
+                continue;
+            }
+            s.on_packet(
+                u64::from(i) * 20_000,
+                i as u16,
+                i * 160,
+                8,
+                false,
+                8000,
+                PacketKind::Audio,
+            );
+            if i % 50 == 49 {
+                let f = s.take_interval();
+                lost += f.shape.lost;
+                for (a, b) in runs.iter_mut().zip(f.shape.runs) {
+                    *a += b;
+                }
+            }
+        }
+        s.finish();
+        let f = s.take_interval();
+        lost += f.shape.lost;
+        for (a, b) in runs.iter_mut().zip(f.shape.runs) {
+            *a += b;
+        }
+        let t = s.totals();
+        assert_eq!(lost, t.shape.lost);
+        assert_eq!(runs, t.shape.runs);
+        assert_eq!(i64::from(lost), t.lost);
+    }
 
     const PCMA: u8 = 8;
 

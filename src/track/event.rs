@@ -186,6 +186,20 @@ pub struct DirectionQuality {
     pub jitter_max_ms: f64,
     pub mos_min: Option<f64>,
     pub mos_mean: Option<f64>,
+    /// Streams that carried this direction (a port move on resume, an SSRC change: each
+    /// is one more); `packets`, `lost` are their sums, `jitter_max_ms` and `mos_min` their
+    /// worst, `mos_mean` the mean over all their scored seconds (time-weighted).
+    pub streams: u32,
+    /// G.107 burst ratio of this direction's loss (all its streams), absent without loss.
+    pub burst_r: Option<f64>,
+    /// The far end's view of the busiest stream, from its RTCP receiver reports and XR
+    /// VoIP Metrics, beside the sensor's own figures above.
+    pub rtcp_fraction_lost: Option<f64>,
+    pub rtcp_jitter_ms: Option<f64>,
+    pub rtcp_rtt_ms: Option<f64>,
+    pub rtcp_xr_mos_lq: Option<f64>,
+    pub rtcp_xr_burst_density_pct: Option<f64>,
+    pub rtcp_xr_gap_density_pct: Option<f64>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -242,6 +256,12 @@ pub struct RtpInterval {
     pub delta_max_ms: f64,
     pub r_factor: Option<f64>,
     pub mos: Option<f64>,
+    /// G.107 burst ratio of this second's loss (`rtp::loss_pattern`), absent without loss.
+    pub burst_r: Option<f64>,
+    /// Loss runs by length (1, 2, 3, 4–5, 6–10, 11+ packets) and gaps between losses by
+    /// length (1–4, 5–15, 16–49, 50–99, 100–499, 500+), settled in this second.
+    pub loss_runs: [u32; 6],
+    pub loss_gaps: [u32; 6],
     /// The capture itself was dropping packets in this second: loss may be ours.
     pub capture_loss: bool,
 }
@@ -265,6 +285,11 @@ pub struct StreamEnd {
     pub delta_max_ms: f64,
     pub mos_min: Option<f64>,
     pub mos_mean: Option<f64>,
+    /// G.107 burst ratio of the whole stream's loss, absent without loss.
+    pub burst_r: Option<f64>,
+    /// Loss runs and gaps by length over the whole stream (buckets as in `RtpInterval`).
+    pub loss_runs: [u32; 6],
+    pub loss_gaps: [u32; 6],
     /// Remote view from RTCP reports about this stream, where seen.
     pub rtcp_fraction_lost: Option<f64>,
     pub rtcp_cumulative_lost: Option<i32>,
@@ -279,6 +304,9 @@ pub struct StreamEnd {
     pub rtcp_xr_mos_lq: Option<f64>,
     pub rtcp_xr_mos_cq: Option<f64>,
     pub rtcp_xr_rtt_ms: Option<f64>,
+    /// The XR block's burst and gap densities (RFC 3611 §4.7.2), percent.
+    pub rtcp_xr_burst_density_pct: Option<f64>,
+    pub rtcp_xr_gap_density_pct: Option<f64>,
     /// Why it ended: `call_ended`, `timeout`, `end_of_capture`, `evicted`, `sensor_stopped`.
     pub reason: Text,
 }

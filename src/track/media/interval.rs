@@ -22,7 +22,7 @@ pub(super) fn report_interval(
     let (r, mos) = if st.event_pt == Some(st.pt) {
         (None, None)
     } else {
-        mos_for(st, f.expected, f.lost, delay_ms)
+        mos_for(st, f.expected, f.lost, f.shape.burst_r(), delay_ms)
     };
     if let Some(m) = mos {
         st.mos_min = Some(st.mos_min.map_or(m, |x: f64| x.min(m)));
@@ -47,6 +47,9 @@ pub(super) fn report_interval(
         delta_max_ms: round3(f.delta_max_ms),
         r_factor: r,
         mos,
+        burst_r: f.shape.burst_r().map(round3),
+        loss_runs: f.shape.runs,
+        loss_gaps: f.shape.gaps,
         capture_loss,
     }));
     true

@@ -51,7 +51,22 @@ use crate::track::event::{CallId, DirectionQuality, EventSink, Party};
 use core::net::SocketAddr;
 use embassy_time::{Duration, Instant};
 use endpoint::{Endpoint, Endpoints};
+use quality::DirectionAcc;
 use stream::Stream;
+
+/// Index of a direction in a call's `[DirectionAcc; 2]`: toward the caller, toward the callee.
+fn direction_index(toward: Party) -> usize {
+    match toward {
+        Party::Caller => 0,
+        Party::Callee => 1,
+    }
+}
+
+/// Calls that can have ended streams at once: at most half the stream table (a call with
+/// an ended stream has had at least two).
+fn ended_capacity(cfg: &MediaConfig) -> usize {
+    (cfg.streams / 2).max(1)
+}
 
 pub const MEDIA_ENDPOINTS_DEFAULT: usize = 16384;
 pub const STREAMS_DEFAULT: usize = 8192;
@@ -91,6 +106,10 @@ pub struct Media {
     cfg: MediaConfig,
     endpoints: Endpoints,
     streams: Table<StreamKey, Stream>,
+    /// Streams of still-open calls that ended before their call, summed per direction
+    /// (caller → callee, callee → caller), so the call's final quality covers all of its
+    /// media. One entry per such call; when full, the oldest call's entry is evicted.
+    ended: Table<u64, [DirectionAcc; 2]>,
     capture_loss: bool,
 }
 
@@ -112,6 +131,7 @@ impl Media {
             cfg,
             endpoints: Endpoints::new(cfg.endpoints),
             streams: Table::new("streams", cfg.streams),
+            ended: Table::new("ended_streams", ended_capacity(&cfg)),
             capture_loss: false,
         }
     }
@@ -120,6 +140,26 @@ impl Media {
     pub fn memory_bytes(cfg: &MediaConfig) -> usize {
         Endpoints::memory_bytes(cfg.endpoints)
             + Table::<StreamKey, Stream>::memory_bytes(cfg.streams)
+            + Table::<u64, [DirectionAcc; 2]>::memory_bytes(ended_capacity(cfg))
+    }
+
+    /// Folds a stream that ends while its call is open into the call's quality.
+    fn fold_ended(&mut self, key: &StreamKey, st: &Stream) {
+        let (Some(serial), Some(toward), None, None) =
+            (st.call, st.toward, st.closed, &st.candidate)
+        else {
+            return;
+        };
+        let delay = self.cfg.assumed_delay_ms;
+        if !self.ended.contains(&serial) {
+            // Lowest serial = oldest call: the one whose final event is most likely lost anyway.
+            let _ = self
+                .ended
+                .insert_or_evict(serial, Default::default(), |k, _| Some(*k));
+        }
+        if let Some(acc) = self.ended.get_mut(&serial) {
+            acc[direction_index(toward)].add(key, st, delay);
+        }
     }
 
     pub fn endpoint_stats(&self) -> TableStats {
@@ -253,6 +293,7 @@ impl Media {
         {
             Inserted::Stored => {}
             Inserted::Evicted(k, mut s) => {
+                self.fold_ended(&k, &s);
                 report::end_stream(k, &mut s, now, "evicted", out, delay, counters);
                 counters.rtp.streams_ended += 1;
             }
@@ -287,6 +328,7 @@ impl Media {
                 _ => continue,
             };
             if let Some((k, mut st)) = self.streams.remove_slot(s) {
+                self.fold_ended(&k, &st);
                 report::end_stream(k, &mut st, now, reason, out, delay, counters);
                 counters.rtp.streams_ended += 1;
             }
@@ -303,8 +345,7 @@ impl Media {
         reason: &'static str,
     ) -> (Option<DirectionQuality>, Option<DirectionQuality>) {
         let delay = self.cfg.assumed_delay_ms;
-        let mut to_callee: Option<DirectionQuality> = None;
-        let mut to_caller: Option<DirectionQuality> = None;
+        let mut acc = self.ended.remove(&serial).unwrap_or_default();
         let mut slot = 0;
         while let Some(s) = self.streams.next_slot(slot) {
             slot = s + 1;
@@ -318,18 +359,12 @@ impl Media {
             if st.candidate.is_some() {
                 continue;
             }
-            let q = quality::direction_quality(k, st, delay);
-            let slot_for = match st.toward {
-                Some(Party::Callee) => &mut to_callee,
-                Some(Party::Caller) => &mut to_caller,
-                None => continue,
-            };
-            // Several streams one way (SSRC change): keep the one that carried most.
-            if slot_for.as_ref().is_none_or(|old| old.packets < q.packets) {
-                *slot_for = Some(q);
+            if let Some(toward) = st.toward {
+                acc[direction_index(toward)].add(k, st, delay);
             }
         }
-        (to_callee, to_caller)
+        let [to_caller, to_callee] = &acc;
+        (to_callee.quality(), to_caller.quality())
     }
 
     /// Drops a closed call's endpoints (after its linger time).
@@ -351,6 +386,7 @@ impl Media {
         while let Some(s) = self.streams.next_slot(slot) {
             slot = s + 1;
             if let Some((k, mut st)) = self.streams.remove_slot(s) {
+                self.fold_ended(&k, &st);
                 let r = st.closed.unwrap_or(reason);
                 report::end_stream(k, &mut st, now, r, out, delay, counters);
                 counters.rtp.streams_ended += 1;

@@ -1,6 +1,6 @@
 //! Reports: a stream's `stream_end` summary, with its last second and any digit cut short.
 
-use super::quality::round3;
+use super::quality::{density_pct, round3};
 use super::stream::{Stream, StreamKey};
 use super::{dtmf, interval};
 use crate::track::counters::Counters;
@@ -18,6 +18,8 @@ pub(super) fn end_stream(
     delay_ms: f64,
     counters: &mut Counters,
 ) -> StreamEnd {
+    // Settle the loss pattern's last packets so the last second and the totals agree.
+    st.stats.finish();
     if st.packets_in_second > 0 {
         interval::report_interval(key, st, out, delay_ms);
     }
@@ -43,6 +45,9 @@ pub(super) fn end_stream(
         delta_max_ms: round3(t.delta_max_ms),
         mos_min: st.mos_min,
         mos_mean: (st.mos_n > 0).then(|| round3(st.mos_sum / st.mos_n as f64)),
+        burst_r: t.shape.burst_r().map(round3),
+        loss_runs: t.shape.runs,
+        loss_gaps: t.shape.gaps,
         rtcp_fraction_lost: st.rtcp.fraction_lost,
         rtcp_cumulative_lost: st.rtcp.cumulative_lost,
         rtcp_jitter_ms: st.rtcp.jitter_ms.map(round3),
@@ -53,6 +58,8 @@ pub(super) fn end_stream(
         rtcp_xr_mos_lq: st.rtcp.xr.and_then(|x| x.mos_lq()),
         rtcp_xr_mos_cq: st.rtcp.xr.and_then(|x| x.mos_cq()),
         rtcp_xr_rtt_ms: st.rtcp.xr.and_then(|x| x.round_trip_ms()).map(f64::from),
+        rtcp_xr_burst_density_pct: st.rtcp.xr.map(|x| density_pct(x.burst_density)),
+        rtcp_xr_gap_density_pct: st.rtcp.xr.map(|x| density_pct(x.gap_density)),
         reason: r,
     };
     if st.confirmed() {
