@@ -12,13 +12,17 @@
 
 use crate::capture::live::Options as CaptureOptions;
 use crate::policy::PolicyConfig;
-use crate::publish::broker::BrokerUrl;
+use crate::publish::broker::{self, BrokerUrl};
 use crate::publish::payload::Format;
 use crate::publish::privacy::{Mode, Privacy};
 use crate::publish::settings::{Connect, PublishSettings};
 use crate::publish::topic;
 use crate::track::tracker::TrackerConfig;
 use serde::{Deserialize, Serialize};
+mod error;
+
+pub use error::ConfigError;
+use error::invalid;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -264,54 +268,6 @@ impl Tracker {
     }
 }
 
-#[derive(Debug)]
-pub enum ConfigError {
-    Io {
-        path: PathBuf,
-        what: String,
-        err: std::io::Error,
-    },
-    Parse {
-        path: PathBuf,
-        message: String,
-    },
-    Invalid {
-        key: String,
-        value: String,
-        allowed: String,
-    },
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ConfigError::Io { path, what, err } => {
-                write!(f, "cannot read {what} {}: {err}", path.display())
-            }
-            ConfigError::Parse { path, message } => {
-                write!(f, "{}: {}", path.display(), message.trim_end())
-            }
-            ConfigError::Invalid {
-                key,
-                value,
-                allowed,
-            } => {
-                write!(f, "{key} = {value} is not allowed: {allowed}")
-            }
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
-fn invalid(key: &str, value: impl fmt::Display, allowed: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key: key.into(),
-        value: value.to_string(),
-        allowed: allowed.into(),
-    }
-}
-
 impl Config {
     /// The tracker's configuration (`replay` and `run` alike).
     pub fn tracker_config(&self) -> TrackerConfig {
@@ -361,6 +317,7 @@ impl Config {
             return Err(invalid(
                 "sensor.id",
                 "(unset)",
+                "cannot be derived without a capture interface",
                 "set sensor.id, or capture.interfaces so it can be derived from the NIC's MAC",
             ));
         };
@@ -376,6 +333,7 @@ impl Config {
                 return Err(invalid(
                     "capture.interfaces",
                     format!("{i:?}"),
+                    "not an interface name",
                     "interface names of 1 to 15 characters, no '/' or whitespace",
                 ));
             }
@@ -387,6 +345,7 @@ impl Config {
             return Err(invalid(
                 "sensor.site",
                 "(unset)",
+                "missing",
                 "a site name is required (one MQTT topic level)",
             ));
         }
@@ -394,17 +353,45 @@ impl Config {
             invalid(
                 "sensor.site",
                 format!("{:?}", self.sensor.site),
+                "not a topic level",
                 e.to_string(),
             )
         })?;
         if let Some(id) = &self.sensor.id {
-            topic::validate_name("sensor", id)
-                .map_err(|e| invalid("sensor.id", format!("{id:?}"), e.to_string()))?;
+            topic::validate_name("sensor", id).map_err(|e| {
+                invalid(
+                    "sensor.id",
+                    format!("{id:?}"),
+                    "not a topic level",
+                    e.to_string(),
+                )
+            })?;
         }
 
         let m = &mut self.mqtt;
-        let url = BrokerUrl::parse(&m.url)
-            .map_err(|e| invalid("mqtt.url", format!("{:?}", e.url), e.why))?;
+        let url = BrokerUrl::parse(&m.url).map_err(|e| {
+            invalid(
+                "mqtt.url",
+                format!("{:?}", e.url),
+                e.why,
+                "allowed mqtt://[user:password@]host[:port] or mqtts://…",
+            )
+        })?;
+        // `mqtt://user:password@host` is accepted: the credentials move to their keys, so
+        // the URL that is printed and passed on holds no password.
+        if let (stripped, Some((user, password))) = broker::split_credentials(&m.url) {
+            if m.username.is_some() || m.password.is_some() || m.password_file.is_some() {
+                return Err(invalid(
+                    "mqtt.url",
+                    format!("{:?}", broker::redact(&m.url)),
+                    "credentials both in the URL and in mqtt.username/password",
+                    "give them in one place",
+                ));
+            }
+            m.username = Some(user);
+            m.password = password.map(Secret::new);
+            m.url = stripped;
+        }
         range("mqtt.keepalive_s", m.keepalive_s.into(), 5, 3600)?;
         for (k, q) in [
             ("mqtt.qos.calls", m.qos.calls),
@@ -431,6 +418,7 @@ impl Config {
             return Err(invalid(
                 "mqtt.outbox_bytes",
                 m.outbox_bytes,
+                "too small for the largest message",
                 format!(
                     "at least 4 x mqtt.max_message_bytes ({})",
                     u64::from(m.max_message_bytes) * 4
@@ -438,17 +426,24 @@ impl Config {
             ));
         }
         range("mqtt.reconnect_min_ms", m.reconnect_min_ms, 10, 600_000)?;
-        range(
-            "mqtt.reconnect_max_ms",
-            m.reconnect_max_ms,
-            m.reconnect_min_ms,
-            3_600_000,
-        )?;
+        range("mqtt.reconnect_max_ms", m.reconnect_max_ms, 10, 3_600_000)?;
+        if m.reconnect_min_ms > m.reconnect_max_ms {
+            return Err(invalid(
+                "mqtt.reconnect_min_ms",
+                m.reconnect_min_ms,
+                format!(
+                    "reconnect_min_ms must be ≤ reconnect_max_ms ({})",
+                    m.reconnect_max_ms
+                ),
+                "lower reconnect_min_ms or raise reconnect_max_ms",
+            ));
+        }
         range("mqtt.connect_timeout_s", m.connect_timeout_s, 1, 300)?;
         if m.password.is_some() && m.password_file.is_some() {
             return Err(invalid(
                 "mqtt.password_file",
                 "(set)",
+                "set together with mqtt.password",
                 "only one of mqtt.password and mqtt.password_file",
             ));
         }
@@ -459,6 +454,7 @@ impl Config {
             return Err(invalid(
                 "mqtt.username",
                 "(unset)",
+                "missing",
                 "a username is required when a password is set",
             ));
         }
@@ -466,7 +462,8 @@ impl Config {
         if tls_files && !url.tls {
             return Err(invalid(
                 "mqtt.url",
-                format!("{:?}", m.url),
+                format!("{:?}", broker::redact(&m.url)),
+                "not TLS",
                 "mqtts:// when ca_file, client_cert or client_key is set",
             ));
         }
@@ -474,6 +471,7 @@ impl Config {
             return Err(invalid(
                 "mqtt.client_key",
                 "(one of the pair)",
+                "set without its partner",
                 "client_cert and client_key together",
             ));
         }
@@ -507,6 +505,7 @@ impl Config {
             return Err(invalid(
                 "privacy.secret_file",
                 "(set)",
+                "set together with privacy.secret",
                 "only one of privacy.secret and privacy.secret_file",
             ));
         }
@@ -519,11 +518,17 @@ impl Config {
                     return Err(invalid(
                         "privacy.secret",
                         "(unset)",
+                        "missing",
                         "mode = \"hash\" needs privacy.secret or privacy.secret_file",
                     ));
                 }
                 Some(s) if s.expose().len() < 16 => {
-                    return Err(invalid("privacy.secret", "<redacted>", "at least 16 bytes"));
+                    return Err(invalid(
+                        "privacy.secret",
+                        "<redacted>",
+                        "too short",
+                        "at least 16 bytes",
+                    ));
                 }
                 _ => {}
             }
@@ -576,7 +581,12 @@ impl TryFrom<&Config> for PublishSettings {
 
 fn range(key: &str, v: u64, lo: u64, hi: u64) -> Result<(), ConfigError> {
     if v < lo || v > hi {
-        return Err(invalid(key, v, format!("{lo} to {hi}")));
+        return Err(invalid(
+            key,
+            v,
+            "out of range",
+            format!("allowed {lo} to {hi}"),
+        ));
     }
     Ok(())
 }
@@ -594,6 +604,7 @@ fn read_secret(base: &Path, p: &Path, key: &str) -> Result<Secret, ConfigError> 
         return Err(invalid(
             key,
             path.display(),
+            "empty",
             "a file holding a non-empty secret",
         ));
     }
@@ -613,10 +624,8 @@ pub fn id_from_mac(ifname: &str) -> Result<String, ConfigError> {
         return Err(invalid(
             "sensor.id",
             "(unset)",
-            format!(
-                "interface {ifname} has no usable MAC ({:?}): set sensor.id",
-                mac.trim()
-            ),
+            format!("interface {ifname} has no usable MAC ({:?})", mac.trim()),
+            "set sensor.id",
         ));
     }
     Ok(format!("vs-{}", hex.to_ascii_lowercase()))
@@ -632,21 +641,12 @@ fn parse_with(
     path: &Path,
     overrides: impl FnOnce(&mut Config),
 ) -> Result<Config, ConfigError> {
-    let mut cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
-        path: path.to_path_buf(),
-        // toml's message quotes the line, points at the key and says what was expected
-        // (e.g. "unknown field `qos_calls`, expected one of ...").
-        message: e.to_string(),
-    })?;
+    let mut cfg: Config =
+        toml::from_str(text).map_err(|e| error::from_toml(&e, text, path.to_path_buf()))?;
     overrides(&mut cfg);
     let base = path.parent().unwrap_or(Path::new("."));
-    cfg.validate(base).map_err(|e| match e {
-        ConfigError::Invalid { .. } => ConfigError::Parse {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        },
-        other => other,
-    })?;
+    cfg.validate(base)
+        .map_err(|e| error::locate(e, text, path.to_path_buf()))?;
     Ok(cfg)
 }
 
@@ -734,7 +734,7 @@ mod tests {
         let e = parse_str("[sensor]\nsite = \"p\"\n[mqtt]\nqos_calls = 1\n")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("qos_calls") && e.contains("line 4"), "{e}");
+        assert!(e.contains(":4: mqtt.qos_calls = 1: unknown key"), "{e}");
     }
 
     #[test]

@@ -9,7 +9,8 @@ mod cli;
 #[command(
     name = "voipsensor",
     version,
-    about = "Passive SIP/RTP monitoring sensor for a switch mirror port"
+    about = "Passive SIP/RTP monitoring sensor for a switch mirror port",
+    after_help = cli::exit::TABLE
 )]
 struct Cli {
     #[command(subcommand)]
@@ -39,10 +40,11 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .format_timestamp_millis()
-        .init();
+    let bad_filter = cli::log_filter::init();
     let cli = Cli::parse();
+    if let Some(why) = bad_filter {
+        log::warn!("{why}");
+    }
     let res = match cli.cmd {
         Cmd::Replay(a) => cli::replay::run(a),
         Cmd::Run(a) => cli::run::run(a),
@@ -57,8 +59,9 @@ fn main() -> ExitCode {
     match res {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("voipsensor: {e}");
-            ExitCode::from(2)
+            // The one report of a fatal error, with its OS cause (`{:#}`).
+            eprintln!("voipsensor: {e:#}");
+            cli::exit::Exit::of(&e).into()
         }
     }
 }

@@ -2,8 +2,10 @@
 
 pub mod check_config;
 pub mod decode;
+pub mod exit;
 pub mod fixture;
 pub mod interfaces;
+pub mod log_filter;
 pub mod publish_test;
 pub mod replay;
 pub mod run;

@@ -115,7 +115,9 @@ fn settings(a: &Args) -> Result<Settings> {
         }
     });
     if no_site {
-        bail!("publishing needs a site: pass --site NAME or set sensor.site in the config");
+        return Err(super::exit::usage(
+            "publishing needs a site: pass --site NAME or set sensor.site in the config",
+        ));
     }
     let cfg = cfg?;
     if cfg.capture.interfaces.is_empty() {

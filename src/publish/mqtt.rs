@@ -179,7 +179,7 @@ impl Publisher {
         match first {
             Some(Err((msg, true))) => {
                 publisher.stop_thread();
-                bail!("{msg}");
+                return Err(crate::publish::broker::Refused(msg).into());
             }
             Some(Err((msg, false))) => log::warn!("{msg}; queueing until the broker is reachable"),
             None => log::warn!(
@@ -391,7 +391,8 @@ async fn net_main(
                         step = Step::Stop;
                     }
                     let (msg, fatal) = explain(&e, &url);
-                    if net.last_error.as_deref() != Some(msg.as_str()) {
+                    // The first outcome is reported once, by whoever waits for it.
+                    if net.first.is_some() && net.last_error.as_deref() != Some(msg.as_str()) {
                         if fatal {
                             log::error!("{msg}")
                         } else {
