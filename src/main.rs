@@ -25,7 +25,7 @@ enum Cmd {
     Run(cli::run::Args),
     /// List capture interfaces with link state and addresses.
     Interfaces(cli::interfaces::Args),
-    /// Check config, interfaces, broker reachability and clock; a verdict per item.
+    /// Would the sensor work here? Config, interfaces, capabilities, MQTT CONNECT and round trip, NTP; a verdict each.
     Selftest(cli::selftest::Args),
     /// Write a synthetic demo/test capture (SIP calls with RTP) made by voipsensor's own fixture builder.
     Fixture(cli::fixture::Args),

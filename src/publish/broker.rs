@@ -188,6 +188,15 @@ pub fn explain(e: &ConnectionError, url: &str) -> (String, bool) {
             format!("cannot reach broker {url}: connection timed out"),
             false,
         ),
+        // Something answered, but not in MQTT (an HTTP server, a wrong port). Still retried:
+        // the broker may be restarting behind a proxy.
+        ConnectionError::NotConnAck(_)
+        | ConnectionError::MqttState(rumqttc::StateError::Deserialization(_)) => (
+            format!(
+                "{url} answered, but not in MQTT (no valid CONNACK): is this the broker's MQTT port?"
+            ),
+            false,
+        ),
         other => (format!("connection to broker {url} lost: {other}"), false),
     }
 }

@@ -1,0 +1,207 @@
+//! `voipsensor selftest` against a real mosquitto with a password file and an ACL: good
+//! credentials pass (CONNECT and a round trip), bad ones fail with the reason and exit 5,
+//! a port that speaks HTTP fails with the reason.
+
+mod common;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn tempdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("vs-selftest-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// mosquitto on a free loopback port: user `sensor` may use its own tree only.
+struct Broker {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Broker {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn broker(dir: &Path) -> Option<Broker> {
+    if !common::need_tool("mosquitto", "mosquitto")
+        || !common::need_tool("mosquitto_passwd", "mosquitto")
+    {
+        return None;
+    }
+    let pw = dir.join("passwd");
+    let st = Command::new("mosquitto_passwd")
+        .arg("-b")
+        .arg("-c")
+        .arg(&pw)
+        .args(["sensor", "right-pass"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let acl = dir.join("acl");
+    std::fs::write(&acl, "user sensor\ntopic readwrite voipsensor/v1/s1/t1/#\n").unwrap();
+    let port = free_port();
+    let conf = dir.join("mosquitto.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "user root\nlistener {port} 127.0.0.1\nallow_anonymous false\npassword_file {}\n\
+             acl_file {}\nlog_dest file {}/mosquitto.log\n",
+            pw.display(),
+            acl.display(),
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let child = Command::new("mosquitto")
+        .arg("-c")
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            t0.elapsed() < Duration::from_secs(10),
+            "mosquitto did not start"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    Some(Broker { child, port })
+}
+
+/// Runs `selftest --json` on a config for `url`; returns the exit code and the items.
+fn selftest(dir: &Path, url: &str, creds: &str) -> (i32, serde_json::Value) {
+    let cfg = dir.join("sensor.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[sensor]\nsite = \"s1\"\nid = \"t1\"\n[capture]\ninterfaces = [\"lo\"]\n\
+             [mqtt]\nurl = \"{url}\"\n{creds}"
+        ),
+    )
+    .unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_voipsensor"))
+        .args(["selftest", "--timeout-s", "3", "--json", "--config"])
+        .arg(&cfg)
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&o.stdout);
+    let v: serde_json::Value =
+        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"));
+    (o.status.code().unwrap(), v)
+}
+
+fn item<'a>(v: &'a serde_json::Value, name: &str) -> (&'a str, &'a str) {
+    let i = v["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["item"] == name)
+        .unwrap_or_else(|| panic!("no {name} item: {v}"));
+    (i["verdict"].as_str().unwrap(), i["text"].as_str().unwrap())
+}
+
+#[test]
+fn good_credentials_connect_and_complete_a_round_trip() {
+    let dir = tempdir("good");
+    let Some(b) = broker(&dir) else { return };
+    let url = format!("mqtt://127.0.0.1:{}", b.port);
+    let (code, v) = selftest(
+        &dir,
+        &url,
+        "username = \"sensor\"\npassword = \"right-pass\"\n",
+    );
+    assert_eq!(
+        item(&v, "broker"),
+        (
+            "ok",
+            format!("{url}: CONNECT accepted as sensor (CONNACK: accepted)").as_str()
+        )
+    );
+    let (verdict, text) = item(&v, "round trip");
+    assert_eq!(verdict, "ok", "{text}");
+    assert!(
+        text.starts_with("published and received back on voipsensor/v1/s1/t1/selftest in "),
+        "{text}"
+    );
+    // Capturing on `lo` needs CAP_NET_RAW: without it the verdict fails for that reason only.
+    if common::need_root() {
+        assert_eq!(code, 0, "{v}");
+    }
+    assert!(!v.to_string().contains("right-pass"));
+}
+
+#[test]
+fn bad_credentials_fail_with_the_reason_and_exit_5() {
+    let dir = tempdir("bad");
+    let Some(b) = broker(&dir) else { return };
+    let url = format!("mqtt://sensor:wrong-pass@127.0.0.1:{}", b.port);
+    let (code, v) = selftest(&dir, &url, "");
+    assert_eq!(code, 5, "{v}");
+    let (verdict, text) = item(&v, "broker");
+    assert_eq!(verdict, "fail");
+    assert!(
+        text.contains("refused the connection")
+            && (text.contains("bad username or password") || text.contains("not authorized")),
+        "{text}"
+    );
+    assert_eq!(v["verdict"], "fail");
+    assert!(!v.to_string().contains("wrong-pass"), "{v}");
+}
+
+#[test]
+fn a_port_that_speaks_http_fails_with_the_reason() {
+    let dir = tempdir("http");
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = l.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for s in l.incoming().flatten() {
+            let mut s = s;
+            let mut buf = [0u8; 512];
+            let _ = s.read(&mut buf);
+            let _ = s.write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n");
+        }
+    });
+    let url = format!("mqtt://127.0.0.1:{port}");
+    let (code, v) = selftest(&dir, &url, "");
+    assert_eq!(code, 1, "{v}");
+    assert_eq!(
+        item(&v, "broker"),
+        (
+            "fail",
+            format!(
+                "{url} answered, but not in MQTT (no valid CONNACK): is this the broker's MQTT port?"
+            )
+            .as_str()
+        )
+    );
+}
+
+#[test]
+fn a_closed_port_fails_at_once_saying_the_connection_was_refused() {
+    let dir = tempdir("closed");
+    let url = format!("mqtt://127.0.0.1:{}", free_port());
+    let t0 = Instant::now();
+    let (code, v) = selftest(&dir, &url, "");
+    assert_eq!(code, 1);
+    let (verdict, text) = item(&v, "broker");
+    assert_eq!(verdict, "fail");
+    assert!(text.contains("Connection refused"), "{text}");
+    assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
+}
