@@ -44,8 +44,10 @@ pub struct Args {
     /// mqtt.url in the config), events are JSON lines on stdout.
     #[arg(long)]
     pub broker: Option<String>,
+    /// Site name in the topic tree (overrides sensor.site).
     #[arg(long)]
     pub site: Option<String>,
+    /// Sensor id in the topic tree and MQTT client id (overrides sensor.id).
     #[arg(long)]
     pub sensor: Option<String>,
     /// JSON lines on stdout even when a broker is configured.

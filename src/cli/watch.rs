@@ -25,6 +25,7 @@ pub struct Args {
     /// Only this sensor (default: all).
     #[arg(long)]
     pub sensor: Option<String>,
+    /// MQTT username (with --password-file).
     #[arg(long)]
     pub username: Option<String>,
     /// File holding the password (first line).
