@@ -10,4 +10,5 @@ pub mod publish_test;
 pub mod replay;
 pub mod run;
 pub mod selftest;
+pub mod seq_check;
 pub mod watch;
