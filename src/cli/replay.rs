@@ -250,8 +250,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     if let Some(p) = publisher {
         // Everything queued must reach the broker, or the command fails saying how much did not.
+        if !p.is_connected() {
+            log::warn!(
+                "broker not connected: waiting up to 30 s for it to take the queued messages"
+            );
+        }
         let stats = p.finish(std::time::Duration::from_secs(30))?;
-        log::info!("published: {stats:?}");
+        log::info!("published: {stats}");
     }
     if let Some(e) = lines.error {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
