@@ -132,3 +132,15 @@ fn a_broker_url_with_credentials_is_accepted_and_its_password_never_printed() {
         "/etc/voipsensor/sensor.toml:5: mqtt.password = <redacted>: wrong type (integer); expected a quoted string"
     );
 }
+
+#[test]
+fn a_file_named_by_a_key_that_cannot_be_read_names_the_key_and_the_os_cause() {
+    assert_eq!(
+        error(&format!(
+            "{SITE}[mqtt]\nusername = \"u\"\npassword_file = \"nope\"\n"
+        )),
+        "/etc/voipsensor/sensor.toml:6: mqtt.password_file = \"/etc/voipsensor/nope\": cannot read it: \
+         No such file or directory (os error 2); a readable file (relative paths are from the \
+         configuration's folder)"
+    );
+}

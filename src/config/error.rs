@@ -241,6 +241,28 @@ pub(super) fn from_toml(e: &toml::de::Error, text: &str, path: PathBuf) -> Confi
 
 /// A rule broken in the file, located at its key (or its section when the key is missing).
 pub(super) fn locate(e: ConfigError, text: &str, path: PathBuf) -> ConfigError {
+    // A file named by a key (`mqtt.ca_file`, `privacy.secret_file`, …) that cannot be read.
+    if let ConfigError::Io {
+        path: ref file,
+        ref what,
+        ref err,
+    } = e
+        && what.contains('.')
+    {
+        let doc = DeTable::parse(text).ok();
+        let line = doc
+            .as_ref()
+            .and_then(|d| find_key(d.get_ref(), what))
+            .map(|s| line_of(text, s.start));
+        return ConfigError::Located {
+            path,
+            line,
+            message: format!(
+                "{what} = {:?}: cannot read it: {err}; a readable file (relative paths are from the configuration's folder)",
+                file.display().to_string()
+            ),
+        };
+    }
     let ConfigError::Invalid { ref key, .. } = e else {
         return e;
     };
