@@ -165,3 +165,21 @@ fn the_exit_code_table_is_in_help_and_in_the_readme() {
         assert!(readme.contains(code), "README lacks {code:?}");
     }
 }
+
+#[test]
+fn input_that_is_not_a_payload_is_a_runtime_failure_exit_1() {
+    let f = dir().join("garbage.txt");
+    std::fs::write(&f, "zz not hex\n").unwrap();
+    let o = bin().arg("decode").arg(&f).output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+    let o = bin()
+        .args(["decode", "/nonexistent/p.hex"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(4));
+    assert_eq!(
+        stderr(&o),
+        "voipsensor: cannot read /nonexistent/p.hex: No such file or directory (os error 2)\n"
+    );
+}

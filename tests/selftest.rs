@@ -205,3 +205,39 @@ fn a_closed_port_fails_at_once_saying_the_connection_was_refused() {
     assert!(text.contains("Connection refused"), "{text}");
     assert!(t0.elapsed() < Duration::from_secs(3), "{:?}", t0.elapsed());
 }
+
+#[test]
+fn publishing_to_a_broker_that_refuses_the_credentials_exits_5_saying_so_once() {
+    let dir = tempdir("refuse");
+    let Some(b) = broker(&dir) else { return };
+    let pcap = dir.join("demo.pcap");
+    let bin = env!("CARGO_BIN_EXE_voipsensor");
+    assert!(
+        Command::new(bin)
+            .arg("fixture")
+            .arg(&pcap)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let url = format!("mqtt://sensor:wrong-pass@127.0.0.1:{}", b.port);
+    let o = Command::new(bin)
+        .env_remove("RUST_LOG")
+        .arg("replay")
+        .arg(&pcap)
+        .args([
+            "--broker",
+            &url,
+            "--site",
+            "s1",
+            "--sensor",
+            "t1",
+            "--summary",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(5), "{err}");
+    assert_eq!(err.matches("refused the connection").count(), 1, "{err}");
+    assert!(!err.contains("wrong-pass"), "{err}");
+}
