@@ -38,6 +38,11 @@ impl Drop for Broker {
 }
 
 fn broker(dir: &Path) -> Option<Broker> {
+    broker_with(dir, "")
+}
+
+/// As [`broker`], with `extra` mosquitto.conf lines on the listener (TLS).
+fn broker_with(dir: &Path, extra: &str) -> Option<Broker> {
     if !common::need_tool("mosquitto", "mosquitto")
         || !common::need_tool("mosquitto_passwd", "mosquitto")
     {
@@ -59,7 +64,7 @@ fn broker(dir: &Path) -> Option<Broker> {
     std::fs::write(
         &conf,
         format!(
-            "user root\nlistener {port} 127.0.0.1\nallow_anonymous false\npassword_file {}\n\
+            "user root\nlistener {port} 127.0.0.1\n{extra}\nallow_anonymous false\npassword_file {}\n\
              acl_file {}\nlog_dest file {}/mosquitto.log\n",
             pw.display(),
             acl.display(),
@@ -87,12 +92,16 @@ fn broker(dir: &Path) -> Option<Broker> {
 
 /// Runs `selftest --json` on a config for `url`; returns the exit code and the items.
 fn selftest(dir: &Path, url: &str, creds: &str) -> (i32, serde_json::Value) {
+    selftest_extra(dir, url, creds, "")
+}
+
+fn selftest_extra(dir: &Path, url: &str, creds: &str, extra: &str) -> (i32, serde_json::Value) {
     let cfg = dir.join("sensor.toml");
     std::fs::write(
         &cfg,
         format!(
             "[sensor]\nsite = \"s1\"\nid = \"t1\"\n[capture]\ninterfaces = [\"lo\"]\n\
-             [mqtt]\nurl = \"{url}\"\n{creds}"
+             [mqtt]\nurl = \"{url}\"\n{creds}{extra}"
         ),
     )
     .unwrap();
@@ -240,4 +249,96 @@ fn publishing_to_a_broker_that_refuses_the_credentials_exits_5_saying_so_once() 
     assert_eq!(o.status.code(), Some(5), "{err}");
     assert_eq!(err.matches("refused the connection").count(), 1, "{err}");
     assert!(!err.contains("wrong-pass"), "{err}");
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let st = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .stderr(Stdio::null())
+        .stdout(Stdio::null())
+        .status()
+        .unwrap();
+    assert!(st.success(), "openssl {args:?}");
+}
+
+#[test]
+fn a_tls_certificate_for_another_name_fails_naming_the_certificates_names() {
+    if !common::need_tool("openssl", "openssl") {
+        return;
+    }
+    let dir = tempdir("tls");
+    let days = ["-days", "2"];
+    openssl(
+        &dir,
+        &[
+            &["req", "-x509", "-newkey", "rsa:2048", "-nodes"][..],
+            &days,
+            &["-subj", "/CN=ca", "-keyout", "ca.key", "-out", "ca.pem"],
+        ]
+        .concat(),
+    );
+    openssl(
+        &dir,
+        &[
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            "/CN=127.0.0.1",
+            "-keyout",
+            "server.key",
+            "-out",
+            "server.csr",
+        ],
+    );
+    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
+    openssl(
+        &dir,
+        &[
+            &[
+                "x509",
+                "-req",
+                "-in",
+                "server.csr",
+                "-CA",
+                "ca.pem",
+                "-CAkey",
+                "ca.key",
+                "-CAcreateserial",
+            ][..],
+            &days,
+            &["-extfile", "san.ext", "-out", "server.pem"],
+        ]
+        .concat(),
+    );
+    let d = dir.display();
+    let Some(b) = broker_with(
+        &dir,
+        &format!("cafile {d}/ca.pem\ncertfile {d}/server.pem\nkeyfile {d}/server.key"),
+    ) else {
+        return;
+    };
+    let creds = "username = \"sensor\"\npassword = \"right-pass\"\n";
+    let ca = format!("ca_file = \"{d}/ca.pem\"\n");
+    // The right name: CONNECT and round trip over TLS.
+    let (_, v) = selftest_extra(&dir, &format!("mqtts://127.0.0.1:{}", b.port), creds, &ca);
+    assert_eq!(item(&v, "round trip").0, "ok", "{v}");
+    // Another name for the same broker: refused, saying which names the certificate holds.
+    let url = format!("mqtts://localhost:{}", b.port);
+    let (code, v) = selftest_extra(&dir, &url, creds, &ca);
+    assert_eq!(code, 5, "{v}");
+    assert_eq!(
+        item(&v, "broker"),
+        (
+            "fail",
+            format!(
+                "TLS with broker {url} failed: the broker's certificate was rejected: certificate not \
+                 valid for name \"localhost\"; certificate is only valid for IpAddress(127.0.0.1) \
+                 (check mqtt.ca_file and the broker's certificate)"
+            )
+            .as_str()
+        )
+    );
 }

@@ -207,7 +207,7 @@ fn tls_detail(t: &rumqttc::TlsError) -> String {
     {
         return match inner {
             rustls::Error::InvalidCertificate(c) => {
-                format!("the broker's certificate was rejected: {c:?}")
+                format!("the broker's certificate was rejected: {c}")
             }
             other => other.to_string(),
         };
