@@ -274,7 +274,8 @@ pub fn run(a: Args) -> Result<ExitCode> {
             if i.handle.is_some() {
                 log::info!("{m}");
             } else {
-                log::warn!("{m}");
+                // The policy's `interface_down` warning says it once, at warn level.
+                log::debug!("{m}");
             }
         }
     }
@@ -448,7 +449,8 @@ impl State {
                 if iface.handle.is_some() {
                     log::info!("{m}");
                 } else {
-                    log::warn!("{m}");
+                    // The policy's `interface_down` warning says it once, at warn level.
+                    log::debug!("{m}");
                 }
             }
             if iface.handle.is_some() && !was_open {
