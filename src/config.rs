@@ -633,12 +633,13 @@ pub fn id_from_mac(ifname: &str) -> Result<String, ConfigError> {
 
 /// Parses and validates configuration text. `base` resolves relative `*_file` paths.
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-    parse_with(text, path, |_| {})
+    parse_with(text, path, &[], |_| {})
 }
 
 fn parse_with(
     text: &str,
     path: &Path,
+    flags: &[(&str, &str)],
     overrides: impl FnOnce(&mut Config),
 ) -> Result<Config, ConfigError> {
     let mut cfg: Config =
@@ -646,7 +647,10 @@ fn parse_with(
     overrides(&mut cfg);
     let base = path.parent().unwrap_or(Path::new("."));
     cfg.validate(base)
-        .map_err(|e| error::locate(e, text, path.to_path_buf()))?;
+        .map_err(|e| match error::by_flag(e, flags) {
+            Ok(flagged) => flagged,
+            Err(e) => error::locate(e, text, path.to_path_buf()),
+        })?;
     Ok(cfg)
 }
 
@@ -667,6 +671,16 @@ pub fn load_with(
     path: Option<&Path>,
     overrides: impl FnOnce(&mut Config),
 ) -> Result<Config, ConfigError> {
+    load_with_flags(path, &[], overrides)
+}
+
+/// As [`load_with`]; `flags` lists `(key, flag)` for the keys the command line set, so an
+/// error about one names the flag (`--broker`), not a line of the file.
+pub fn load_with_flags(
+    path: Option<&Path>,
+    flags: &[(&str, &str)],
+    overrides: impl FnOnce(&mut Config),
+) -> Result<Config, ConfigError> {
     match path {
         Some(p) => {
             let text = std::fs::read_to_string(p).map_err(|err| ConfigError::Io {
@@ -674,12 +688,13 @@ pub fn load_with(
                 what: "configuration file".into(),
                 err,
             })?;
-            parse_with(&text, p, overrides)
+            parse_with(&text, p, flags, overrides)
         }
         None => {
             let mut cfg = Config::default();
             overrides(&mut cfg);
-            cfg.validate(Path::new("."))?;
+            cfg.validate(Path::new("."))
+                .map_err(|e| error::by_flag(e, flags).unwrap_or_else(|e| e))?;
             Ok(cfg)
         }
     }

@@ -183,3 +183,26 @@ fn input_that_is_not_a_payload_is_a_runtime_failure_exit_1() {
         "voipsensor: cannot read /nonexistent/p.hex: No such file or directory (os error 2)\n"
     );
 }
+
+#[test]
+fn a_bad_flag_value_names_the_flag_not_a_line_of_the_file() {
+    let f = dir().join("flag.toml");
+    std::fs::write(&f, "[sensor]\nsite = \"paris\"\nid = \"t1\"\n").unwrap();
+    let o = bin()
+        .args([
+            "replay",
+            "/nonexistent/x.pcap",
+            "--broker",
+            "http://u:hunter2@x",
+            "--config",
+        ])
+        .arg(&f)
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3));
+    assert_eq!(
+        stderr(&o),
+        "voipsensor: --broker (mqtt.url) = \"http://u:***@x\": not an MQTT URL; \
+         allowed mqtt://[user:password@]host[:port] or mqtts://…\n"
+    );
+}

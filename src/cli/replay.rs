@@ -73,7 +73,16 @@ fn effective_config(args: &Args) -> Result<Option<Config>> {
         });
     };
     let mut no_sensor = false;
-    let cfg = config::load_with(args.config.as_deref(), |c| {
+    let mut flags = vec![("mqtt.url", "--broker")];
+    for (set, key, flag) in [
+        (args.site.is_some(), "sensor.site", "--site"),
+        (args.sensor.is_some(), "sensor.id", "--sensor"),
+    ] {
+        if set {
+            flags.push((key, flag));
+        }
+    }
+    let cfg = config::load_with_flags(args.config.as_deref(), &flags, |c| {
         c.mqtt.url = url.clone();
         if let Some(s) = &args.site {
             c.sensor.site = s.clone();

@@ -87,7 +87,27 @@ fn settings(a: &Args) -> Result<Settings> {
     let mqtt = !a.stdout && (a.broker.is_some() || a.config.as_deref().is_some_and(mqtt_url_set));
     // Flags are applied to the file before its one validation.
     let mut no_site = false;
-    let cfg = config::load_with(a.config.as_deref(), |c| {
+    let flags: Vec<(&str, &str)> = [
+        (
+            !a.interfaces.is_empty(),
+            "capture.interfaces",
+            "--interface",
+        ),
+        (a.broker.is_some(), "mqtt.url", "--broker"),
+        (a.site.is_some(), "sensor.site", "--site"),
+        (a.sensor.is_some(), "sensor.id", "--sensor"),
+        (a.buffer_mb.is_some(), "capture.buffer_mb", "--buffer-mb"),
+        (
+            a.health_interval_s.is_some(),
+            "output.health_interval_s",
+            "--health-interval-s",
+        ),
+    ]
+    .into_iter()
+    .filter(|(set, _, _)| *set)
+    .map(|(_, k, f)| (k, f))
+    .collect();
+    let cfg = config::load_with_flags(a.config.as_deref(), &flags, |c| {
         if !a.interfaces.is_empty() {
             c.capture.interfaces = a.interfaces.clone();
         }

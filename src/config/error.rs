@@ -276,3 +276,30 @@ pub(super) fn locate(e: ConfigError, text: &str, path: PathBuf) -> ConfigError {
         message: e.to_string(),
     }
 }
+
+/// A rule broken by a value a command-line flag set: named by the flag (and its key).
+/// `Err` gives the error back when no flag set that key.
+pub(super) fn by_flag(e: ConfigError, flags: &[(&str, &str)]) -> Result<ConfigError, ConfigError> {
+    match e {
+        ConfigError::Invalid {
+            key,
+            value,
+            wrong,
+            allowed,
+        } => match flags.iter().find(|(k, _)| *k == key) {
+            Some((_, flag)) => Ok(ConfigError::Invalid {
+                key: format!("{flag} ({key})"),
+                value,
+                wrong,
+                allowed,
+            }),
+            None => Err(ConfigError::Invalid {
+                key,
+                value,
+                wrong,
+                allowed,
+            }),
+        },
+        other => Err(other),
+    }
+}
