@@ -12,13 +12,17 @@
 
 use crate::capture::live::Options as CaptureOptions;
 use crate::policy::PolicyConfig;
-use crate::publish::broker::BrokerUrl;
+use crate::publish::broker::{self, BrokerUrl};
 use crate::publish::payload::Format;
 use crate::publish::privacy::{Mode, Privacy};
 use crate::publish::settings::{Connect, PublishSettings};
 use crate::publish::topic;
 use crate::track::tracker::TrackerConfig;
 use serde::{Deserialize, Serialize};
+mod error;
+
+pub use error::ConfigError;
+use error::invalid;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -266,54 +270,6 @@ impl Tracker {
     }
 }
 
-#[derive(Debug)]
-pub enum ConfigError {
-    Io {
-        path: PathBuf,
-        what: String,
-        err: std::io::Error,
-    },
-    Parse {
-        path: PathBuf,
-        message: String,
-    },
-    Invalid {
-        key: String,
-        value: String,
-        allowed: String,
-    },
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            ConfigError::Io { path, what, err } => {
-                write!(f, "cannot read {what} {}: {err}", path.display())
-            }
-            ConfigError::Parse { path, message } => {
-                write!(f, "{}: {}", path.display(), message.trim_end())
-            }
-            ConfigError::Invalid {
-                key,
-                value,
-                allowed,
-            } => {
-                write!(f, "{key} = {value} is not allowed: {allowed}")
-            }
-        }
-    }
-}
-
-impl std::error::Error for ConfigError {}
-
-fn invalid(key: &str, value: impl fmt::Display, allowed: impl Into<String>) -> ConfigError {
-    ConfigError::Invalid {
-        key: key.into(),
-        value: value.to_string(),
-        allowed: allowed.into(),
-    }
-}
-
 impl Config {
     /// The tracker's configuration (`replay` and `run` alike).
     pub fn tracker_config(&self) -> TrackerConfig {
@@ -363,6 +319,7 @@ impl Config {
             return Err(invalid(
                 "sensor.id",
                 "(unset)",
+                "cannot be derived without a capture interface",
                 "set sensor.id, or capture.interfaces so it can be derived from the NIC's MAC",
             ));
         };
@@ -374,6 +331,7 @@ impl Config {
         self.network.validate().map_err(|e| ConfigError::Invalid {
             key: e.key.into(),
             value: e.value,
+            wrong: "not allowed".into(),
             allowed: e.allowed,
         })?;
         let c = &self.capture;
@@ -383,6 +341,7 @@ impl Config {
                 return Err(invalid(
                     "capture.interfaces",
                     format!("{i:?}"),
+                    "not an interface name",
                     "interface names of 1 to 15 characters, no '/' or whitespace",
                 ));
             }
@@ -394,6 +353,7 @@ impl Config {
             return Err(invalid(
                 "sensor.site",
                 "(unset)",
+                "missing",
                 "a site name is required (one MQTT topic level)",
             ));
         }
@@ -401,17 +361,45 @@ impl Config {
             invalid(
                 "sensor.site",
                 format!("{:?}", self.sensor.site),
+                "not a topic level",
                 e.to_string(),
             )
         })?;
         if let Some(id) = &self.sensor.id {
-            topic::validate_name("sensor", id)
-                .map_err(|e| invalid("sensor.id", format!("{id:?}"), e.to_string()))?;
+            topic::validate_name("sensor", id).map_err(|e| {
+                invalid(
+                    "sensor.id",
+                    format!("{id:?}"),
+                    "not a topic level",
+                    e.to_string(),
+                )
+            })?;
         }
 
         let m = &mut self.mqtt;
-        let url = BrokerUrl::parse(&m.url)
-            .map_err(|e| invalid("mqtt.url", format!("{:?}", e.url), e.why))?;
+        let url = BrokerUrl::parse(&m.url).map_err(|e| {
+            invalid(
+                "mqtt.url",
+                format!("{:?}", e.url),
+                e.why,
+                "allowed mqtt://[user:password@]host[:port] or mqtts://…",
+            )
+        })?;
+        // `mqtt://user:password@host` is accepted: the credentials move to their keys, so
+        // the URL that is printed and passed on holds no password.
+        if let (stripped, Some((user, password))) = broker::split_credentials(&m.url) {
+            if m.username.is_some() || m.password.is_some() || m.password_file.is_some() {
+                return Err(invalid(
+                    "mqtt.url",
+                    format!("{:?}", broker::redact(&m.url)),
+                    "credentials both in the URL and in mqtt.username/password",
+                    "give them in one place",
+                ));
+            }
+            m.username = Some(user);
+            m.password = password.map(Secret::new);
+            m.url = stripped;
+        }
         range("mqtt.keepalive_s", m.keepalive_s.into(), 5, 3600)?;
         for (k, q) in [
             ("mqtt.qos.calls", m.qos.calls),
@@ -438,6 +426,7 @@ impl Config {
             return Err(invalid(
                 "mqtt.outbox_bytes",
                 m.outbox_bytes,
+                "too small for the largest message",
                 format!(
                     "at least 4 x mqtt.max_message_bytes ({})",
                     u64::from(m.max_message_bytes) * 4
@@ -445,17 +434,24 @@ impl Config {
             ));
         }
         range("mqtt.reconnect_min_ms", m.reconnect_min_ms, 10, 600_000)?;
-        range(
-            "mqtt.reconnect_max_ms",
-            m.reconnect_max_ms,
-            m.reconnect_min_ms,
-            3_600_000,
-        )?;
+        range("mqtt.reconnect_max_ms", m.reconnect_max_ms, 10, 3_600_000)?;
+        if m.reconnect_min_ms > m.reconnect_max_ms {
+            return Err(invalid(
+                "mqtt.reconnect_min_ms",
+                m.reconnect_min_ms,
+                format!(
+                    "reconnect_min_ms must be ≤ reconnect_max_ms ({})",
+                    m.reconnect_max_ms
+                ),
+                "lower reconnect_min_ms or raise reconnect_max_ms",
+            ));
+        }
         range("mqtt.connect_timeout_s", m.connect_timeout_s, 1, 300)?;
         if m.password.is_some() && m.password_file.is_some() {
             return Err(invalid(
                 "mqtt.password_file",
                 "(set)",
+                "set together with mqtt.password",
                 "only one of mqtt.password and mqtt.password_file",
             ));
         }
@@ -466,6 +462,7 @@ impl Config {
             return Err(invalid(
                 "mqtt.username",
                 "(unset)",
+                "missing",
                 "a username is required when a password is set",
             ));
         }
@@ -473,7 +470,8 @@ impl Config {
         if tls_files && !url.tls {
             return Err(invalid(
                 "mqtt.url",
-                format!("{:?}", m.url),
+                format!("{:?}", broker::redact(&m.url)),
+                "not TLS",
                 "mqtts:// when ca_file, client_cert or client_key is set",
             ));
         }
@@ -481,6 +479,7 @@ impl Config {
             return Err(invalid(
                 "mqtt.client_key",
                 "(one of the pair)",
+                "set without its partner",
                 "client_cert and client_key together",
             ));
         }
@@ -514,6 +513,7 @@ impl Config {
             return Err(invalid(
                 "privacy.secret_file",
                 "(set)",
+                "set together with privacy.secret",
                 "only one of privacy.secret and privacy.secret_file",
             ));
         }
@@ -526,11 +526,17 @@ impl Config {
                     return Err(invalid(
                         "privacy.secret",
                         "(unset)",
+                        "missing",
                         "mode = \"hash\" needs privacy.secret or privacy.secret_file",
                     ));
                 }
                 Some(s) if s.expose().len() < 16 => {
-                    return Err(invalid("privacy.secret", "<redacted>", "at least 16 bytes"));
+                    return Err(invalid(
+                        "privacy.secret",
+                        "<redacted>",
+                        "too short",
+                        "at least 16 bytes",
+                    ));
                 }
                 _ => {}
             }
@@ -583,7 +589,12 @@ impl TryFrom<&Config> for PublishSettings {
 
 fn range(key: &str, v: u64, lo: u64, hi: u64) -> Result<(), ConfigError> {
     if v < lo || v > hi {
-        return Err(invalid(key, v, format!("{lo} to {hi}")));
+        return Err(invalid(
+            key,
+            v,
+            "out of range",
+            format!("allowed {lo} to {hi}"),
+        ));
     }
     Ok(())
 }
@@ -601,6 +612,7 @@ fn read_secret(base: &Path, p: &Path, key: &str) -> Result<Secret, ConfigError> 
         return Err(invalid(
             key,
             path.display(),
+            "empty",
             "a file holding a non-empty secret",
         ));
     }
@@ -620,10 +632,8 @@ pub fn id_from_mac(ifname: &str) -> Result<String, ConfigError> {
         return Err(invalid(
             "sensor.id",
             "(unset)",
-            format!(
-                "interface {ifname} has no usable MAC ({:?}): set sensor.id",
-                mac.trim()
-            ),
+            format!("interface {ifname} has no usable MAC ({:?})", mac.trim()),
+            "set sensor.id",
         ));
     }
     Ok(format!("vs-{}", hex.to_ascii_lowercase()))
@@ -631,29 +641,24 @@ pub fn id_from_mac(ifname: &str) -> Result<String, ConfigError> {
 
 /// Parses and validates configuration text. `base` resolves relative `*_file` paths.
 pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-    parse_with(text, path, |_| {})
+    parse_with(text, path, &[], |_| {})
 }
 
 fn parse_with(
     text: &str,
     path: &Path,
+    flags: &[(&str, &str)],
     overrides: impl FnOnce(&mut Config),
 ) -> Result<Config, ConfigError> {
-    let mut cfg: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
-        path: path.to_path_buf(),
-        // toml's message quotes the line, points at the key and says what was expected
-        // (e.g. "unknown field `qos_calls`, expected one of ...").
-        message: e.to_string(),
-    })?;
+    let mut cfg: Config =
+        toml::from_str(text).map_err(|e| error::from_toml(&e, text, path.to_path_buf()))?;
     overrides(&mut cfg);
     let base = path.parent().unwrap_or(Path::new("."));
-    cfg.validate(base).map_err(|e| match e {
-        ConfigError::Invalid { .. } => ConfigError::Parse {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        },
-        other => other,
-    })?;
+    cfg.validate(base)
+        .map_err(|e| match error::by_flag(e, flags) {
+            Ok(flagged) => flagged,
+            Err(e) => error::locate(e, text, path.to_path_buf()),
+        })?;
     Ok(cfg)
 }
 
@@ -674,6 +679,16 @@ pub fn load_with(
     path: Option<&Path>,
     overrides: impl FnOnce(&mut Config),
 ) -> Result<Config, ConfigError> {
+    load_with_flags(path, &[], overrides)
+}
+
+/// As [`load_with`]; `flags` lists `(key, flag)` for the keys the command line set, so an
+/// error about one names the flag (`--broker`), not a line of the file.
+pub fn load_with_flags(
+    path: Option<&Path>,
+    flags: &[(&str, &str)],
+    overrides: impl FnOnce(&mut Config),
+) -> Result<Config, ConfigError> {
     match path {
         Some(p) => {
             let text = std::fs::read_to_string(p).map_err(|err| ConfigError::Io {
@@ -681,12 +696,13 @@ pub fn load_with(
                 what: "configuration file".into(),
                 err,
             })?;
-            parse_with(&text, p, overrides)
+            parse_with(&text, p, flags, overrides)
         }
         None => {
             let mut cfg = Config::default();
             overrides(&mut cfg);
-            cfg.validate(Path::new("."))?;
+            cfg.validate(Path::new("."))
+                .map_err(|e| error::by_flag(e, flags).unwrap_or_else(|e| e))?;
             Ok(cfg)
         }
     }
@@ -741,7 +757,7 @@ mod tests {
         let e = parse_str("[sensor]\nsite = \"p\"\n[mqtt]\nqos_calls = 1\n")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("qos_calls") && e.contains("line 4"), "{e}");
+        assert!(e.contains(":4: mqtt.qos_calls = 1: unknown key"), "{e}");
     }
 
     #[test]

@@ -9,7 +9,8 @@ mod cli;
 #[command(
     name = "voipsensor",
     version,
-    about = "Passive SIP/RTP monitoring sensor for a switch mirror port"
+    about = "Passive SIP/RTP monitoring sensor for a switch mirror port",
+    after_help = cli::exit::TABLE
 )]
 struct Cli {
     #[command(subcommand)]
@@ -26,7 +27,7 @@ enum Cmd {
     Run(cli::run::Args),
     /// List capture interfaces with link state and addresses.
     Interfaces(cli::interfaces::Args),
-    /// Check config, interfaces, broker reachability and clock; a verdict per item.
+    /// Would the sensor work here? Config, interfaces, capabilities, MQTT CONNECT and round trip, NTP; a verdict each.
     Selftest(cli::selftest::Args),
     /// Write a synthetic demo/test capture (SIP calls with RTP) made by voipsensor's own fixture builder.
     Fixture(cli::fixture::Args),
@@ -43,10 +44,11 @@ enum Cmd {
 }
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info"))
-        .format_timestamp_millis()
-        .init();
+    let bad_filter = cli::log_filter::init();
     let cli = Cli::parse();
+    if let Some(why) = bad_filter {
+        log::warn!("{why}");
+    }
     let res = match cli.cmd {
         Cmd::Replay(a) => cli::replay::run(a),
         Cmd::Report(a) => cli::report::run(a),
@@ -63,8 +65,45 @@ fn main() -> ExitCode {
     match res {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("voipsensor: {e}");
-            ExitCode::from(2)
+            // The one report of a fatal error, with its OS cause (`{:#}`).
+            eprintln!("voipsensor: {e:#}");
+            cli::exit::Exit::of(&e).into()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cli;
+    use clap::CommandFactory;
+
+    /// Every flag and positional of every subcommand says what it does in `--help`.
+    #[test]
+    fn every_argument_of_every_command_has_help() {
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for a in cmd.get_arguments() {
+                let id = a.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                if a.get_help().is_none() && a.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.is_hide_set() {
+                    continue;
+                }
+                if sub.get_about().is_none() && sub.get_name() != "help" {
+                    missing.push(format!("{path} {} (about)", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        let cmd = Cli::command();
+        cmd.clone().debug_assert();
+        walk(&cmd, "voipsensor", &mut missing);
+        assert!(missing.is_empty(), "no help for: {missing:?}");
     }
 }

@@ -770,7 +770,11 @@ fn selftest_gives_a_verdict_per_item_and_fails_on_what_is_wrong() {
     assert!(text.contains("FAIL interface vsnosuch0"), "{text}");
     assert!(text.contains("no such interface"), "{text}");
     assert!(text.contains("FAIL broker"), "{text}");
-    assert!(text.contains("OK   clock"), "{text}");
+    // WARN when the kernel says NTP is not synchronized (a container, a lab box).
+    assert!(
+        text.contains("OK   clock") || text.contains("WARN clock"),
+        "{text}"
+    );
     assert!(text.contains("verdict: FAIL"), "{text}");
 }
 

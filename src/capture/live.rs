@@ -83,7 +83,7 @@ fn explain(name: &str, e: &pcap::Error) -> String {
     let s = e.to_string();
     if s.contains("ermission") || s.contains("not permitted") {
         format!(
-            "{name}: {s}: capturing needs root or CAP_NET_RAW (and CAP_NET_ADMIN for promiscuous mode): setcap cap_net_raw,cap_net_admin=eip on the binary, or AmbientCapabilities= in the systemd unit"
+            "{name}: {s}: capturing needs root or CAP_NET_RAW (and CAP_NET_ADMIN for promiscuous mode): setcap cap_net_raw,cap_net_admin+ep on the binary, or AmbientCapabilities= in the systemd unit"
         )
     } else {
         format!("{name}: {s}")

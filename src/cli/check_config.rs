@@ -1,4 +1,7 @@
 //! `voipsensor check-config FILE`: parse and validate a configuration, print the outcome.
+//!
+//! Fails (exit 3) on what can never work; warns (exit 0) on what may be fine on the
+//! sensor itself (an interface this machine lacks now, an id derived from it).
 
 use anyhow::Result;
 use std::path::PathBuf;
@@ -12,23 +15,28 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<ExitCode> {
     let cfg = voipsensor::config::load(&a.file)?;
+    let file = a.file.display();
+    for i in &cfg.capture.interfaces {
+        if !std::path::Path::new("/sys/class/net").join(i).exists() {
+            eprintln!(
+                "voipsensor check-config: warning: {file}: capture.interfaces = {i:?}: no such interface \
+                 on this machine now; `run` waits for it (`voipsensor interfaces` lists those present)"
+            );
+        }
+    }
     // A derived id needs the capture NIC, which the machine checking the file may lack.
     let sensor = match cfg.sensor_id() {
         Ok(id) => id,
         Err(e) => {
-            eprintln!("voipsensor check-config: note: {e}");
+            eprintln!("voipsensor check-config: warning: {file}: {e}");
             "<derived-at-start>".into()
         }
     };
     let topics = format!("voipsensor/v1/{}/{sensor}", cfg.sensor.site);
-    // Only non-secret facts: the configuration's Debug is redacted, but a summary reads better.
+    // Only non-secret facts (the URL holds no password: the config moved it out).
     println!(
-        "{}: ok; publishes {:?} to {} under {}/; privacy {:?}",
-        a.file.display(),
-        cfg.output.payload,
-        cfg.mqtt.url,
-        topics,
-        cfg.privacy.mode
+        "{file}: ok; publishes {} payloads to {} under {topics}/; privacy {}",
+        cfg.output.payload, cfg.mqtt.url, cfg.privacy.mode
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -24,7 +24,9 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let mut input = Vec::new();
     match a.file.as_deref() {
         Some(p) if p.as_os_str() != "-" => {
-            input = std::fs::read(p).with_context(|| format!("cannot read {}", p.display()))?;
+            input = std::fs::read(p)
+                .with_context(|| format!("cannot read {}", p.display()))
+                .map_err(super::exit::input)?;
         }
         _ => {
             std::io::stdin()

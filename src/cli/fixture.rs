@@ -19,6 +19,7 @@ pub enum Scenario {
 pub struct Args {
     /// Output pcap file.
     pub out: PathBuf,
+    /// Which synthetic traffic to write.
     #[arg(long, value_enum, default_value = "demo")]
     pub scenario: Scenario,
     /// Long: concurrent calls.

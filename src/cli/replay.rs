@@ -1,6 +1,7 @@
 //! `voipsensor replay FILE`: a capture file through the tracker, events out as JSON lines
 //! (stdout) or published to MQTT with the same publisher as the live sensor.
 
+use super::exit;
 use anyhow::Result;
 use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
@@ -72,7 +73,16 @@ fn effective_config(args: &Args) -> Result<Option<Config>> {
         });
     };
     let mut no_sensor = false;
-    let cfg = config::load_with(args.config.as_deref(), |c| {
+    let mut flags = vec![("mqtt.url", "--broker")];
+    for (set, key, flag) in [
+        (args.site.is_some(), "sensor.site", "--site"),
+        (args.sensor.is_some(), "sensor.id", "--sensor"),
+    ] {
+        if set {
+            flags.push((key, flag));
+        }
+    }
+    let cfg = config::load_with_flags(args.config.as_deref(), &flags, |c| {
         c.mqtt.url = url.clone();
         if let Some(s) = &args.site {
             c.sensor.site = s.clone();
@@ -86,9 +96,9 @@ fn effective_config(args: &Args) -> Result<Option<Config>> {
         }
     });
     if no_sensor {
-        anyhow::bail!(
-            "--broker needs --sensor (or [sensor] id in --config): replay has no capture NIC to derive an id from"
-        );
+        return Err(exit::usage(
+            "--broker needs --sensor (or [sensor] id in --config): replay has no capture NIC to derive an id from",
+        ));
     }
     Ok(Some(cfg?))
 }
@@ -121,9 +131,30 @@ pub fn summary_line(c: &Counters) -> String {
     serde_json::Value::Object(m).to_string()
 }
 
+/// Flags that only mean something when publishing are refused without `--broker`.
+fn refuse_idle_flags(args: &Args) -> Result<()> {
+    if args.broker.is_some() {
+        return Ok(());
+    }
+    for (set, flag) in [
+        (args.site.is_some(), "--site"),
+        (args.sensor.is_some(), "--sensor"),
+        (args.payload.is_some(), "--payload"),
+        (args.pace.is_some(), "--pace"),
+    ] {
+        if set {
+            return Err(exit::usage(format!(
+                "{flag} does nothing without --broker: replay prints JSON lines unless it publishes"
+            )));
+        }
+    }
+    Ok(())
+}
+
 pub fn run(args: Args) -> Result<ExitCode> {
+    refuse_idle_flags(&args)?;
     let conf = effective_config(&args)?;
-    let mut cap = CaptureFile::open(&args.file)?;
+    let mut cap = CaptureFile::open(&args.file).map_err(exit::input)?;
     let mut cfg = conf
         .as_ref()
         .map(Config::tracker_config)
@@ -228,8 +259,13 @@ pub fn run(args: Args) -> Result<ExitCode> {
     }
     if let Some(p) = publisher {
         // Everything queued must reach the broker, or the command fails saying how much did not.
+        if !p.is_connected() {
+            log::warn!(
+                "broker not connected: waiting up to 30 s for it to take the queued messages"
+            );
+        }
         let stats = p.finish(std::time::Duration::from_secs(30))?;
-        log::info!("published: {stats:?}");
+        log::info!("published: {stats}");
     }
     if let Some(e) = lines.error {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
@@ -238,7 +274,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
         anyhow::bail!("cannot write output: {e}");
     }
     if let Some(e) = failure {
-        anyhow::bail!("{}: {e}", args.file.display());
+        return Err(exit::input(anyhow::anyhow!("{}: {e}", args.file.display())));
     }
     Ok(ExitCode::SUCCESS)
 }

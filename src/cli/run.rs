@@ -44,8 +44,10 @@ pub struct Args {
     /// mqtt.url in the config), events are JSON lines on stdout.
     #[arg(long)]
     pub broker: Option<String>,
+    /// Site name in the topic tree (overrides sensor.site).
     #[arg(long)]
     pub site: Option<String>,
+    /// Sensor id in the topic tree and MQTT client id (overrides sensor.id).
     #[arg(long)]
     pub sensor: Option<String>,
     /// JSON lines on stdout even when a broker is configured.
@@ -85,7 +87,27 @@ fn settings(a: &Args) -> Result<Settings> {
     let mqtt = !a.stdout && (a.broker.is_some() || a.config.as_deref().is_some_and(mqtt_url_set));
     // Flags are applied to the file before its one validation.
     let mut no_site = false;
-    let cfg = config::load_with(a.config.as_deref(), |c| {
+    let flags: Vec<(&str, &str)> = [
+        (
+            !a.interfaces.is_empty(),
+            "capture.interfaces",
+            "--interface",
+        ),
+        (a.broker.is_some(), "mqtt.url", "--broker"),
+        (a.site.is_some(), "sensor.site", "--site"),
+        (a.sensor.is_some(), "sensor.id", "--sensor"),
+        (a.buffer_mb.is_some(), "capture.buffer_mb", "--buffer-mb"),
+        (
+            a.health_interval_s.is_some(),
+            "output.health_interval_s",
+            "--health-interval-s",
+        ),
+    ]
+    .into_iter()
+    .filter(|(set, _, _)| *set)
+    .map(|(_, k, f)| (k, f))
+    .collect();
+    let cfg = config::load_with_flags(a.config.as_deref(), &flags, |c| {
         if !a.interfaces.is_empty() {
             c.capture.interfaces = a.interfaces.clone();
         }
@@ -115,7 +137,9 @@ fn settings(a: &Args) -> Result<Settings> {
         }
     });
     if no_site {
-        bail!("publishing needs a site: pass --site NAME or set sensor.site in the config");
+        return Err(super::exit::usage(
+            "publishing needs a site: pass --site NAME or set sensor.site in the config",
+        ));
     }
     let cfg = cfg?;
     if cfg.capture.interfaces.is_empty() {
@@ -270,7 +294,8 @@ pub fn run(a: Args) -> Result<ExitCode> {
             if i.handle.is_some() {
                 log::info!("{m}");
             } else {
-                log::warn!("{m}");
+                // The policy's `interface_down` warning says it once, at warn level.
+                log::debug!("{m}");
             }
         }
     }
@@ -444,7 +469,8 @@ impl State {
                 if iface.handle.is_some() {
                     log::info!("{m}");
                 } else {
-                    log::warn!("{m}");
+                    // The policy's `interface_down` warning says it once, at warn level.
+                    log::debug!("{m}");
                 }
             }
             if iface.handle.is_some() && !was_open {

@@ -15,25 +15,53 @@ pub struct BrokerUrl {
     pub port: u16,
 }
 
+/// `mqtt://user:password@host` with the password replaced by `***` (for every message).
+pub fn redact(url: &str) -> String {
+    match split_credentials(url) {
+        (_, Some((_, Some(_)))) => {
+            let (scheme, rest) = url.split_once("://").unwrap_or(("", url));
+            let (userinfo, host) = rest.rsplit_once('@').unwrap_or(("", rest));
+            let user = userinfo.split_once(':').map_or(userinfo, |(u, _)| u);
+            format!("{scheme}://{user}:***@{host}")
+        }
+        _ => url.to_string(),
+    }
+}
+
+/// Splits `scheme://user[:password]@rest` into the URL without credentials and the
+/// credentials (the config moves them to `mqtt.username`/`mqtt.password`).
+pub fn split_credentials(url: &str) -> (String, Option<(String, Option<String>)>) {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return (url.to_string(), None);
+    };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else {
+        return (url.to_string(), None);
+    };
+    let creds = match userinfo.split_once(':') {
+        Some((u, p)) => (u.to_string(), Some(p.to_string())),
+        None => (userinfo.to_string(), None),
+    };
+    (format!("{scheme}://{host}"), Some(creds))
+}
+
 impl BrokerUrl {
+    /// Parses the URL; credentials in it (`user:password@`) are skipped here (see
+    /// [`split_credentials`]) and never appear in an error.
     pub fn parse(url: &str) -> Result<BrokerUrl, UrlError> {
         let bad = |why: &str| UrlError {
-            url: url.to_string(),
+            url: redact(url),
             why: why.to_string(),
         };
+        let (stripped, _) = split_credentials(url);
+        let url = stripped.as_str();
         let (tls, rest) = if let Some(r) = url.strip_prefix("mqtts://") {
             (true, r)
         } else if let Some(r) = url.strip_prefix("mqtt://") {
             (false, r)
         } else {
-            return Err(bad("expected mqtt://host[:port] or mqtts://host[:port]"));
+            return Err(bad("not an MQTT URL"));
         };
         let rest = rest.strip_suffix('/').unwrap_or(rest);
-        if rest.contains('@') {
-            return Err(bad(
-                "no credentials in the URL: use mqtt.username and mqtt.password(_file)",
-            ));
-        }
         if rest.contains('/') || rest.contains('?') {
             return Err(bad("no path or query allowed: expected mqtt://host[:port]"));
         }
@@ -79,11 +107,24 @@ pub struct UrlError {
 
 impl fmt::Display for UrlError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "mqtt.url = {:?} is not allowed: {}", self.url, self.why)
+        write!(f, "mqtt.url = {:?}: {}", self.url, self.why)
     }
 }
 
 impl std::error::Error for UrlError {}
+
+/// The broker refused the sensor for a reason retrying cannot fix (credentials, ACL,
+/// client id, protocol, TLS certificate): the message says which.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refused(pub String);
+
+impl fmt::Display for Refused {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
 
 /// rumqttc options for `c` (used by the publisher and `watch`).
 pub fn mqtt_options(
@@ -147,6 +188,15 @@ pub fn explain(e: &ConnectionError, url: &str) -> (String, bool) {
             format!("cannot reach broker {url}: connection timed out"),
             false,
         ),
+        // Something answered, but not in MQTT (an HTTP server, a wrong port). Still retried:
+        // the broker may be restarting behind a proxy.
+        ConnectionError::NotConnAck(_)
+        | ConnectionError::MqttState(rumqttc::StateError::Deserialization(_)) => (
+            format!(
+                "{url} answered, but not in MQTT (no valid CONNACK): is this the broker's MQTT port?"
+            ),
+            false,
+        ),
         other => (format!("connection to broker {url} lost: {other}"), false),
     }
 }
@@ -157,7 +207,7 @@ fn tls_detail(t: &rumqttc::TlsError) -> String {
     {
         return match inner {
             rustls::Error::InvalidCertificate(c) => {
-                format!("the broker's certificate was rejected: {c:?}")
+                format!("the broker's certificate was rejected: {c}")
             }
             other => other.to_string(),
         };
@@ -181,13 +231,7 @@ mod tests {
         );
         assert_eq!(BrokerUrl::parse("mqtt://127.0.0.1").unwrap().port, 1883);
         assert_eq!(BrokerUrl::parse("mqtt://[::1]:1999").unwrap().host, "::1");
-        for bad in [
-            "http://x",
-            "mqtt://u:p@x",
-            "mqtt://x:0",
-            "mqtt://x/topic",
-            "mqtt://",
-        ] {
+        for bad in ["http://x", "mqtt://x:0", "mqtt://x/topic", "mqtt://"] {
             assert!(
                 BrokerUrl::parse(bad)
                     .unwrap_err()
@@ -196,5 +240,29 @@ mod tests {
                 "{bad}"
             );
         }
+    }
+
+    #[test]
+    fn credentials_in_the_url_are_accepted_and_the_password_never_shown() {
+        assert_eq!(
+            BrokerUrl::parse("mqtt://u:hunter2@x:1999").unwrap().port,
+            1999
+        );
+        assert_eq!(redact("mqtt://u:hunter2@x"), "mqtt://u:***@x");
+        assert_eq!(redact("mqtt://u@x"), "mqtt://u@x");
+        let e = BrokerUrl::parse("mqtt://u:hunter2@x:0")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "mqtt.url = \"mqtt://u:***@x:0\": port must be 1 to 65535"
+        );
+        assert_eq!(
+            split_credentials("mqtts://u:p@h"),
+            (
+                "mqtts://h".to_string(),
+                Some(("u".to_string(), Some("p".to_string())))
+            )
+        );
     }
 }

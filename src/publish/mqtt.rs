@@ -78,6 +78,29 @@ pub struct PublishStats {
     pub last_error: Option<String>,
 }
 
+impl std::fmt::Display for PublishStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let o = &self.outbox;
+        write!(
+            f,
+            "{} message(s) sent ({} call event(s), {} rtp message(s)) over {} connection(s); \
+             dropped: {} call event(s), {} metric(s); outbox high water {} of {}",
+            o.sent,
+            self.calls_published,
+            self.rtp_messages,
+            self.connections,
+            o.dropped_calls,
+            o.dropped_metrics,
+            o.high_water,
+            o.capacity
+        )?;
+        if let Some(e) = &self.last_error {
+            write!(f, "; last error: {e}")?;
+        }
+        Ok(())
+    }
+}
+
 /// The publishing half of the sensor: events in (never blocking), MQTT out.
 pub struct Publisher {
     topics: Arc<Topics>,
@@ -182,7 +205,7 @@ impl Publisher {
         match first {
             Some(Err((msg, true))) => {
                 publisher.stop_thread();
-                bail!("{msg}");
+                return Err(crate::publish::broker::Refused(msg).into());
             }
             Some(Err((msg, false))) => log::warn!("{msg}; queueing until the broker is reachable"),
             None => log::warn!(
@@ -397,7 +420,8 @@ async fn net_main(
                         step = Step::Stop;
                     }
                     let (msg, fatal) = explain(&e, &url);
-                    if net.last_error.as_deref() != Some(msg.as_str()) {
+                    // The first outcome is reported once, by whoever waits for it.
+                    if net.first.is_some() && net.last_error.as_deref() != Some(msg.as_str()) {
                         if fatal {
                             log::error!("{msg}")
                         } else {

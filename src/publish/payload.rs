@@ -27,6 +27,15 @@ pub enum Format {
     Json,
 }
 
+impl std::fmt::Display for Format {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Format::Postcard => "postcard",
+            Format::Json => "JSON",
+        })
+    }
+}
+
 /// Everything the sensor publishes.
 // Built once per event and encoded at once, never stored: boxing would only add an allocation.
 #[allow(clippy::large_enum_variant)]

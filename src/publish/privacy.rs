@@ -20,6 +20,16 @@ pub enum Mode {
     Hash,
 }
 
+impl std::fmt::Display for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Mode::None => "off (numbers published as seen)",
+            Mode::Mask => "mask",
+            Mode::Hash => "hash (HMAC-SHA-256)",
+        })
+    }
+}
+
 /// The rule applied to every published event.
 pub struct Privacy {
     rule: Rule,
