@@ -9,7 +9,8 @@ bash .ci/setup.sh
 skips=target/test-skips.log
 mkdir -p target && : >"$skips"
 rc=0
-cargo test --all-targets -- --test-threads=2 || rc=$?
+# --no-fail-fast: one failing test binary must not hide the results of the others.
+cargo test --all-targets --no-fail-fast -- --test-threads=2 || rc=$?
 n=$(wc -l <"$skips")
 if [ "$n" -gt 0 ]; then
     echo "== skipped tests (missing prerequisites; under CI=1 each is a failure):"
