@@ -73,8 +73,10 @@ fn every_readme_command_example_is_accepted_by_the_cli() {
         let args: Vec<String> = args
             .iter()
             .map(|a| match a.as_str() {
-                "some.pcap" => pcap.display().to_string(),
-                "/boot/sensor.toml" => cfg.display().to_string(),
+                "some.pcap" | "capture.pcap" => pcap.display().to_string(),
+                "/boot/sensor.toml" | "sensor.toml" => cfg.display().to_string(),
+                // Outputs go to the temporary folder, never into the checkout.
+                "report.html" | "r.html" => dir.join(a).display().to_string(),
                 _ => a.clone(),
             })
             .collect();
