@@ -4,9 +4,10 @@
 //! bounded per call and in total; what it does not keep is counted. The sensor's hot path
 //! never sees this code.
 
-use crate::sip::{self, Message, SipFrame, StartLine, sdp};
+use crate::sip::{self, Message, StartLine, sdp};
 use crate::track::event::Ts;
-use crate::wire::{Decoder, FlowKey, Framing, LinkType, TcpStreams, Transport, websocket};
+use crate::track::sip_tcp;
+use crate::wire::{Decoder, LinkType, TcpStreams, Transport, websocket};
 use core::net::SocketAddr;
 use embassy_time::{Duration, Instant};
 use serde::Serialize;
@@ -116,79 +117,42 @@ impl SipLog {
             return;
         };
         let ts = Ts::from_instant(now);
+        let key = pkt.flow();
         match pkt.transport {
-            Transport::Udp {
-                src_port,
-                dst_port,
-                payload,
-            } => {
+            Transport::Udp { payload, .. } => {
                 if sip::looks_like_sip(payload) {
-                    let src = SocketAddr::new(pkt.src, src_port);
-                    let dst = SocketAddr::new(pkt.dst, dst_port);
-                    record(calls, counters, ts, src, dst, payload);
+                    record(calls, counters, ts, key.src, key.dst, payload);
                 }
             }
             Transport::Tcp {
-                src_port,
-                dst_port,
                 seq,
                 flags,
                 payload,
+                ..
             } => {
-                let key = FlowKey {
-                    src: SocketAddr::new(pkt.src, src_port),
-                    dst: SocketAddr::new(pkt.dst, dst_port),
-                };
                 if !tcp.contains(&key)
                     && !sip::looks_like_sip(payload)
                     && !websocket::is_upgrade(payload)
                 {
                     return;
                 }
-                tcp.segment(now, key, seq, flags, payload, frame_tcp, |msg| {
-                    if msg.first().is_some_and(|b| b & 0x80 != 0) {
-                        let Ok(f) = websocket::Frame::new_checked(msg) else {
-                            return;
-                        };
-                        if !matches!(
-                            f.opcode(),
-                            websocket::OPCODE_TEXT | websocket::OPCODE_BINARY
-                        ) {
-                            return;
+                tcp.segment(
+                    now,
+                    key,
+                    seq,
+                    flags,
+                    payload,
+                    sip_tcp::frame,
+                    |msg| match sip_tcp::open(msg, ws_scratch) {
+                        sip_tcp::Message::Sip(sip) | sip_tcp::Message::WebSocket(Some(sip)) => {
+                            record(calls, counters, ts, key.src, key.dst, sip)
                         }
-                        match f.payload(ws_scratch) {
-                            Some(sip) => record(calls, counters, ts, key.src, key.dst, sip),
-                            None => counters.malformed += 1,
-                        }
-                        return;
-                    }
-                    record(calls, counters, ts, key.src, key.dst, msg);
-                });
+                        sip_tcp::Message::WebSocket(None) => counters.malformed += 1,
+                        sip_tcp::Message::Other => {}
+                    },
+                );
             }
         }
-    }
-}
-
-/// Where the next message of a SIP-carrying TCP stream ends (the tracker's framing rule:
-/// plain SIP by Content-Length, a WebSocket frame, or the HTTP Upgrade head, skipped).
-fn frame_tcp(buf: &[u8]) -> Framing {
-    if buf.first().is_some_and(|b| b & 0x80 != 0) {
-        return match websocket::Frame::new_checked(buf) {
-            Ok(f) => Framing::Complete(f.total_len()),
-            Err(websocket::Error::Truncated) => Framing::NeedMore,
-            Err(websocket::Error::Malformed) => Framing::Skip(1),
-        };
-    }
-    if buf.starts_with(b"GET ") || buf.starts_with(b"HTTP/") {
-        return match websocket::http_head_len(buf) {
-            Some(n) => Framing::Skip(n),
-            None => Framing::NeedMore,
-        };
-    }
-    match sip::frame_len(buf) {
-        SipFrame::Complete(n) => Framing::Complete(n),
-        SipFrame::Incomplete => Framing::NeedMore,
-        SipFrame::Invalid(n) => Framing::Skip(n),
     }
 }
 

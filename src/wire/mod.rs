@@ -55,7 +55,7 @@ pub mod websocket;
 pub use decode::Decoder;
 pub use tcp_stream::{FlowKey, Framing, TcpCounters, TcpStreams};
 
-use core::net::IpAddr;
+use core::net::{IpAddr, SocketAddr};
 use serde::{Deserialize, Serialize};
 
 /// Link types we decode, from pcap's DLT/LINKTYPE numbers.
@@ -142,6 +142,24 @@ pub struct Packet<'a> {
     pub vlan: Option<u16>,
     pub encap: Encap,
     pub transport: Transport<'a>,
+}
+
+impl Packet<'_> {
+    /// The transport's two ends: the innermost IP addresses with their ports.
+    pub fn flow(&self) -> FlowKey {
+        let (src_port, dst_port) = match self.transport {
+            Transport::Udp {
+                src_port, dst_port, ..
+            }
+            | Transport::Tcp {
+                src_port, dst_port, ..
+            } => (src_port, dst_port),
+        };
+        FlowKey {
+            src: SocketAddr::new(self.src, src_port),
+            dst: SocketAddr::new(self.dst, dst_port),
+        }
+    }
 }
 
 /// Why a frame was not decoded. Each maps to a counter.
