@@ -153,15 +153,7 @@ mod tests {
         let mut m = media_with_call();
         let mut c = Counters::default();
         let mut out: Vec<Event> = Vec::new();
-        let pkt = rtp(0, 1, 160, 0xabc, &[0xff; 160]);
-        m.on_udp(
-            us(1_000_000),
-            at(CALLER),
-            at(CALLEE),
-            &pkt,
-            &mut c,
-            &mut out,
-        );
+        caller_first_packet(&mut m, &mut c, &mut out);
         // The callee reports on the caller's stream, RTCP port to RTCP port.
         let report = rr(0xdef, 0xabc, 0, 0);
         m.on_udp(
@@ -172,11 +164,7 @@ mod tests {
             &mut c,
             &mut out,
         );
-        let key = StreamKey {
-            src: at(CALLER),
-            dst: at(CALLEE),
-            ssrc: 0xabc,
-        };
+        let key = caller_stream();
         let v = m.streams.get(&key).unwrap().rtcp;
         assert_eq!(v.fraction_lost, Some(0.25));
         assert_eq!(v.cumulative_lost, Some(5));
@@ -190,15 +178,7 @@ mod tests {
         let mut m = media_with_call();
         let mut c = Counters::default();
         let mut out: Vec<Event> = Vec::new();
-        let pkt = rtp(0, 1, 160, 0xabc, &[0xff; 160]);
-        m.on_udp(
-            us(1_000_000),
-            at(CALLER),
-            at(CALLEE),
-            &pkt,
-            &mut c,
-            &mut out,
-        );
+        caller_first_packet(&mut m, &mut c, &mut out);
         // SR from the caller (NTP middle bits 0x0002_8000); the callee's RR quoting it,
         // held 0.5 s there, passes 620 ms after it: 120 ms round trip.
         let ntp: u64 = 0x0000_0002_8000_0000;
@@ -219,11 +199,7 @@ mod tests {
             &mut c,
             &mut out,
         );
-        let key = StreamKey {
-            src: at(CALLER),
-            dst: at(CALLEE),
-            ssrc: 0xabc,
-        };
+        let key = caller_stream();
         assert_eq!(m.streams.get(&key).unwrap().rtcp.rtt_ms, Some(120.0));
     }
 
