@@ -85,8 +85,19 @@ pub fn caller_first_packet<'m>(
     c: &mut Counters,
     out: &mut Vec<Event>,
 ) -> Seen<'m> {
-    let pkt = rtp(0, 1, 160, 0xabc, &[0xff; 160]);
-    m.on_udp(us(1_000_000), at(CALLER), at(CALLEE), &pkt, c, out)
+    caller_sends(m, c, out, 0, &rtp(0, 1, 160, 0xabc, &[0xff; 160]))
+}
+
+/// The caller's `i`-th packet to the callee, 20 ms after the one before, the first at 1 s.
+pub fn caller_sends<'m>(
+    m: &'m mut Media,
+    c: &mut Counters,
+    out: &mut Vec<Event>,
+    i: usize,
+    pkt: &[u8],
+) -> Seen<'m> {
+    let t = 1_000_000 + 20_000 * i as u64;
+    m.on_udp(us(t), at(CALLER), at(CALLEE), pkt, c, out)
 }
 
 /// The stream [`caller_first_packet`] opens.
