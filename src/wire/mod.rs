@@ -8,12 +8,11 @@
 //! exist; everything here is zero-copy over the frame, except reassembled fragments, which
 //! live in the fragment table's preallocated buffers.
 
-/// The constructors every view in smoltcp's shape has (`new_unchecked`, `new_checked`,
-/// `into_inner`), written once; the view supplies `check_len`, or with `min_len` only
-/// needs that many bytes.
+/// [`crate::view::checked_view`] for this layer's views; with `min_len` the view only needs
+/// that many bytes and the error is a [`DecodeError`].
 macro_rules! checked_view {
     ($view:ident, min_len $len:expr) => {
-        $crate::wire::checked_view!($view, $crate::wire::DecodeError);
+        $crate::view::checked_view!($view, $crate::wire::DecodeError);
         impl<T: AsRef<[u8]>> $view<T> {
             /// Rejects a buffer shorter than the header.
             pub fn check_len(&self) -> Result<(), $crate::wire::DecodeError> {
@@ -25,21 +24,7 @@ macro_rules! checked_view {
         }
     };
     ($view:ident, $err:ty) => {
-        impl<T: AsRef<[u8]>> $view<T> {
-            /// Wraps `buffer` unchecked: for writing a header, never for reading packet data.
-            pub const fn new_unchecked(buffer: T) -> Self {
-                $view { buffer }
-            }
-            /// Wraps `buffer` once `check_len` accepts it; no getter can then panic.
-            pub fn new_checked(buffer: T) -> Result<Self, $err> {
-                let view = $view { buffer };
-                view.check_len()?;
-                Ok(view)
-            }
-            pub fn into_inner(self) -> T {
-                self.buffer
-            }
-        }
+        $crate::view::checked_view!($view, $err);
     };
 }
 pub(crate) use checked_view;
