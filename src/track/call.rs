@@ -782,23 +782,11 @@ fn hold_or_resume(call: &mut Call, key: &CallKey, hop: Hop, s: &sdp::Sdp, fx: &m
 
 fn build(call: &Call, key: &CallKey, hop: Hop, kind: CallEventKind) -> CallEvent {
     CallEvent {
-        ts: Ts::from_instant(hop.now),
-        event: kind,
         call_id: key.clone(),
         caller: call.caller.clone(),
         callee: call.callee.clone(),
-        src: hop.src,
-        dst: hop.dst,
-        code: None,
-        reason: None,
-        ended_by: None,
-        setup_ms: None,
-        pdd_ms: None,
-        duration_ms: None,
         retransmissions: call.retransmissions,
-        user_agent: None,
-        quality_caller: None,
-        quality_callee: None,
+        ..CallEvent::new(Ts::from_instant(hop.now), kind, hop.src, hop.dst)
     }
 }
 
