@@ -171,8 +171,9 @@ impl Call {
     }
 }
 
-/// A deterministic fingerprint of the parts that identify a message.
-fn fingerprint(msg: &Message) -> u64 {
+/// A deterministic fingerprint of the parts that identify a message: two messages of a
+/// call with the same one are a message and its retransmission.
+pub fn fingerprint(msg: &Message) -> u64 {
     let mut h = Fnv::new();
     match msg.start() {
         StartLine::Request { method_raw, .. } => h.write(method_raw),
