@@ -447,17 +447,7 @@ impl Config {
             ));
         }
         range("mqtt.connect_timeout_s", m.connect_timeout_s, 1, 300)?;
-        if m.password.is_some() && m.password_file.is_some() {
-            return Err(invalid(
-                "mqtt.password_file",
-                "(set)",
-                "set together with mqtt.password",
-                "only one of mqtt.password and mqtt.password_file",
-            ));
-        }
-        if let Some(p) = &m.password_file {
-            m.password = Some(read_secret(base, p, "mqtt.password_file")?);
-        }
+        secret_or_file(base, &mut m.password, &m.password_file, "mqtt.password")?;
         if m.password.is_some() && m.username.is_none() {
             return Err(invalid(
                 "mqtt.username",
@@ -509,17 +499,7 @@ impl Config {
 
         let p = &mut self.privacy;
         range("privacy.keep_digits", p.keep_digits.into(), 0, 16)?;
-        if p.secret.is_some() && p.secret_file.is_some() {
-            return Err(invalid(
-                "privacy.secret_file",
-                "(set)",
-                "set together with privacy.secret",
-                "only one of privacy.secret and privacy.secret_file",
-            ));
-        }
-        if let Some(f) = &p.secret_file {
-            p.secret = Some(read_secret(base, f, "privacy.secret_file")?);
-        }
+        secret_or_file(base, &mut p.secret, &p.secret_file, "privacy.secret")?;
         if p.mode == Mode::Hash {
             match &p.secret {
                 None => {
@@ -595,6 +575,29 @@ fn range(key: &str, v: u64, lo: u64, hi: u64) -> Result<(), ConfigError> {
             "out of range",
             format!("allowed {lo} to {hi}"),
         ));
+    }
+    Ok(())
+}
+
+/// A secret given inline as `key` or in the file `key_file` (not both): the file's is read
+/// into `secret`.
+fn secret_or_file(
+    base: &Path,
+    secret: &mut Option<Secret>,
+    file: &Option<PathBuf>,
+    key: &str,
+) -> Result<(), ConfigError> {
+    let file_key = format!("{key}_file");
+    if secret.is_some() && file.is_some() {
+        return Err(invalid(
+            &file_key,
+            "(set)",
+            format!("set together with {key}"),
+            format!("only one of {key} and {file_key}"),
+        ));
+    }
+    if let Some(f) = file {
+        *secret = Some(read_secret(base, f, &file_key)?);
     }
     Ok(())
 }
@@ -741,6 +744,30 @@ mod tests {
         want.sensor.id = cfg.sensor.id.clone();
         want.capture.interfaces = cfg.capture.interfaces.clone();
         assert_eq!(cfg, want, "sensor.example.toml must document the defaults");
+    }
+
+    #[test]
+    fn a_secret_given_both_inline_and_in_a_file_is_refused_naming_the_file_key() {
+        let e = parse_str(
+            "[sensor]\nsite = \"p\"\n[mqtt]\nusername = \"u\"\npassword = \"x\"\n\
+             password_file = \"pw\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("mqtt.password_file"), "{e}");
+        assert!(
+            e.contains("only one of mqtt.password and mqtt.password_file"),
+            "{e}"
+        );
+        let e =
+            parse_str("[sensor]\nsite = \"p\"\n[privacy]\nsecret = \"x\"\nsecret_file = \"s\"\n")
+                .unwrap_err()
+                .to_string();
+        assert!(e.contains("set together with privacy.secret"), "{e}");
+        assert!(
+            e.contains("only one of privacy.secret and privacy.secret_file"),
+            "{e}"
+        );
     }
 
     #[test]

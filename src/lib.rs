@@ -36,4 +36,5 @@ pub mod rtp;
 pub mod sip;
 pub mod table;
 pub mod track;
+pub mod view;
 pub mod wire;

@@ -52,25 +52,12 @@ pub fn run(a: Args) -> Result<ExitCode> {
 
 /// A call event numbered `i` (test data only).
 pub fn synthetic_call(i: u32) -> Event {
-    let mut c = CallEvent {
-        ts: Ts(1_700_000_000_000_000 + u64::from(i) * 1_000_000),
-        event: CallEventKind::Invite,
-        call_id: Default::default(),
-        caller: Default::default(),
-        callee: Default::default(),
-        src: core::net::SocketAddr::from(([127, 0, 0, 1], 5060)),
-        dst: core::net::SocketAddr::from(([127, 0, 0, 2], 5060)),
-        code: None,
-        reason: None,
-        ended_by: None,
-        setup_ms: None,
-        pdd_ms: None,
-        duration_ms: None,
-        retransmissions: 0,
-        user_agent: None,
-        quality_caller: None,
-        quality_callee: None,
-    };
+    let mut c = CallEvent::new(
+        Ts(1_700_000_000_000_000 + u64::from(i) * 1_000_000),
+        CallEventKind::Invite,
+        core::net::SocketAddr::from(([127, 0, 0, 1], 5060)),
+        core::net::SocketAddr::from(([127, 0, 0, 2], 5060)),
+    );
     fill(&mut c.call_id, &format!("test-call-{i}@127.0.0.1"));
     fill(&mut c.caller, "1000");
     fill(&mut c.callee, "2000");

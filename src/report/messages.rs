@@ -4,9 +4,11 @@
 //! bounded per call and in total; what it does not keep is counted. The sensor's hot path
 //! never sees this code.
 
-use crate::sip::{self, Message, SipFrame, StartLine, sdp};
+use crate::sip::{self, Message, StartLine, sdp};
+use crate::track::call;
 use crate::track::event::Ts;
-use crate::wire::{Decoder, FlowKey, Framing, LinkType, TcpStreams, Transport, websocket};
+use crate::track::sip_tcp;
+use crate::wire::{Decoder, LinkType, TcpStreams, Transport, websocket};
 use core::net::SocketAddr;
 use embassy_time::{Duration, Instant};
 use serde::Serialize;
@@ -51,7 +53,7 @@ pub struct CallLog {
     pub messages: Vec<Logged>,
     /// Messages seen, kept or not.
     pub seen: u64,
-    seen_keys: HashSet<Vec<u8>>,
+    seen_keys: HashSet<u64>,
 }
 
 /// What the log could not keep or read.
@@ -116,79 +118,42 @@ impl SipLog {
             return;
         };
         let ts = Ts::from_instant(now);
+        let key = pkt.flow();
         match pkt.transport {
-            Transport::Udp {
-                src_port,
-                dst_port,
-                payload,
-            } => {
+            Transport::Udp { payload, .. } => {
                 if sip::looks_like_sip(payload) {
-                    let src = SocketAddr::new(pkt.src, src_port);
-                    let dst = SocketAddr::new(pkt.dst, dst_port);
-                    record(calls, counters, ts, src, dst, payload);
+                    record(calls, counters, ts, key.src, key.dst, payload);
                 }
             }
             Transport::Tcp {
-                src_port,
-                dst_port,
                 seq,
                 flags,
                 payload,
+                ..
             } => {
-                let key = FlowKey {
-                    src: SocketAddr::new(pkt.src, src_port),
-                    dst: SocketAddr::new(pkt.dst, dst_port),
-                };
                 if !tcp.contains(&key)
                     && !sip::looks_like_sip(payload)
                     && !websocket::is_upgrade(payload)
                 {
                     return;
                 }
-                tcp.segment(now, key, seq, flags, payload, frame_tcp, |msg| {
-                    if msg.first().is_some_and(|b| b & 0x80 != 0) {
-                        let Ok(f) = websocket::Frame::new_checked(msg) else {
-                            return;
-                        };
-                        if !matches!(
-                            f.opcode(),
-                            websocket::OPCODE_TEXT | websocket::OPCODE_BINARY
-                        ) {
-                            return;
+                tcp.segment(
+                    now,
+                    key,
+                    seq,
+                    flags,
+                    payload,
+                    sip_tcp::frame,
+                    |msg| match sip_tcp::open(msg, ws_scratch) {
+                        sip_tcp::Message::Sip(sip) | sip_tcp::Message::WebSocket(Some(sip)) => {
+                            record(calls, counters, ts, key.src, key.dst, sip)
                         }
-                        match f.payload(ws_scratch) {
-                            Some(sip) => record(calls, counters, ts, key.src, key.dst, sip),
-                            None => counters.malformed += 1,
-                        }
-                        return;
-                    }
-                    record(calls, counters, ts, key.src, key.dst, msg);
-                });
+                        sip_tcp::Message::WebSocket(None) => counters.malformed += 1,
+                        sip_tcp::Message::Other => {}
+                    },
+                );
             }
         }
-    }
-}
-
-/// Where the next message of a SIP-carrying TCP stream ends (the tracker's framing rule:
-/// plain SIP by Content-Length, a WebSocket frame, or the HTTP Upgrade head, skipped).
-fn frame_tcp(buf: &[u8]) -> Framing {
-    if buf.first().is_some_and(|b| b & 0x80 != 0) {
-        return match websocket::Frame::new_checked(buf) {
-            Ok(f) => Framing::Complete(f.total_len()),
-            Err(websocket::Error::Truncated) => Framing::NeedMore,
-            Err(websocket::Error::Malformed) => Framing::Skip(1),
-        };
-    }
-    if buf.starts_with(b"GET ") || buf.starts_with(b"HTTP/") {
-        return match websocket::http_head_len(buf) {
-            Some(n) => Framing::Skip(n),
-            None => Framing::NeedMore,
-        };
-    }
-    match sip::frame_len(buf) {
-        SipFrame::Complete(n) => Framing::Complete(n),
-        SipFrame::Incomplete => Framing::NeedMore,
-        SipFrame::Invalid(n) => Framing::Skip(n),
     }
 }
 
@@ -228,31 +193,13 @@ fn record(
         .push(logged(&msg, ts, src, dst, bytes, &mut log.seen_keys));
 }
 
-/// The identity of a message for retransmission detection (the tracker's rule).
-fn key(msg: &Message<'_>) -> Vec<u8> {
-    let mut k = Vec::new();
-    match msg.start() {
-        StartLine::Request { method_raw, .. } => k.extend_from_slice(method_raw),
-        StartLine::Response { code, .. } => k.extend_from_slice(code.to_string().as_bytes()),
-    }
-    for part in [
-        msg.header("CSeq"),
-        msg.via_branch(),
-        msg.to().and_then(|t| t.tag),
-    ] {
-        k.push(0);
-        k.extend_from_slice(part.unwrap_or_default());
-    }
-    k
-}
-
 fn logged(
     msg: &Message<'_>,
     ts: Ts,
     src: SocketAddr,
     dst: SocketAddr,
     bytes: &[u8],
-    seen: &mut HashSet<Vec<u8>>,
+    seen: &mut HashSet<u64>,
 ) -> Logged {
     let label = match msg.start() {
         StartLine::Request { method_raw, .. } => lossy(method_raw),
@@ -266,7 +213,7 @@ fn logged(
         label,
         request: msg.is_request(),
         cseq: msg.header("CSeq").map(lossy).unwrap_or_default(),
-        retransmission: !seen.insert(key(msg)),
+        retransmission: !seen.insert(call::fingerprint(msg)),
         sdp: msg
             .sdp_body()
             .and_then(|b| sdp::parse(b).ok())
@@ -321,5 +268,41 @@ impl SipLog {
     /// Hands over one Call-ID's log (the report takes each once).
     pub fn take(&mut self, call_id: &str) -> Option<CallLog> {
         self.calls.remove(call_id)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fixture::Builder;
+
+    const INVITE: &[u8] =
+        b"INVITE sip:b@x SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1\r\n\
+        From: <sip:a@x>;tag=1\r\nTo: <sip:b@x>\r\nCall-ID: r1\r\nCSeq: 1 INVITE\r\n\
+        Content-Length: 0\r\n\r\n";
+
+    #[test]
+    fn a_message_sent_again_is_logged_as_a_retransmission_by_the_trackers_rule() {
+        let (a, b) = (
+            "10.0.0.1:5060".parse().unwrap(),
+            "10.0.0.2:5060".parse().unwrap(),
+        );
+        let mut fx = Builder::new();
+        fx.udp(1_000_000, a, b, INVITE);
+        fx.udp(1_500_000, a, b, INVITE);
+        let other_branch = String::from_utf8_lossy(INVITE).replace("bK1", "bK2");
+        fx.udp(2_000_000, a, b, other_branch.as_bytes());
+        let mut log = SipLog::new();
+        for (ts, frame) in fx.frames() {
+            log.on_frame(Instant::from_micros(ts), LinkType::Ethernet, frame);
+        }
+        let marks: Vec<bool> = log
+            .call("r1")
+            .unwrap()
+            .messages
+            .iter()
+            .map(|m| m.retransmission)
+            .collect();
+        assert_eq!(marks, [false, true, false]);
     }
 }

@@ -31,19 +31,11 @@ pub struct Packet<T: AsRef<[u8]>> {
 /// The view over a borrowed datagram, as the tracker uses it.
 pub type RtpPacket<'a> = Packet<&'a [u8]>;
 
+crate::view::checked_view!(Packet, Error);
+
 impl<T: AsRef<[u8]>> Packet<T> {
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Packet { buffer }
-    }
-
-    /// Checks version 2 and that CSRCs, extension and padding fit in `buffer`.
-    pub fn new_checked(buffer: T) -> Result<Self> {
-        let p = Packet { buffer };
-        p.check_len()?;
-        Ok(p)
-    }
-
-    /// What `new_checked` checks: after it, no getter can index out of bounds.
+    /// What `new_checked` checks (version 2; CSRCs, extension and padding fit in the
+    /// buffer): after it, no getter can index out of bounds.
     pub fn check_len(&self) -> Result<()> {
         let buf = self.buffer.as_ref();
         let b0 = first_octet_v2(buf, HEADER_LEN)?;
@@ -220,17 +212,17 @@ pub struct EventPacket<T: AsRef<[u8]>> {
 /// The view over a borrowed RTP payload.
 pub type TelephoneEvent<'a> = EventPacket<&'a [u8]>;
 
+crate::view::checked_view!(EventPacket, Error);
+
 impl<T: AsRef<[u8]>> EventPacket<T> {
     pub const LEN: usize = event_field::DURATION.end;
 
-    pub const fn new_unchecked(buffer: T) -> Self {
-        EventPacket { buffer }
-    }
-    pub fn new_checked(buffer: T) -> Result<Self> {
-        if buffer.as_ref().len() < Self::LEN {
+    /// What `new_checked` checks: the fixed 4-byte event fits.
+    pub fn check_len(&self) -> Result<()> {
+        if self.buffer.as_ref().len() < Self::LEN {
             return Err(Error::Truncated);
         }
-        Ok(EventPacket { buffer })
+        Ok(())
     }
     pub fn event(&self) -> u8 {
         self.buffer.as_ref()[event_field::EVENT]

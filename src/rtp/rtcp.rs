@@ -59,20 +59,12 @@ pub struct Packet<T: AsRef<[u8]>> {
 /// The view over a borrowed datagram.
 pub type RtcpPacket<'a> = Packet<&'a [u8]>;
 
+crate::view::checked_view!(Packet, Error);
+
 impl<T: AsRef<[u8]>> Packet<T> {
-    pub const fn new_unchecked(buffer: T) -> Self {
-        Packet { buffer }
-    }
-
-    /// Checks version 2 and that the length field fits in `buffer` (trailing bytes, i.e.
-    /// the next packets of a compound, are ignored).
-    pub fn new_checked(buffer: T) -> Result<Self> {
-        let p = Packet { buffer };
-        p.check_len()?;
-        Ok(p)
-    }
-
-    /// What `new_checked` checks: after it, no getter can index out of bounds.
+    /// What `new_checked` checks (version 2; the length field fits in the buffer, trailing
+    /// bytes, i.e. the next packets of a compound, are ignored): after it, no getter can
+    /// index out of bounds.
     pub fn check_len(&self) -> Result<()> {
         let buf = self.buffer.as_ref();
         let b0 = first_octet_v2(buf, field::BODY)?;

@@ -171,8 +171,9 @@ impl Call {
     }
 }
 
-/// A deterministic fingerprint of the parts that identify a message.
-fn fingerprint(msg: &Message) -> u64 {
+/// A deterministic fingerprint of the parts that identify a message: two messages of a
+/// call with the same one are a message and its retransmission.
+pub fn fingerprint(msg: &Message) -> u64 {
     let mut h = Fnv::new();
     match msg.start() {
         StartLine::Request { method_raw, .. } => h.write(method_raw),
@@ -782,23 +783,11 @@ fn hold_or_resume(call: &mut Call, key: &CallKey, hop: Hop, s: &sdp::Sdp, fx: &m
 
 fn build(call: &Call, key: &CallKey, hop: Hop, kind: CallEventKind) -> CallEvent {
     CallEvent {
-        ts: Ts::from_instant(hop.now),
-        event: kind,
         call_id: key.clone(),
         caller: call.caller.clone(),
         callee: call.callee.clone(),
-        src: hop.src,
-        dst: hop.dst,
-        code: None,
-        reason: None,
-        ended_by: None,
-        setup_ms: None,
-        pdd_ms: None,
-        duration_ms: None,
         retransmissions: call.retransmissions,
-        user_agent: None,
-        quality_caller: None,
-        quality_callee: None,
+        ..CallEvent::new(Ts::from_instant(hop.now), kind, hop.src, hop.dst)
     }
 }
 

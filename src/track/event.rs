@@ -235,6 +235,32 @@ pub struct CallEvent {
     pub quality_callee: Option<DirectionQuality>,
 }
 
+impl CallEvent {
+    /// An event of `kind` for the message `src` → `dst`, with no ids and no figures yet:
+    /// whoever builds it fills in what applies.
+    pub fn new(ts: Ts, event: CallEventKind, src: SocketAddr, dst: SocketAddr) -> Self {
+        CallEvent {
+            ts,
+            event,
+            call_id: CallId::default(),
+            caller: User::default(),
+            callee: User::default(),
+            src,
+            dst,
+            code: None,
+            reason: None,
+            ended_by: None,
+            setup_ms: None,
+            pdd_ms: None,
+            duration_ms: None,
+            retransmissions: 0,
+            user_agent: None,
+            quality_caller: None,
+            quality_callee: None,
+        }
+    }
+}
+
 /// One stream's figures over one whole second of packet time.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct RtpInterval {

@@ -13,4 +13,5 @@ pub mod fnv;
 pub mod health;
 pub mod media;
 pub mod mirror;
+pub mod sip_tcp;
 pub mod tracker;

@@ -6,15 +6,15 @@
 //! capture with no traffic calls [`Tracker::tick`] from its timer so timeouts still fire.
 //! Feeding the same frames gives the same events, byte for byte.
 
-use crate::sip::{self, Message, Method, SipFrame, StartLine};
+use crate::sip::{self, Message, Method, StartLine};
 use crate::track::call::{CALLS_DEFAULT, CallEffect, CallEffects, CallTimeouts, Calls, Hop};
 use crate::track::counters::Counters;
 use crate::track::event::{Event, EventSink};
 use crate::track::health::Health;
 use crate::track::media::{Media, MediaConfig, Seen};
 use crate::track::mirror::{self, MirrorSeen};
-use crate::wire::{Decoder, FlowKey, Framing, LinkType, TcpStreams, Transport, websocket};
-use core::net::SocketAddr;
+use crate::track::sip_tcp;
+use crate::wire::{Decoder, LinkType, TcpStreams, Transport, websocket};
 use embassy_time::{Duration, Instant};
 
 /// Concurrent IP datagrams being reassembled from fragments.
@@ -149,16 +149,14 @@ impl Tracker {
         };
         counters.decoded += 1;
         mirror.on_packet(pkt.vlan, pkt.encap);
+        let flow = pkt.flow();
+        let tls_port = flow.src.port() == SIP_TLS_PORT || flow.dst.port() == SIP_TLS_PORT;
         match pkt.transport {
-            Transport::Udp {
-                src_port,
-                dst_port,
-                payload,
-            } => {
+            Transport::Udp { payload, .. } => {
                 let hop = Hop {
                     now,
-                    src: SocketAddr::new(pkt.src, src_port),
-                    dst: SocketAddr::new(pkt.dst, dst_port),
+                    src: flow.src,
+                    dst: flow.dst,
                 };
                 if sip::looks_like_sip(payload) {
                     let mut peers = Peers {
@@ -168,9 +166,7 @@ impl Tracker {
                         counters,
                     };
                     on_sip_bytes(hop, payload, &mut peers, mirror, out);
-                } else if (src_port == SIP_TLS_PORT || dst_port == SIP_TLS_PORT)
-                    && sip::looks_like_tls(payload)
-                {
+                } else if tls_port && sip::looks_like_tls(payload) {
                     counters.sip.tls_records += 1;
                 } else if let Seen::CallMedia { serial, call_id } =
                     media.on_udp(now, hop.src, hop.dst, payload, counters, out)
@@ -179,19 +175,13 @@ impl Tracker {
                 }
             }
             Transport::Tcp {
-                src_port,
-                dst_port,
                 seq,
                 flags,
                 payload,
+                ..
             } => {
-                let key = FlowKey {
-                    src: SocketAddr::new(pkt.src, src_port),
-                    dst: SocketAddr::new(pkt.dst, dst_port),
-                };
-                if (src_port == SIP_TLS_PORT || dst_port == SIP_TLS_PORT)
-                    && sip::looks_like_tls(payload)
-                {
+                let key = flow;
+                if tls_port && sip::looks_like_tls(payload) {
                     counters.sip.tls_records += 1;
                     return;
                 }
@@ -215,28 +205,22 @@ impl Tracker {
                     health,
                     counters,
                 };
-                tcp.segment(now, key, seq, flags, payload, frame_tcp, |msg| {
+                tcp.segment(now, key, seq, flags, payload, sip_tcp::frame, |msg| {
                     let counters = &mut *peers.counters;
                     counters.sip.over_tcp += 1;
-                    if msg.first().is_some_and(|b| b & 0x80 != 0) {
-                        // A WebSocket frame (SIP text starts with ASCII).
-                        let Ok(f) = websocket::Frame::new_checked(msg) else {
-                            return;
-                        };
-                        if !matches!(
-                            f.opcode(),
-                            websocket::OPCODE_TEXT | websocket::OPCODE_BINARY
-                        ) {
-                            return; // ping, pong, close
+                    match sip_tcp::open(msg, ws_scratch) {
+                        sip_tcp::Message::Sip(sip) => {
+                            on_sip_bytes(hop, sip, &mut peers, mirror, out)
                         }
-                        counters.sip.over_websocket += 1;
-                        match f.payload(ws_scratch) {
-                            Some(sip) => on_sip_bytes(hop, sip, &mut peers, mirror, out),
-                            None => counters.sip.malformed += 1,
+                        sip_tcp::Message::WebSocket(sip) => {
+                            counters.sip.over_websocket += 1;
+                            match sip {
+                                Some(sip) => on_sip_bytes(hop, sip, &mut peers, mirror, out),
+                                None => counters.sip.malformed += 1,
+                            }
                         }
-                        return;
+                        sip_tcp::Message::Other => {} // ping, pong, close
                     }
-                    on_sip_bytes(hop, msg, &mut peers, mirror, out);
                 });
             }
         }
@@ -314,30 +298,6 @@ impl Tracker {
         c.tables.fragments = self.decoder.frag_stats();
         c.tables.tcp_streams = self.tcp.stats();
         c
-    }
-}
-
-/// Where the next message of a SIP-carrying TCP stream ends: plain SIP framed by
-/// Content-Length, a WebSocket frame (first byte has FIN set, which ASCII never has), or the
-/// HTTP Upgrade head before the frames, which is skipped.
-fn frame_tcp(buf: &[u8]) -> Framing {
-    if buf.first().is_some_and(|b| b & 0x80 != 0) {
-        return match websocket::Frame::new_checked(buf) {
-            Ok(f) => Framing::Complete(f.total_len()),
-            Err(websocket::Error::Truncated) => Framing::NeedMore,
-            Err(websocket::Error::Malformed) => Framing::Skip(1),
-        };
-    }
-    if buf.starts_with(b"GET ") || buf.starts_with(b"HTTP/") {
-        return match websocket::http_head_len(buf) {
-            Some(n) => Framing::Skip(n),
-            None => Framing::NeedMore,
-        };
-    }
-    match sip::frame_len(buf) {
-        SipFrame::Complete(n) => Framing::Complete(n),
-        SipFrame::Incomplete => Framing::NeedMore,
-        SipFrame::Invalid(n) => Framing::Skip(n),
     }
 }
 

@@ -8,12 +8,11 @@
 //! exist; everything here is zero-copy over the frame, except reassembled fragments, which
 //! live in the fragment table's preallocated buffers.
 
-/// The constructors every view in smoltcp's shape has (`new_unchecked`, `new_checked`,
-/// `into_inner`), written once; the view supplies `check_len`, or with `min_len` only
-/// needs that many bytes.
+/// [`crate::view::checked_view`] for this layer's views; with `min_len` the view only needs
+/// that many bytes and the error is a [`DecodeError`].
 macro_rules! checked_view {
     ($view:ident, min_len $len:expr) => {
-        $crate::wire::checked_view!($view, $crate::wire::DecodeError);
+        $crate::view::checked_view!($view, $crate::wire::DecodeError);
         impl<T: AsRef<[u8]>> $view<T> {
             /// Rejects a buffer shorter than the header.
             pub fn check_len(&self) -> Result<(), $crate::wire::DecodeError> {
@@ -25,21 +24,7 @@ macro_rules! checked_view {
         }
     };
     ($view:ident, $err:ty) => {
-        impl<T: AsRef<[u8]>> $view<T> {
-            /// Wraps `buffer` unchecked: for writing a header, never for reading packet data.
-            pub const fn new_unchecked(buffer: T) -> Self {
-                $view { buffer }
-            }
-            /// Wraps `buffer` once `check_len` accepts it; no getter can then panic.
-            pub fn new_checked(buffer: T) -> Result<Self, $err> {
-                let view = $view { buffer };
-                view.check_len()?;
-                Ok(view)
-            }
-            pub fn into_inner(self) -> T {
-                self.buffer
-            }
-        }
+        $crate::view::checked_view!($view, $err);
     };
 }
 pub(crate) use checked_view;
@@ -55,7 +40,7 @@ pub mod websocket;
 pub use decode::Decoder;
 pub use tcp_stream::{FlowKey, Framing, TcpCounters, TcpStreams};
 
-use core::net::IpAddr;
+use core::net::{IpAddr, SocketAddr};
 use serde::{Deserialize, Serialize};
 
 /// Link types we decode, from pcap's DLT/LINKTYPE numbers.
@@ -142,6 +127,24 @@ pub struct Packet<'a> {
     pub vlan: Option<u16>,
     pub encap: Encap,
     pub transport: Transport<'a>,
+}
+
+impl Packet<'_> {
+    /// The transport's two ends: the innermost IP addresses with their ports.
+    pub fn flow(&self) -> FlowKey {
+        let (src_port, dst_port) = match self.transport {
+            Transport::Udp {
+                src_port, dst_port, ..
+            }
+            | Transport::Tcp {
+                src_port, dst_port, ..
+            } => (src_port, dst_port),
+        };
+        FlowKey {
+            src: SocketAddr::new(self.src, src_port),
+            dst: SocketAddr::new(self.dst, dst_port),
+        }
+    }
 }
 
 /// Why a frame was not decoded. Each maps to a counter.

@@ -96,14 +96,7 @@ mod tests {
         ];
         for (i, (dur, end)) in steps.into_iter().enumerate() {
             let pkt = rtp(101, 1 + i as u16, 8000, 5, &event(5, end, dur));
-            m.on_udp(
-                us(1_000_000 + 20_000 * i as u64),
-                at(CALLER),
-                at(CALLEE),
-                &pkt,
-                &mut c,
-                &mut out,
-            );
+            caller_sends(&mut m, &mut c, &mut out, i, &pkt);
         }
         assert_eq!(digits(&out), [('5', 100)]);
         assert_eq!(c.rtp.dtmf_events, 1);
@@ -116,14 +109,7 @@ mod tests {
         let mut out: Vec<Event> = Vec::new();
         for (i, dur) in [160u16, 320].into_iter().enumerate() {
             let pkt = rtp(101, 1 + i as u16, 8000, 5, &event(11, false, dur));
-            m.on_udp(
-                us(1_000_000 + 20_000 * i as u64),
-                at(CALLER),
-                at(CALLEE),
-                &pkt,
-                &mut c,
-                &mut out,
-            );
+            caller_sends(&mut m, &mut c, &mut out, i, &pkt);
         }
         assert!(digits(&out).is_empty());
         m.stop_all(us(2_000_000), "end_of_capture", &mut c, &mut out);

@@ -148,35 +148,29 @@ mod tests {
         SocketAddr::new(a.ip(), a.port() + 1)
     }
 
+    /// `pkt` from `from`'s RTCP port (its RTP port + 1) to `to`'s, at `t` µs.
+    fn send_rtcp(
+        m: &mut super::super::Media,
+        c: &mut Counters,
+        out: &mut Vec<Event>,
+        t: u64,
+        from: &str,
+        to: &str,
+        pkt: &[u8],
+    ) {
+        m.on_udp(us(t), rtcp_of(from), rtcp_of(to), pkt, c, out);
+    }
+
     #[test]
     fn a_receiver_report_lands_on_the_stream_it_is_about() {
         let mut m = media_with_call();
         let mut c = Counters::default();
         let mut out: Vec<Event> = Vec::new();
-        let pkt = rtp(0, 1, 160, 0xabc, &[0xff; 160]);
-        m.on_udp(
-            us(1_000_000),
-            at(CALLER),
-            at(CALLEE),
-            &pkt,
-            &mut c,
-            &mut out,
-        );
+        caller_first_packet(&mut m, &mut c, &mut out);
         // The callee reports on the caller's stream, RTCP port to RTCP port.
         let report = rr(0xdef, 0xabc, 0, 0);
-        m.on_udp(
-            us(1_500_000),
-            rtcp_of(CALLEE),
-            rtcp_of(CALLER),
-            &report,
-            &mut c,
-            &mut out,
-        );
-        let key = StreamKey {
-            src: at(CALLER),
-            dst: at(CALLEE),
-            ssrc: 0xabc,
-        };
+        send_rtcp(&mut m, &mut c, &mut out, 1_500_000, CALLEE, CALLER, &report);
+        let key = caller_stream();
         let v = m.streams.get(&key).unwrap().rtcp;
         assert_eq!(v.fraction_lost, Some(0.25));
         assert_eq!(v.cumulative_lost, Some(5));
@@ -190,40 +184,15 @@ mod tests {
         let mut m = media_with_call();
         let mut c = Counters::default();
         let mut out: Vec<Event> = Vec::new();
-        let pkt = rtp(0, 1, 160, 0xabc, &[0xff; 160]);
-        m.on_udp(
-            us(1_000_000),
-            at(CALLER),
-            at(CALLEE),
-            &pkt,
-            &mut c,
-            &mut out,
-        );
+        caller_first_packet(&mut m, &mut c, &mut out);
         // SR from the caller (NTP middle bits 0x0002_8000); the callee's RR quoting it,
         // held 0.5 s there, passes 620 ms after it: 120 ms round trip.
         let ntp: u64 = 0x0000_0002_8000_0000;
-        m.on_udp(
-            us(2_000_000),
-            rtcp_of(CALLER),
-            rtcp_of(CALLEE),
-            &sr(0xabc, ntp),
-            &mut c,
-            &mut out,
-        );
+        let report = sr(0xabc, ntp);
+        send_rtcp(&mut m, &mut c, &mut out, 2_000_000, CALLER, CALLEE, &report);
         let report = rr(0xdef, 0xabc, 0x0002_8000, 32_768);
-        m.on_udp(
-            us(2_620_000),
-            rtcp_of(CALLEE),
-            rtcp_of(CALLER),
-            &report,
-            &mut c,
-            &mut out,
-        );
-        let key = StreamKey {
-            src: at(CALLER),
-            dst: at(CALLEE),
-            ssrc: 0xabc,
-        };
+        send_rtcp(&mut m, &mut c, &mut out, 2_620_000, CALLEE, CALLER, &report);
+        let key = caller_stream();
         assert_eq!(m.streams.get(&key).unwrap().rtcp.rtt_ms, Some(120.0));
     }
 
@@ -255,14 +224,7 @@ mod tests {
         let mut out: Vec<Event> = Vec::new();
         let mut report = rr(1, 2, 0, 0);
         report.truncate(20);
-        m.on_udp(
-            us(1_000_000),
-            rtcp_of(CALLEE),
-            rtcp_of(CALLER),
-            &report,
-            &mut c,
-            &mut out,
-        );
+        send_rtcp(&mut m, &mut c, &mut out, 1_000_000, CALLEE, CALLER, &report);
         assert_eq!((c.rtp.rtcp_packets, c.rtp.rtcp_malformed), (1, 1));
     }
 }

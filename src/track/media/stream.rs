@@ -203,15 +203,7 @@ mod tests {
         let mut m = media_with_call();
         let mut c = Counters::default();
         let mut out: Vec<Event> = Vec::new();
-        let pkt = rtp(0, 1, 160, 0xabc, &[0xff; 160]);
-        let seen = m.on_udp(
-            us(1_000_000),
-            at(CALLER),
-            at(CALLEE),
-            &pkt,
-            &mut c,
-            &mut out,
-        );
+        let seen = caller_first_packet(&mut m, &mut c, &mut out);
         assert_eq!(
             seen,
             Seen::CallMedia {
@@ -219,11 +211,7 @@ mod tests {
                 call_id: &call_id("c1")
             }
         );
-        let key = StreamKey {
-            src: at(CALLER),
-            dst: at(CALLEE),
-            ssrc: 0xabc,
-        };
+        let key = caller_stream();
         let st = m.streams.get(&key).unwrap();
         assert_eq!(
             st.toward,

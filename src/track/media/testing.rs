@@ -1,7 +1,10 @@
 //! Test helpers shared by the media files' unit tests: real SDP and RTP bytes.
 
-use super::{Media, MediaConfig};
+use super::stream::StreamKey;
+use super::{Media, MediaConfig, Seen};
 use crate::sip::sdp;
+use crate::track::counters::Counters;
+use crate::track::event::Event;
 use crate::track::event::{CallId, Party, fill};
 use core::net::SocketAddr;
 use embassy_time::Instant;
@@ -61,8 +64,8 @@ pub fn us(t: u64) -> Instant {
 
 /// Sends `n` packets of 20 ms from `src` to `dst` (SSRC `ssrc`), the first at `t0` µs.
 pub fn send(m: &mut Media, src: &str, dst: &str, ssrc: u32, n: u16, t0: u64) {
-    let mut c = crate::track::counters::Counters::default();
-    let mut out: Vec<crate::track::event::Event> = Vec::new();
+    let mut c = Counters::default();
+    let mut out: Vec<Event> = Vec::new();
     for i in 0..n {
         let pkt = rtp(0, 1 + i, 160 * u32::from(i), ssrc, &[0xff; 160]);
         m.on_udp(
@@ -73,5 +76,35 @@ pub fn send(m: &mut Media, src: &str, dst: &str, ssrc: u32, n: u16, t0: u64) {
             &mut c,
             &mut out,
         );
+    }
+}
+
+/// The caller's first packet (PCMU, SSRC 0xabc) to the callee, at 1 s.
+pub fn caller_first_packet<'m>(
+    m: &'m mut Media,
+    c: &mut Counters,
+    out: &mut Vec<Event>,
+) -> Seen<'m> {
+    caller_sends(m, c, out, 0, &rtp(0, 1, 160, 0xabc, &[0xff; 160]))
+}
+
+/// The caller's `i`-th packet to the callee, 20 ms after the one before, the first at 1 s.
+pub fn caller_sends<'m>(
+    m: &'m mut Media,
+    c: &mut Counters,
+    out: &mut Vec<Event>,
+    i: usize,
+    pkt: &[u8],
+) -> Seen<'m> {
+    let t = 1_000_000 + 20_000 * i as u64;
+    m.on_udp(us(t), at(CALLER), at(CALLEE), pkt, c, out)
+}
+
+/// The stream [`caller_first_packet`] opens.
+pub fn caller_stream() -> StreamKey {
+    StreamKey {
+        src: at(CALLER),
+        dst: at(CALLEE),
+        ssrc: 0xabc,
     }
 }

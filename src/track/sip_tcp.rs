@@ -1,0 +1,104 @@
+//! SIP over a TCP byte stream (RFC 3261 §18.3) and over WebSocket (RFC 7118): where each
+//! message ends, and what a cut message carries. The tracker and the report's message log
+//! read TCP the same way through these two functions.
+
+use crate::sip::{self, SipFrame};
+use crate::wire::{Framing, websocket};
+
+/// Where the next message of a SIP-carrying TCP stream ends: plain SIP framed by
+/// Content-Length, a WebSocket frame (first byte has FIN set, which ASCII never has), or the
+/// HTTP Upgrade head before the frames, which is skipped.
+pub fn frame(buf: &[u8]) -> Framing {
+    if is_websocket_frame(buf) {
+        return match websocket::Frame::new_checked(buf) {
+            Ok(f) => Framing::Complete(f.total_len()),
+            Err(websocket::Error::Truncated) => Framing::NeedMore,
+            Err(websocket::Error::Malformed) => Framing::Skip(1),
+        };
+    }
+    if buf.starts_with(b"GET ") || buf.starts_with(b"HTTP/") {
+        return match websocket::http_head_len(buf) {
+            Some(n) => Framing::Skip(n),
+            None => Framing::NeedMore,
+        };
+    }
+    match sip::frame_len(buf) {
+        SipFrame::Complete(n) => Framing::Complete(n),
+        SipFrame::Incomplete => Framing::NeedMore,
+        SipFrame::Invalid(n) => Framing::Skip(n),
+    }
+}
+
+/// What one message cut by [`frame`] holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Message<'a> {
+    /// SIP text straight on TCP.
+    Sip(&'a [u8]),
+    /// A WebSocket data frame's payload, unmasked; `None` when it does not fit the scratch.
+    WebSocket(Option<&'a [u8]>),
+    /// A WebSocket control frame (ping, pong, close) or a frame that does not parse.
+    Other,
+}
+
+/// Opens one message cut by [`frame`]; `scratch` holds a masked frame's payload.
+pub fn open<'a>(msg: &'a [u8], scratch: &'a mut [u8]) -> Message<'a> {
+    if !is_websocket_frame(msg) {
+        return Message::Sip(msg);
+    }
+    let Ok(f) = websocket::Frame::new_checked(msg) else {
+        return Message::Other;
+    };
+    if !matches!(
+        f.opcode(),
+        websocket::OPCODE_TEXT | websocket::OPCODE_BINARY
+    ) {
+        return Message::Other;
+    }
+    Message::WebSocket(f.payload(scratch))
+}
+
+/// SIP text starts with ASCII; a WebSocket frame's first byte has FIN set.
+fn is_websocket_frame(buf: &[u8]) -> bool {
+    buf.first().is_some_and(|b| b & 0x80 != 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const OPTIONS: &[u8] = b"OPTIONS sip:a@b SIP/2.0\r\nCall-ID: x\r\nContent-Length: 0\r\n\r\n";
+
+    #[test]
+    fn plain_sip_is_framed_by_content_length_and_opened_as_sip() {
+        let mut buf = OPTIONS.to_vec();
+        buf.extend_from_slice(b"INVITE");
+        assert_eq!(frame(&buf), Framing::Complete(OPTIONS.len()));
+        assert_eq!(frame(&OPTIONS[..20]), Framing::NeedMore);
+        assert_eq!(open(OPTIONS, &mut [0; 64]), Message::Sip(OPTIONS));
+    }
+
+    #[test]
+    fn the_websocket_upgrade_head_is_skipped() {
+        let head = b"GET / HTTP/1.1\r\nUpgrade: websocket\r\n\r\n";
+        assert_eq!(frame(head), Framing::Skip(head.len()));
+        assert_eq!(frame(&head[..10]), Framing::NeedMore);
+    }
+
+    #[test]
+    fn a_masked_websocket_text_frame_opens_to_its_sip_payload() {
+        // FIN + text, masked, 4-byte payload "SIP/" under key 01 02 03 04.
+        let key = [1u8, 2, 3, 4];
+        let mut f = vec![0x81, 0x80 | 4];
+        f.extend_from_slice(&key);
+        f.extend(b"SIP/".iter().zip(key).map(|(b, k)| b ^ k));
+        assert_eq!(frame(&f), Framing::Complete(f.len()));
+        assert_eq!(frame(&f[..3]), Framing::NeedMore);
+        let mut scratch = [0; 16];
+        assert_eq!(open(&f, &mut scratch), Message::WebSocket(Some(b"SIP/")));
+    }
+
+    #[test]
+    fn a_websocket_ping_opens_to_nothing() {
+        assert_eq!(open(&[0x89, 0x00], &mut [0; 4]), Message::Other);
+    }
+}
