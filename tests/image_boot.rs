@@ -1,7 +1,7 @@
 //! The qemu-virt SD-card image, booted under qemu-system-aarch64 (TCG) both ways — direct
 //! kernel boot from the files inside the image, and UEFI (AAVMF) from the disk itself — with
 //! sensor.toml edited inside the image by mtools, a mosquitto on the host's loopback (reached
-//! through user-mode networking as 10.0.2.2; no NTP or DNS is configured), and a
+//! through restricted user-mode networking as 10.0.2.100:1883 only; no NTP or DNS), and a
 //! capture replayed into the mirror NIC (`-netdev dgram`, one Ethernet frame per datagram).
 //! Needs the image from `bash image/build-image.sh qemu-virt` (CI: `image/ci-image.sh`).
 
@@ -150,7 +150,7 @@ struct Guest {
 }
 
 impl Guest {
-    fn boot(dir: &Path, img: &Path, uefi: bool) -> Guest {
+    fn boot(dir: &Path, img: &Path, uefi: bool, broker: u16) -> Guest {
         let (local, remote) = (free_udp(), free_udp());
         let mirror = UdpSocket::bind(("127.0.0.1", remote)).unwrap();
         mirror.connect(("127.0.0.1", local)).unwrap();
@@ -174,9 +174,13 @@ impl Guest {
             ))
             .args(["-device", "virtio-blk-pci,drive=d,bootindex=0,addr=0x4"])
             .args(["-netdev"])
-            // The guest reaches the host's loopback as 10.0.2.2 (guestfwd to a tcp chardev
-            // would carry one connection only: no reconnect after the kill).
-            .args(["user,id=up"])
+            // restrict=on: the guest reaches nothing on the host or beyond but the test's
+            // broker, as 10.0.2.100:1883; each connection runs its own socat to 127.0.0.1
+            // (a tcp chardev would carry one connection only: no reconnect after the kill).
+            .arg(format!(
+                "user,id=up,restrict=on,\
+                 guestfwd=tcp:10.0.2.100:1883-cmd:socat - TCP:127.0.0.1:{broker}"
+            ))
             .args(["-device", "virtio-net-pci,netdev=up,addr=0x2,romfile="])
             .args(["-netdev"])
             .arg(format!(
@@ -305,7 +309,7 @@ fn put_sensor_toml(dir: &Path, img: &Path, text: &str) {
 }
 
 /// The template shipped on the image, with the technician's three edits.
-fn edited_template(img: &Path, dir: &Path, site: &str, sensor: &str, port: u16) -> String {
+fn edited_template(img: &Path, dir: &Path, site: &str, sensor: &str) -> String {
     let f = dir.join("template.toml");
     mtools(&["mcopy", "-o", "-i", &at(img), "::sensor.toml"], Some(&f));
     let t = std::fs::read_to_string(f).unwrap();
@@ -314,12 +318,12 @@ fn edited_template(img: &Path, dir: &Path, site: &str, sensor: &str, port: u16) 
         .replace("id = \"sensor-1\"", &format!("id = \"{sensor}\""))
         .replace(
             "url = \"mqtt://broker.example.net:1883\"",
-            &format!("url = \"mqtt://10.0.2.2:{port}\""),
+            "url = \"mqtt://10.0.2.100:1883\"",
         )
         // No NTP server is reachable here: the guest must report clock_synced = false.
         .replace("ntp = [\"pool.ntp.org\"]", "ntp = []");
     assert!(
-        t.contains(site) && t.contains("10.0.2.2:"),
+        t.contains(site) && t.contains("10.0.2.100:1883"),
         "template changed:\n{t}"
     );
     // Per-second metrics as JSON so that the comparison below sees every field.
@@ -390,7 +394,7 @@ fn boots_and_publishes_like_replay(uefi: bool) {
     std::fs::copy(image(), &img).unwrap();
     let (site, sensor) = ("branch-42", format!("boot-{tag}"));
     let (_broker, port) = broker(&dir);
-    let cfg = edited_template(&img, &dir, site, &sensor, port);
+    let cfg = edited_template(&img, &dir, site, &sensor);
     put_sensor_toml(&dir, &img, &cfg);
     // Two calls of 4 s with RTP, back to back, 10 s of capture.
     let pcap = dir.join("calls.pcap");
@@ -411,7 +415,7 @@ fn boots_and_publishes_like_replay(uefi: bool) {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
     let watch = Watch::start(port);
-    let mut guest = Guest::boot(&dir, &img, uefi);
+    let mut guest = Guest::boot(&dir, &img, uefi, port);
     guest.wait_console("mirror mirror0: up, promiscuous", Duration::from_secs(180));
     wait_for("retained online status", Duration::from_secs(60), || {
         !watch.statuses("online").is_empty()
@@ -484,11 +488,11 @@ fn a_broken_sensor_toml_is_reported_on_the_console_and_to_the_broker() {
     let img = dir.join("disk.img");
     std::fs::copy(image(), &img).unwrap();
     let (_broker, port) = broker(&dir);
-    let cfg = edited_template(&img, &dir, "branch-43", "broken-1", port)
+    let cfg = edited_template(&img, &dir, "branch-43", "broken-1")
         .replace("address = \"dhcp\"", "address = \"10.1.2.3\"");
     put_sensor_toml(&dir, &img, &cfg);
     let watch = Watch::start(port);
-    let guest = Guest::boot(&dir, &img, false);
+    let guest = Guest::boot(&dir, &img, false, port);
     guest.wait_console("CONFIG ERROR: ", Duration::from_secs(180));
     let c = guest.console();
     assert!(c.contains("network.address"), "console names the key:\n{c}");
