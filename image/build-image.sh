@@ -68,7 +68,7 @@ build_board() {
   mkdir -p "$R"/{bin,sbin,etc,proc,sys,dev,run,tmp,boot,var/run,usr/share/udhcpc,lib/modules/$kver}
   install -m 0755 "$W/x/usr/bin/busybox" "$R/bin/busybox"
   for a in sh ash mount umount mkdir cat echo sleep ip udhcpc insmod ls ln cp grep sed kill ps \
-    date mdev uname hostname readlink basename dirname rm mv watchdog seq head tr test printf \
+    date mdev modprobe uname hostname readlink basename dirname rm mv watchdog seq head tr test printf \
     reboot poweroff setsid cttyhack sync stty adjtimex tail wc cut env true false ping nslookup ntpd; do
     ln -s busybox "$R/bin/$a"
   done
@@ -84,6 +84,10 @@ build_board() {
   done <"$W/modules.load"
   touch "$R/etc/modules.load"
   cp "$W/x/usr/lib/modules/$kver/modules.builtin" "$R/lib/modules/$kver/"
+  # modules.dep of the shipped (decompressed) modules, for modprobe at the console.
+  sed 's/\.xz//g' "$W/modules.load" | while read -r m; do
+    grep "^$m.xz:\|^$m:" "$W/x/usr/lib/modules/$kver/modules.dep" | sed 's/\.xz//g' || true
+  done >"$R/lib/modules/$kver/modules.dep"
   python3 image/board.py nics "boards/$id.toml" >"$R/etc/nics"
   printf 'BOARD=%s\nLED=%s\nWATCHDOG=%s\nVERSION=%s\n' "$id" "$B_LED" "$B_WATCHDOG" "$VERSION" >"$R/etc/board"
   install -m 0755 image/rootfs/init "$R/init"
@@ -114,9 +118,16 @@ build_board() {
       ;;
     rpi-firmware)
       mkdir -p "$W/fw"; dpkg -x "$(deb raspi-firmware)" "$W/fw"
-      cp "$W"/fw/usr/lib/raspi-firmware/* "$BP/"
-      local d; for d in $B_DTBS; do cp "$W/x/usr/lib/linux-image-$kver/$d" "$BP/"; done
+      # bootcode.bin: Pi 3 / Zero 2 W first stage; start.elf/fixup.dat (Pi 3, Zero 2 W) and
+      # start4.elf/fixup4.dat (Pi 4, 400); the _x/_cd/_db variants are not needed headless.
+      local f; for f in bootcode.bin start.elf fixup.dat start4.elf fixup4.dat; do
+        cp "$W/fw/usr/lib/raspi-firmware/$f" "$BP/"
+      done
+      local d n=0; for d in $B_DTBS; do cp "$W/x/usr/lib/linux-image-$kver/$d" "$BP/"; n=$((n + 1)); done
       printf 'arm_64bit=1\nenable_uart=1\nkernel=vmlinuz\ninitramfs initrd.img followkernel\n' >"$BP/config.txt"
+      # One dtb (the firmware's default name may be the downstream one, e.g. the Zero 2 W's
+      # bcm2710-…): name it. Several (Pi 3 B / B+): the firmware picks the upstream name itself.
+      [ "$n" = 1 ] && echo "device_tree=$(basename "$B_DTBS")" >>"$BP/config.txt"
       ;;
   esac
   local f; for f in $B_FILES; do
