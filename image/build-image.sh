@@ -72,7 +72,7 @@ build_board() {
     reboot poweroff setsid cttyhack sync stty adjtimex tail wc cut env true false ping nslookup ntpd; do
     ln -s busybox "$R/bin/$a"
   done
-  python3 image/board.py closure "$W/x/usr/lib/modules/$kver" $B_MODULES >"$W/modules.load"
+  python3 image/board.py closure "$W/x/usr/lib/modules/$kver" "$W/modules.dep" $B_MODULES >"$W/modules.load"
   local m
   while read -r m; do
     mkdir -p "$R/lib/modules/$kver/$(dirname "$m")"
@@ -84,10 +84,7 @@ build_board() {
   done <"$W/modules.load"
   touch "$R/etc/modules.load"
   cp "$W/x/usr/lib/modules/$kver/modules.builtin" "$R/lib/modules/$kver/"
-  # modules.dep of the shipped (decompressed) modules, for modprobe at the console.
-  sed 's/\.xz//g' "$W/modules.load" | while read -r m; do
-    grep "^$m.xz:\|^$m:" "$W/x/usr/lib/modules/$kver/modules.dep" | sed 's/\.xz//g' || true
-  done >"$R/lib/modules/$kver/modules.dep"
+  cp "$W/modules.dep" "$R/lib/modules/$kver/modules.dep"
   python3 image/board.py nics "boards/$id.toml" >"$R/etc/nics"
   printf 'BOARD=%s\nLED=%s\nWATCHDOG=%s\nVERSION=%s\n' "$id" "$B_LED" "$B_WATCHDOG" "$VERSION" >"$R/etc/board"
   install -m 0755 image/rootfs/init "$R/init"

@@ -453,6 +453,29 @@ fn boots_and_publishes_like_replay(uefi: bool) {
         stream_totals(&watch.all()) == want_streams
     });
 
+    // The LED's condition, named in `health`: mirror frames lately and the broker up.
+    let conditions = || -> Vec<String> {
+        watch
+            .all()
+            .iter()
+            .filter(|v| v["type"] == "health")
+            .map(|v| v["condition"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    wait_for("a healthy condition", Duration::from_secs(30), || {
+        conditions().iter().any(|c| c == "healthy")
+    });
+    // Then, with the mirror quiet for 10 s, "no mirror traffic".
+    wait_for(
+        "no_mirror_traffic after healthy",
+        Duration::from_secs(40),
+        || {
+            let c = conditions();
+            let h = c.iter().position(|c| c == "healthy").unwrap();
+            c[h..].iter().any(|c| c == "no_mirror_traffic")
+        },
+    );
+
     // Kill the sensor in the guest: the supervisor has it publishing again within 10 s.
     let before = watch.statuses("online").len();
     guest.type_line("kill -9 $(cat /run/voipsensor.pid)");
