@@ -51,7 +51,10 @@ build_board() {
   local kimg kpv
   kimg=$(sed -n "s/^\(linux-image-[0-9][^=]*+deb13-$B_FLAVOUR\)=.*/\1/p" image/packages.lock | head -1)
   [ -n "$kimg" ] || { echo "build-image: no pinned kernel for flavour $B_FLAVOUR in image/packages.lock" >&2; return 1; }
-  local pkgs=("$(pin "$kimg")" "$(pin busybox-static)")
+  # Optional SSH: Debian's dropbear is dynamic; it ships with its libraries and loader.
+  local sshpkgs=(dropbear-bin libc6 zlib1g libcrypt1 libtomcrypt1 libtommath1 libgmp10)
+  local pkgs=("$(pin "$kimg")" "$(pin busybox-static)") p
+  for p in "${sshpkgs[@]}"; do pkgs+=("$(pin "$p")"); done
   case $B_METHOD in
     uefi) pkgs+=("$(pin systemd-boot-efi)") ;;
     rpi-firmware) pkgs+=("$(pin raspi-firmware)") ;;
@@ -65,7 +68,7 @@ build_board() {
   local R=$W/initrd
 
   # initramfs: busybox, the board's modules (dependencies first), /init, the sensor.
-  mkdir -p "$R"/{bin,sbin,etc,proc,sys,dev,run,tmp,boot,var/run,usr/share/udhcpc,lib/modules/$kver}
+  mkdir -p "$R"/{bin,sbin,etc,proc,sys,dev,run,tmp,boot,root,var/run,usr/share/udhcpc,lib/modules/$kver}
   install -m 0755 "$W/x/usr/bin/busybox" "$R/bin/busybox"
   for a in sh ash mount umount mkdir cat echo sleep ip udhcpc insmod ls ln cp grep sed kill ps \
     date mdev modprobe uname hostname readlink basename dirname rm mv watchdog seq head tr test printf \
@@ -90,8 +93,26 @@ build_board() {
   install -m 0755 image/rootfs/init "$R/init"
   install -m 0755 image/rootfs/udhcpc.script "$R/usr/share/udhcpc/default.script"
   install -m 0755 "$BIN" "$R/bin/voipsensor"
+  # dropbear + dropbearkey with the NEEDED closure (readelf -d: ldd cannot run arm64 here),
+  # libraries in Debian's multiarch directory, the loader where PT_INTERP points.
+  mkdir -p "$W/db" "$R/lib/aarch64-linux-gnu"
+  for p in "${sshpkgs[@]}"; do dpkg -x "$(deb "$p")" "$W/db"; done
+  install -m 0755 "$W/db/usr/sbin/dropbear" "$R/sbin/dropbear"
+  install -m 0755 "$W/db/usr/bin/dropbearkey" "$R/bin/dropbearkey"
+  local L=$W/db/usr/lib/aarch64-linux-gnu todo=("$R/sbin/dropbear" "$R/bin/dropbearkey") lib
+  while [ ${#todo[@]} -gt 0 ]; do
+    for lib in $(readelf -d "${todo[0]}" | sed -n 's/.*NEEDED.*\[\(.*\)\]/\1/p'); do
+      [ -e "$R/lib/aarch64-linux-gnu/$lib" ] && continue
+      [ -e "$L/$lib" ] || { echo "build-image: $lib (needed by ${todo[0]##*/}) not in the pinned packages" >&2; return 1; }
+      install -m 0755 "$(readlink -f "$L/$lib")" "$R/lib/aarch64-linux-gnu/$lib"
+      todo+=("$R/lib/aarch64-linux-gnu/$lib")
+    done
+    todo=("${todo[@]:1}")
+  done
+  ln -sf aarch64-linux-gnu/ld-linux-aarch64.so.1 "$R/lib/ld-linux-aarch64.so.1"
+  printf '/bin/sh\n' >"$R/etc/shells"
   printf 'hosts: files dns\n' >"$R/etc/nsswitch.conf"
-  printf 'root:x:0:0:root:/:/bin/sh\n' >"$R/etc/passwd"
+  printf 'root:x:0:0:root:/root:/bin/sh\n' >"$R/etc/passwd"
   printf 'root:x:0:\n' >"$R/etc/group"
   printf '127.0.0.1 localhost\n' >"$R/etc/hosts"
   find "$R" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +

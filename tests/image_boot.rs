@@ -150,7 +150,7 @@ struct Guest {
 }
 
 impl Guest {
-    fn boot(dir: &Path, img: &Path, uefi: bool, broker: u16) -> Guest {
+    fn boot(dir: &Path, img: &Path, uefi: bool, broker: u16, ssh: Option<u16>) -> Guest {
         let (local, remote) = (free_udp(), free_udp());
         let mirror = UdpSocket::bind(("127.0.0.1", remote)).unwrap();
         mirror.connect(("127.0.0.1", local)).unwrap();
@@ -179,7 +179,10 @@ impl Guest {
             // (a tcp chardev would carry one connection only: no reconnect after the kill).
             .arg(format!(
                 "user,id=up,restrict=on,\
-                 guestfwd=tcp:10.0.2.100:1883-cmd:socat - TCP:127.0.0.1:{broker}"
+                 guestfwd=tcp:10.0.2.100:1883-cmd:socat - TCP:127.0.0.1:{broker}{}",
+                // and, for the SSH test, the host's 127.0.0.1:PORT to the guest's port 22
+                ssh.map(|p| format!(",hostfwd=tcp:127.0.0.1:{p}-:22"))
+                    .unwrap_or_default()
             ))
             .args(["-device", "virtio-net-pci,netdev=up,addr=0x2,romfile="])
             .args(["-netdev"])
@@ -415,7 +418,7 @@ fn boots_and_publishes_like_replay(uefi: bool) {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
     let watch = Watch::start(port);
-    let mut guest = Guest::boot(&dir, &img, uefi, port);
+    let mut guest = Guest::boot(&dir, &img, uefi, port, None);
     guest.wait_console("mirror mirror0: up, promiscuous", Duration::from_secs(180));
     wait_for("retained online status", Duration::from_secs(60), || {
         !watch.statuses("online").is_empty()
@@ -490,6 +493,11 @@ fn boots_and_publishes_like_replay(uefi: bool) {
         killed.elapsed()
     );
     guest.wait_console("voipsensor exited", Duration::from_secs(5));
+    // No authorized_keys on the card: nothing listens on port 22 (0A = LISTEN).
+    guest.type_line(
+        "echo SSHD-$(cat /proc/net/tcp /proc/net/tcp6 | grep -c ':0016 [0-9A-F:]* 0A ')",
+    );
+    guest.wait_console("SSHD-0", Duration::from_secs(10));
 }
 
 #[test]
@@ -515,7 +523,7 @@ fn a_broken_sensor_toml_is_reported_on_the_console_and_to_the_broker() {
         .replace("address = \"dhcp\"", "address = \"10.1.2.3\"");
     put_sensor_toml(&dir, &img, &cfg);
     let watch = Watch::start(port);
-    let guest = Guest::boot(&dir, &img, false, port);
+    let guest = Guest::boot(&dir, &img, false, port, None);
     guest.wait_console("CONFIG ERROR: ", Duration::from_secs(180));
     let c = guest.console();
     assert!(c.contains("network.address"), "console names the key:\n{c}");
@@ -587,4 +595,75 @@ fn boot_config_names_the_bad_key_and_exits_non_zero() {
         "{err}"
     );
     assert!(o.stdout.is_empty(), "nothing for init to source");
+}
+
+#[test]
+fn authorized_keys_on_the_card_lets_that_key_run_a_command_over_ssh() {
+    if !(prerequisites()
+        && common::need_tool("ssh", "openssh-client")
+        && common::need_tool("ssh-keygen", "openssh-client"))
+    {
+        return;
+    }
+    let dir = tempdir("ssh");
+    let img = dir.join("disk.img");
+    std::fs::copy(image(), &img).unwrap();
+    let key = dir.join("id_ed25519");
+    let o = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "image-test", "-f"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = Command::new("mcopy")
+        .args(["-o", "-i", &at(&img)])
+        .arg(key.with_extension("pub"))
+        .arg("::authorized_keys")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (_broker, port) = broker(&dir);
+    let cfg = edited_template(&img, &dir, "branch-44", "ssh-1");
+    put_sensor_toml(&dir, &img, &cfg);
+    let ssh_port = free_tcp();
+    let guest = Guest::boot(&dir, &img, false, port, Some(ssh_port));
+    guest.wait_console("ssh: dropbear on port 22", Duration::from_secs(180));
+    let ssh = |extra: &[&str]| {
+        Command::new("ssh")
+            .arg("-i")
+            .arg(&key)
+            .args(["-p", &ssh_port.to_string()])
+            .args([
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+            ])
+            .args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=10"])
+            .args(extra)
+            .args(["root@127.0.0.1", "cat /etc/board; id -u"])
+            .output()
+            .unwrap()
+    };
+    let mut out = ssh(&[]);
+    let t = Instant::now();
+    while !out.status.success() && t.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_secs(1));
+        out = ssh(&[]);
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && stdout.contains("BOARD=qemu-virt") && stdout.ends_with("0\n"),
+        "ssh: {stdout}\n{}\nconsole:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        guest.console()
+    );
+    // Passwords are refused outright: only publickey is offered.
+    let pw = ssh(&[
+        "-o",
+        "PreferredAuthentications=password",
+        "-o",
+        "PubkeyAuthentication=no",
+    ]);
+    assert!(!pw.status.success(), "a password login got in");
 }
