@@ -51,8 +51,11 @@ build_board() {
   local kimg kpv
   kimg=$(sed -n "s/^\(linux-image-[0-9][^=]*+deb13-$B_FLAVOUR\)=.*/\1/p" image/packages.lock | head -1)
   [ -n "$kimg" ] || { echo "build-image: no pinned kernel for flavour $B_FLAVOUR in image/packages.lock" >&2; return 1; }
-  # Optional SSH: Debian's dropbear is dynamic; it ships with its libraries and loader.
-  local sshpkgs=(dropbear-bin libc6 zlib1g libcrypt1 libtomcrypt1 libtommath1 libgmp10)
+  # Optional SSH (dropbear) and the NTP client (chrony): Debian builds both dynamic, so they
+  # ship with their libraries and the loader, all from these pinned packages.
+  local sshpkgs=(dropbear-bin libc6 zlib1g libcrypt1 libtomcrypt1 libtommath1 libgmp10
+    chrony libcap2 libedit2 libgnutls30t64 libnettle8t64 libhogweed6t64 libseccomp2 libtinfo6
+    libbsd0 libmd0 libidn2-0 libp11-kit0 libtasn1-6 libunistring5 libffi8)
   local pkgs=("$(pin "$kimg")" "$(pin busybox-static)") p
   for p in "${sshpkgs[@]}"; do pkgs+=("$(pin "$p")"); done
   case $B_METHOD in
@@ -72,7 +75,7 @@ build_board() {
   install -m 0755 "$W/x/usr/bin/busybox" "$R/bin/busybox"
   for a in sh ash mount umount mkdir cat echo sleep ip udhcpc insmod ls ln cp grep sed kill ps \
     date mdev modprobe uname hostname readlink basename dirname rm mv watchdog seq head tr test printf \
-    reboot poweroff setsid cttyhack sync stty adjtimex tail wc cut env true false ping nslookup ntpd; do
+    reboot poweroff setsid cttyhack sync stty adjtimex tail wc cut env true false ping nslookup; do
     ln -s busybox "$R/bin/$a"
   done
   python3 image/board.py closure "$W/x/usr/lib/modules/$kver" "$W/modules.dep" $B_MODULES >"$W/modules.load"
@@ -93,13 +96,14 @@ build_board() {
   install -m 0755 image/rootfs/init "$R/init"
   install -m 0755 image/rootfs/udhcpc.script "$R/usr/share/udhcpc/default.script"
   install -m 0755 "$BIN" "$R/bin/voipsensor"
-  # dropbear + dropbearkey with the NEEDED closure (readelf -d: ldd cannot run arm64 here),
+  # dropbear, dropbearkey, chronyd with the NEEDED closure (readelf -d: ldd cannot run arm64 here),
   # libraries in Debian's multiarch directory, the loader where PT_INTERP points.
   mkdir -p "$W/db" "$R/lib/aarch64-linux-gnu"
   for p in "${sshpkgs[@]}"; do dpkg -x "$(deb "$p")" "$W/db"; done
   install -m 0755 "$W/db/usr/sbin/dropbear" "$R/sbin/dropbear"
   install -m 0755 "$W/db/usr/bin/dropbearkey" "$R/bin/dropbearkey"
-  local L=$W/db/usr/lib/aarch64-linux-gnu todo=("$R/sbin/dropbear" "$R/bin/dropbearkey") lib
+  install -m 0755 "$W/db/usr/sbin/chronyd" "$R/sbin/chronyd"
+  local L=$W/db/usr/lib/aarch64-linux-gnu todo=("$R/sbin/dropbear" "$R/bin/dropbearkey" "$R/sbin/chronyd") lib
   while [ ${#todo[@]} -gt 0 ]; do
     for lib in $(readelf -d "${todo[0]}" | sed -n 's/.*NEEDED.*\[\(.*\)\]/\1/p'); do
       [ -e "$R/lib/aarch64-linux-gnu/$lib" ] && continue

@@ -623,7 +623,9 @@ fn authorized_keys_on_the_card_lets_that_key_run_a_command_over_ssh() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let (_broker, port) = broker(&dir);
-    let cfg = edited_template(&img, &dir, "branch-44", "ssh-1");
+    // An NTP server the restricted guest cannot reach: chronyd must run, unsynchronised.
+    let cfg = edited_template(&img, &dir, "branch-44", "ssh-1")
+        .replace("ntp = []", "ntp = [\"192.0.2.123\"]");
     put_sensor_toml(&dir, &img, &cfg);
     let ssh_port = free_tcp();
     let guest = Guest::boot(&dir, &img, false, port, Some(ssh_port));
@@ -641,7 +643,10 @@ fn authorized_keys_on_the_card_lets_that_key_run_a_command_over_ssh() {
             ])
             .args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=10"])
             .args(extra)
-            .args(["root@127.0.0.1", "cat /etc/board; id -u"])
+            .args([
+                "root@127.0.0.1",
+                "cat /etc/board /run/chrony.conf; kill -0 $(cat /run/chronyd.pid) && echo CHRONYD-UP; id -u",
+            ])
             .output()
             .unwrap()
     };
@@ -653,7 +658,11 @@ fn authorized_keys_on_the_card_lets_that_key_run_a_command_over_ssh() {
     }
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        out.status.success() && stdout.contains("BOARD=qemu-virt") && stdout.ends_with("0\n"),
+        out.status.success()
+            && stdout.contains("BOARD=qemu-virt")
+            && stdout.contains("server 192.0.2.123 iburst")
+            && stdout.contains("CHRONYD-UP")
+            && stdout.ends_with("0\n"),
         "ssh: {stdout}\n{}\nconsole:\n{}",
         String::from_utf8_lossy(&out.stderr),
         guest.console()

@@ -284,3 +284,109 @@ fn check_board(id: &str, b: &toml::Table, img: &Path) {
         kos.len()
     );
 }
+
+/// Unpacks a newc cpio (directories, regular files, symlinks) under `to`.
+fn cpio_extract(a: &[u8], to: &Path) {
+    let hex = |b: &[u8]| usize::from_str_radix(std::str::from_utf8(b).unwrap(), 16).unwrap();
+    let mut off = 0usize;
+    loop {
+        let h = &a[off..off + 110];
+        let (mode, size, nlen) = (hex(&h[14..22]), hex(&h[54..62]), hex(&h[94..102]));
+        let name = String::from_utf8_lossy(&a[off + 110..off + 110 + nlen - 1]).into_owned();
+        let data = (off + 110 + nlen + 3) & !3;
+        off = (data + size + 3) & !3;
+        if name == "TRAILER!!!" {
+            return;
+        }
+        let p = to.join(&name);
+        match mode & 0o170000 {
+            0o040000 => std::fs::create_dir_all(&p).unwrap(),
+            0o120000 => {
+                let t = String::from_utf8_lossy(&a[data..data + size]).into_owned();
+                let _ = std::fs::remove_file(&p);
+                std::os::unix::fs::symlink(t, &p).unwrap();
+            }
+            0o100000 => {
+                std::fs::write(&p, &a[data..data + size]).unwrap();
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&p, std::fs::Permissions::from_mode(mode as u32 & 0o7777))
+                    .unwrap();
+            }
+            _ => {}
+        }
+    }
+}
+
+/// qemu-system's user-mode network forwards only TCP to the host (`guestfwd` has no UDP), so
+/// the booted guest cannot reach an NTP server while the test keeps it off everything but the
+/// broker. What ships is proven here instead: the image's own chronyd and libraries, run from
+/// its unpacked initrd under qemu-user, serve NTP on loopback (`-x`: never touching the host
+/// clock) and the image's chronyd as a client measures that server (`-Q`: measure only).
+#[test]
+fn the_images_chronyd_talks_ntp_to_a_real_server_under_qemu_user() {
+    if !(common::need_tool("qemu-aarch64-static", "qemu-user-static")
+        && common::need_tool("mdir", "mtools"))
+    {
+        return;
+    }
+    let img = root().join(format!(
+        "target/image/voipsensor-qemu-virt-{}.img",
+        env!("CARGO_PKG_VERSION")
+    ));
+    if !common::need(img.exists(), "bash image/build-image.sh qemu-virt") {
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("vs-ntp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    let r = dir.join("root");
+    std::fs::create_dir_all(&r).unwrap();
+    let gz = dir.join("initrd.img");
+    std::fs::write(&gz, fat_read(&img, "initrd.img")).unwrap();
+    cpio_extract(&run(Command::new("gzip").arg("-dc").arg(&gz)), &r);
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let conf = dir.join("server.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "port {port}\nbindaddress 127.0.0.1\nallow 127.0.0.1\nlocal stratum 8\ncmdport 0\n\
+             pidfile {}/server.pid\n",
+            dir.display()
+        ),
+    )
+    .unwrap();
+    let chronyd = r.join("sbin/chronyd");
+    let mut server = Command::new("qemu-aarch64-static")
+        .arg("-L")
+        .arg(&r)
+        .arg(&chronyd)
+        .args(["-x", "-d", "-u", "root", "-f"])
+        .arg(&conf)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let client = Command::new("timeout")
+        .args(["20", "qemu-aarch64-static", "-L"])
+        .arg(&r)
+        .arg(&chronyd)
+        .args(["-Q", "-u", "root", "-f", "/dev/null", "-t", "15"])
+        .arg(format!("server 127.0.0.1 port {port} iburst maxsamples 1"))
+        .output()
+        .unwrap();
+    let _ = server.kill();
+    let _ = server.wait();
+    let _ = std::fs::remove_dir_all(&dir);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&client.stdout),
+        String::from_utf8_lossy(&client.stderr)
+    );
+    assert!(
+        client.status.success() && text.contains("System clock wrong by"),
+        "chronyd -Q against the image's chronyd server:\n{text}"
+    );
+}
