@@ -12,6 +12,7 @@ PKGS=(
   iproute2 openssl ca-certificates procps file binutils
   qemu-system-arm qemu-efi-aarch64         # the image's boot test (tests/image_boot.rs)
   mtools dosfstools fdisk zstd xz-utils python3 debian-archive-keyring  # image/build-image.sh
+  socat openssh-client qemu-user-static    # image tests: guestfwd per connection, ssh into the guest, chronyd under qemu-user
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -28,8 +28,10 @@ def nics(path):
 def norm(n):
     return n.replace("-", "_")
 
-def closure(moddir, names):
-    """Modules to insmod, dependencies first, from the .modinfo 'depends=' of each .ko."""
+def closure(moddir, depfile, names):
+    """Modules to insmod, dependencies first, from the .modinfo 'depends=' of each .ko;
+    writes depmod's modules.dep format (every dependency, transitively, uncompressed names)
+    to depfile: Debian's package leaves modules.dep to depmod at install time."""
     index, builtin = {}, set()
     for line in open(os.path.join(moddir, "modules.builtin")):
         builtin.add(norm(os.path.basename(line.strip()).split(".ko")[0]))
@@ -37,29 +39,39 @@ def closure(moddir, names):
         for f in files:
             if ".ko" in f:
                 index[norm(f.split(".ko")[0])] = os.path.join(root, f)
-    order, seen = [], set()
+    order, seen, deps = [], set(), {}
     def visit(n):
         n = norm(n)
         if n in seen:
-            return
+            return deps.get(n, [])
         seen.add(n)
         if n in builtin:
-            return
+            return []
         if n not in index:
             sys.exit(f"module {n}: neither a .ko in {moddir} nor built in")
         data = open(index[n], "rb").read()
         if index[n].endswith(".xz"):
             data = lzma.decompress(data)
         m = re.search(rb"\0depends=([^\0]*)\0", data)
+        mine = []
         for d in (m.group(1).decode().split(",") if m and m.group(1) else []):
-            visit(d)
+            for x in visit(d) + [norm(d)]:
+                if x in index and x not in builtin and x not in mine:
+                    mine.append(x)
+        deps[n] = mine
         order.append(os.path.relpath(index[n], moddir))
+        return mine
     for n in names:
         visit(n)
     print("\n".join(order))
+    ko = lambda n: os.path.relpath(index[n], moddir).removesuffix(".xz")
+    with open(depfile, "w") as f:
+        for path in order:
+            n = norm(os.path.basename(path).split(".ko")[0])
+            f.write(f"{ko(n)}:{''.join(' ' + ko(d) for d in reversed(deps[n]))}\n")
 
 if __name__ == "__main__":
     cmd = sys.argv[1]
     if cmd == "board": board(sys.argv[2])
     elif cmd == "nics": nics(sys.argv[2])
-    elif cmd == "closure": closure(sys.argv[2], sys.argv[3:])
+    elif cmd == "closure": closure(sys.argv[2], sys.argv[3], sys.argv[4:])

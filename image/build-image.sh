@@ -51,7 +51,13 @@ build_board() {
   local kimg kpv
   kimg=$(sed -n "s/^\(linux-image-[0-9][^=]*+deb13-$B_FLAVOUR\)=.*/\1/p" image/packages.lock | head -1)
   [ -n "$kimg" ] || { echo "build-image: no pinned kernel for flavour $B_FLAVOUR in image/packages.lock" >&2; return 1; }
-  local pkgs=("$(pin "$kimg")" "$(pin busybox-static)")
+  # Optional SSH (dropbear) and the NTP client (chrony): Debian builds both dynamic, so they
+  # ship with their libraries and the loader, all from these pinned packages.
+  local sshpkgs=(dropbear-bin libc6 zlib1g libcrypt1 libtomcrypt1 libtommath1 libgmp10
+    chrony libcap2 libedit2 libgnutls30t64 libnettle8t64 libhogweed6t64 libseccomp2 libtinfo6
+    libbsd0 libmd0 libidn2-0 libp11-kit0 libtasn1-6 libunistring5 libffi8)
+  local pkgs=("$(pin "$kimg")" "$(pin busybox-static)") p
+  for p in "${sshpkgs[@]}"; do pkgs+=("$(pin "$p")"); done
   case $B_METHOD in
     uefi) pkgs+=("$(pin systemd-boot-efi)") ;;
     rpi-firmware) pkgs+=("$(pin raspi-firmware)") ;;
@@ -65,14 +71,14 @@ build_board() {
   local R=$W/initrd
 
   # initramfs: busybox, the board's modules (dependencies first), /init, the sensor.
-  mkdir -p "$R"/{bin,sbin,etc,proc,sys,dev,run,tmp,boot,var/run,usr/share/udhcpc,lib/modules/$kver}
+  mkdir -p "$R"/{bin,sbin,etc,proc,sys,dev,run,tmp,boot,root,var/run,usr/share/udhcpc,lib/modules/$kver}
   install -m 0755 "$W/x/usr/bin/busybox" "$R/bin/busybox"
   for a in sh ash mount umount mkdir cat echo sleep ip udhcpc insmod ls ln cp grep sed kill ps \
-    date mdev uname hostname readlink basename dirname rm mv watchdog seq head tr test printf \
-    reboot poweroff setsid cttyhack sync stty adjtimex tail wc cut env true false ping nslookup ntpd; do
+    date mdev modprobe uname hostname readlink basename dirname rm mv watchdog seq head tr test printf \
+    reboot poweroff setsid cttyhack sync stty adjtimex tail wc cut env true false ping nslookup; do
     ln -s busybox "$R/bin/$a"
   done
-  python3 image/board.py closure "$W/x/usr/lib/modules/$kver" $B_MODULES >"$W/modules.load"
+  python3 image/board.py closure "$W/x/usr/lib/modules/$kver" "$W/modules.dep" $B_MODULES >"$W/modules.load"
   local m
   while read -r m; do
     mkdir -p "$R/lib/modules/$kver/$(dirname "$m")"
@@ -84,13 +90,33 @@ build_board() {
   done <"$W/modules.load"
   touch "$R/etc/modules.load"
   cp "$W/x/usr/lib/modules/$kver/modules.builtin" "$R/lib/modules/$kver/"
+  cp "$W/modules.dep" "$R/lib/modules/$kver/modules.dep"
   python3 image/board.py nics "boards/$id.toml" >"$R/etc/nics"
   printf 'BOARD=%s\nLED=%s\nWATCHDOG=%s\nVERSION=%s\n' "$id" "$B_LED" "$B_WATCHDOG" "$VERSION" >"$R/etc/board"
   install -m 0755 image/rootfs/init "$R/init"
   install -m 0755 image/rootfs/udhcpc.script "$R/usr/share/udhcpc/default.script"
   install -m 0755 "$BIN" "$R/bin/voipsensor"
+  # dropbear, dropbearkey, chronyd with the NEEDED closure (readelf -d: ldd cannot run arm64 here),
+  # libraries in Debian's multiarch directory, the loader where PT_INTERP points.
+  mkdir -p "$W/db" "$R/lib/aarch64-linux-gnu"
+  for p in "${sshpkgs[@]}"; do dpkg -x "$(deb "$p")" "$W/db"; done
+  install -m 0755 "$W/db/usr/sbin/dropbear" "$R/sbin/dropbear"
+  install -m 0755 "$W/db/usr/bin/dropbearkey" "$R/bin/dropbearkey"
+  install -m 0755 "$W/db/usr/sbin/chronyd" "$R/sbin/chronyd"
+  local L=$W/db/usr/lib/aarch64-linux-gnu todo=("$R/sbin/dropbear" "$R/bin/dropbearkey" "$R/sbin/chronyd") lib
+  while [ ${#todo[@]} -gt 0 ]; do
+    for lib in $(readelf -d "${todo[0]}" | sed -n 's/.*NEEDED.*\[\(.*\)\]/\1/p'); do
+      [ -e "$R/lib/aarch64-linux-gnu/$lib" ] && continue
+      [ -e "$L/$lib" ] || { echo "build-image: $lib (needed by ${todo[0]##*/}) not in the pinned packages" >&2; return 1; }
+      install -m 0755 "$(readlink -f "$L/$lib")" "$R/lib/aarch64-linux-gnu/$lib"
+      todo+=("$R/lib/aarch64-linux-gnu/$lib")
+    done
+    todo=("${todo[@]:1}")
+  done
+  ln -sf aarch64-linux-gnu/ld-linux-aarch64.so.1 "$R/lib/ld-linux-aarch64.so.1"
+  printf '/bin/sh\n' >"$R/etc/shells"
   printf 'hosts: files dns\n' >"$R/etc/nsswitch.conf"
-  printf 'root:x:0:0:root:/:/bin/sh\n' >"$R/etc/passwd"
+  printf 'root:x:0:0:root:/root:/bin/sh\n' >"$R/etc/passwd"
   printf 'root:x:0:\n' >"$R/etc/group"
   printf '127.0.0.1 localhost\n' >"$R/etc/hosts"
   find "$R" -exec touch -h -d "@$SOURCE_DATE_EPOCH" {} +
@@ -114,9 +140,16 @@ build_board() {
       ;;
     rpi-firmware)
       mkdir -p "$W/fw"; dpkg -x "$(deb raspi-firmware)" "$W/fw"
-      cp "$W"/fw/usr/lib/raspi-firmware/* "$BP/"
-      local d; for d in $B_DTBS; do cp "$W/x/usr/lib/linux-image-$kver/$d" "$BP/"; done
+      # bootcode.bin: Pi 3 / Zero 2 W first stage; start.elf/fixup.dat (Pi 3, Zero 2 W) and
+      # start4.elf/fixup4.dat (Pi 4, 400); the _x/_cd/_db variants are not needed headless.
+      local f; for f in bootcode.bin start.elf fixup.dat start4.elf fixup4.dat; do
+        cp "$W/fw/usr/lib/raspi-firmware/$f" "$BP/"
+      done
+      local d n=0; for d in $B_DTBS; do cp "$W/x/usr/lib/linux-image-$kver/$d" "$BP/"; n=$((n + 1)); done
       printf 'arm_64bit=1\nenable_uart=1\nkernel=vmlinuz\ninitramfs initrd.img followkernel\n' >"$BP/config.txt"
+      # One dtb (the firmware's default name may be the downstream one, e.g. the Zero 2 W's
+      # bcm2710-…): name it. Several (Pi 3 B / B+): the firmware picks the upstream name itself.
+      [ "$n" = 1 ] && echo "device_tree=$(basename "$B_DTBS")" >>"$BP/config.txt"
       ;;
   esac
   local f; for f in $B_FILES; do

@@ -28,6 +28,7 @@ pub mod capture;
 pub mod clock;
 pub mod config;
 pub mod fixture;
+pub mod led;
 pub mod network;
 pub mod policy;
 pub mod publish;

@@ -1,7 +1,7 @@
 //! The qemu-virt SD-card image, booted under qemu-system-aarch64 (TCG) both ways — direct
 //! kernel boot from the files inside the image, and UEFI (AAVMF) from the disk itself — with
 //! sensor.toml edited inside the image by mtools, a mosquitto on the host's loopback (reached
-//! through user-mode networking as 10.0.2.2; no NTP or DNS is configured), and a
+//! through restricted user-mode networking as 10.0.2.100:1883 only; no NTP or DNS), and a
 //! capture replayed into the mirror NIC (`-netdev dgram`, one Ethernet frame per datagram).
 //! Needs the image from `bash image/build-image.sh qemu-virt` (CI: `image/ci-image.sh`).
 
@@ -150,7 +150,7 @@ struct Guest {
 }
 
 impl Guest {
-    fn boot(dir: &Path, img: &Path, uefi: bool) -> Guest {
+    fn boot(dir: &Path, img: &Path, uefi: bool, broker: u16, ssh: Option<u16>) -> Guest {
         let (local, remote) = (free_udp(), free_udp());
         let mirror = UdpSocket::bind(("127.0.0.1", remote)).unwrap();
         mirror.connect(("127.0.0.1", local)).unwrap();
@@ -174,9 +174,16 @@ impl Guest {
             ))
             .args(["-device", "virtio-blk-pci,drive=d,bootindex=0,addr=0x4"])
             .args(["-netdev"])
-            // The guest reaches the host's loopback as 10.0.2.2 (guestfwd to a tcp chardev
-            // would carry one connection only: no reconnect after the kill).
-            .args(["user,id=up"])
+            // restrict=on: the guest reaches nothing on the host or beyond but the test's
+            // broker, as 10.0.2.100:1883; each connection runs its own socat to 127.0.0.1
+            // (a tcp chardev would carry one connection only: no reconnect after the kill).
+            .arg(format!(
+                "user,id=up,restrict=on,\
+                 guestfwd=tcp:10.0.2.100:1883-cmd:socat - TCP:127.0.0.1:{broker}{}",
+                // and, for the SSH test, the host's 127.0.0.1:PORT to the guest's port 22
+                ssh.map(|p| format!(",hostfwd=tcp:127.0.0.1:{p}-:22"))
+                    .unwrap_or_default()
+            ))
             .args(["-device", "virtio-net-pci,netdev=up,addr=0x2,romfile="])
             .args(["-netdev"])
             .arg(format!(
@@ -305,7 +312,7 @@ fn put_sensor_toml(dir: &Path, img: &Path, text: &str) {
 }
 
 /// The template shipped on the image, with the technician's three edits.
-fn edited_template(img: &Path, dir: &Path, site: &str, sensor: &str, port: u16) -> String {
+fn edited_template(img: &Path, dir: &Path, site: &str, sensor: &str) -> String {
     let f = dir.join("template.toml");
     mtools(&["mcopy", "-o", "-i", &at(img), "::sensor.toml"], Some(&f));
     let t = std::fs::read_to_string(f).unwrap();
@@ -314,12 +321,12 @@ fn edited_template(img: &Path, dir: &Path, site: &str, sensor: &str, port: u16) 
         .replace("id = \"sensor-1\"", &format!("id = \"{sensor}\""))
         .replace(
             "url = \"mqtt://broker.example.net:1883\"",
-            &format!("url = \"mqtt://10.0.2.2:{port}\""),
+            "url = \"mqtt://10.0.2.100:1883\"",
         )
         // No NTP server is reachable here: the guest must report clock_synced = false.
         .replace("ntp = [\"pool.ntp.org\"]", "ntp = []");
     assert!(
-        t.contains(site) && t.contains("10.0.2.2:"),
+        t.contains(site) && t.contains("10.0.2.100:1883"),
         "template changed:\n{t}"
     );
     // Per-second metrics as JSON so that the comparison below sees every field.
@@ -390,7 +397,7 @@ fn boots_and_publishes_like_replay(uefi: bool) {
     std::fs::copy(image(), &img).unwrap();
     let (site, sensor) = ("branch-42", format!("boot-{tag}"));
     let (_broker, port) = broker(&dir);
-    let cfg = edited_template(&img, &dir, site, &sensor, port);
+    let cfg = edited_template(&img, &dir, site, &sensor);
     put_sensor_toml(&dir, &img, &cfg);
     // Two calls of 4 s with RTP, back to back, 10 s of capture.
     let pcap = dir.join("calls.pcap");
@@ -411,7 +418,7 @@ fn boots_and_publishes_like_replay(uefi: bool) {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
 
     let watch = Watch::start(port);
-    let mut guest = Guest::boot(&dir, &img, uefi);
+    let mut guest = Guest::boot(&dir, &img, uefi, port, None);
     guest.wait_console("mirror mirror0: up, promiscuous", Duration::from_secs(180));
     wait_for("retained online status", Duration::from_secs(60), || {
         !watch.statuses("online").is_empty()
@@ -449,6 +456,29 @@ fn boots_and_publishes_like_replay(uefi: bool) {
         stream_totals(&watch.all()) == want_streams
     });
 
+    // The LED's condition, named in `health`: mirror frames lately and the broker up.
+    let conditions = || -> Vec<String> {
+        watch
+            .all()
+            .iter()
+            .filter(|v| v["type"] == "health")
+            .map(|v| v["condition"].as_str().unwrap_or("").to_string())
+            .collect()
+    };
+    wait_for("a healthy condition", Duration::from_secs(30), || {
+        conditions().iter().any(|c| c == "healthy")
+    });
+    // Then, with the mirror quiet for 10 s, "no mirror traffic".
+    wait_for(
+        "no_mirror_traffic after healthy",
+        Duration::from_secs(40),
+        || {
+            let c = conditions();
+            let h = c.iter().position(|c| c == "healthy").unwrap();
+            c[h..].iter().any(|c| c == "no_mirror_traffic")
+        },
+    );
+
     // Kill the sensor in the guest: the supervisor has it publishing again within 10 s.
     let before = watch.statuses("online").len();
     guest.type_line("kill -9 $(cat /run/voipsensor.pid)");
@@ -463,6 +493,11 @@ fn boots_and_publishes_like_replay(uefi: bool) {
         killed.elapsed()
     );
     guest.wait_console("voipsensor exited", Duration::from_secs(5));
+    // No authorized_keys on the card: nothing listens on port 22 (0A = LISTEN).
+    guest.type_line(
+        "echo SSHD-$(cat /proc/net/tcp /proc/net/tcp6 | grep -c ':0016 [0-9A-F:]* 0A ')",
+    );
+    guest.wait_console("SSHD-0", Duration::from_secs(10));
 }
 
 #[test]
@@ -484,11 +519,11 @@ fn a_broken_sensor_toml_is_reported_on_the_console_and_to_the_broker() {
     let img = dir.join("disk.img");
     std::fs::copy(image(), &img).unwrap();
     let (_broker, port) = broker(&dir);
-    let cfg = edited_template(&img, &dir, "branch-43", "broken-1", port)
+    let cfg = edited_template(&img, &dir, "branch-43", "broken-1")
         .replace("address = \"dhcp\"", "address = \"10.1.2.3\"");
     put_sensor_toml(&dir, &img, &cfg);
     let watch = Watch::start(port);
-    let guest = Guest::boot(&dir, &img, false);
+    let guest = Guest::boot(&dir, &img, false, port, None);
     guest.wait_console("CONFIG ERROR: ", Duration::from_secs(180));
     let c = guest.console();
     assert!(c.contains("network.address"), "console names the key:\n{c}");
@@ -560,4 +595,84 @@ fn boot_config_names_the_bad_key_and_exits_non_zero() {
         "{err}"
     );
     assert!(o.stdout.is_empty(), "nothing for init to source");
+}
+
+#[test]
+fn authorized_keys_on_the_card_lets_that_key_run_a_command_over_ssh() {
+    if !(prerequisites()
+        && common::need_tool("ssh", "openssh-client")
+        && common::need_tool("ssh-keygen", "openssh-client"))
+    {
+        return;
+    }
+    let dir = tempdir("ssh");
+    let img = dir.join("disk.img");
+    std::fs::copy(image(), &img).unwrap();
+    let key = dir.join("id_ed25519");
+    let o = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", "image-test", "-f"])
+        .arg(&key)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = Command::new("mcopy")
+        .args(["-o", "-i", &at(&img)])
+        .arg(key.with_extension("pub"))
+        .arg("::authorized_keys")
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let (_broker, port) = broker(&dir);
+    // An NTP server the restricted guest cannot reach: chronyd must run, unsynchronised.
+    let cfg = edited_template(&img, &dir, "branch-44", "ssh-1")
+        .replace("ntp = []", "ntp = [\"192.0.2.123\"]");
+    put_sensor_toml(&dir, &img, &cfg);
+    let ssh_port = free_tcp();
+    let guest = Guest::boot(&dir, &img, false, port, Some(ssh_port));
+    guest.wait_console("ssh: dropbear on port 22", Duration::from_secs(180));
+    let ssh = |extra: &[&str]| {
+        Command::new("ssh")
+            .arg("-i")
+            .arg(&key)
+            .args(["-p", &ssh_port.to_string()])
+            .args([
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+            ])
+            .args(["-o", "BatchMode=yes", "-o", "ConnectTimeout=10"])
+            .args(extra)
+            .args([
+                "root@127.0.0.1",
+                "cat /etc/board /run/chrony.conf; kill -0 $(cat /run/chronyd.pid) && echo CHRONYD-UP; id -u",
+            ])
+            .output()
+            .unwrap()
+    };
+    let mut out = ssh(&[]);
+    let t = Instant::now();
+    while !out.status.success() && t.elapsed() < Duration::from_secs(30) {
+        std::thread::sleep(Duration::from_secs(1));
+        out = ssh(&[]);
+    }
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success()
+            && stdout.contains("BOARD=qemu-virt")
+            && stdout.contains("server 192.0.2.123 iburst")
+            && stdout.contains("CHRONYD-UP")
+            && stdout.ends_with("0\n"),
+        "ssh: {stdout}\n{}\nconsole:\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        guest.console()
+    );
+    // Passwords are refused outright: only publickey is offered.
+    let pw = ssh(&[
+        "-o",
+        "PreferredAuthentications=password",
+        "-o",
+        "PubkeyAuthentication=no",
+    ]);
+    assert!(!pw.status.success(), "a password login got in");
 }

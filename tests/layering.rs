@@ -30,6 +30,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("report", 3),
     ("network", 3),
     ("clock", 3),
+    ("led", 3),
     ("config", 4),
     ("cli", 5),
     ("main", 5),

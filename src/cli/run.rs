@@ -25,6 +25,7 @@ use std::time::{Duration, Instant as WallClock};
 use voipsensor::capture::health::{CaptureSummary, IfHealth, PcapCounts, summarize};
 use voipsensor::capture::live::{DedupRing, Interface, Options};
 use voipsensor::config::{self, Config};
+use voipsensor::led::{self, Condition};
 use voipsensor::policy::{self, Iface, Policy, PolicyConfig};
 use voipsensor::publish::{PublishSettings, Publisher};
 use voipsensor::track::counters::Counters;
@@ -72,6 +73,9 @@ pub struct Args {
     /// Do not look for RTP that no SDP announced.
     #[arg(long)]
     pub no_rtp_heuristic: bool,
+    /// Status LED to drive (`/sys/class/leds/NAME`, the board's `status_led`): see `led.rs`.
+    #[arg(long)]
+    pub led: Option<PathBuf>,
 }
 
 /// The effective settings: the file (if any) with the flags applied.
@@ -238,6 +242,8 @@ struct HealthReport {
     interfaces: Vec<IfHealth>,
     mirror: MirrorReport,
     warnings: Vec<Warning>,
+    /// What the status LED shows (`led.rs`).
+    condition: Condition,
     counters: Counters,
 }
 
@@ -269,6 +275,12 @@ struct State {
     /// Scratch: interfaces with frames left in this read pass.
     more: Vec<bool>,
     sensor_id: String,
+    /// The status LED directory, the condition last shown on it, and what decides it.
+    led: Option<PathBuf>,
+    led_shown: Option<Condition>,
+    ever_connected: bool,
+    started: WallClock,
+    condition: Condition,
 }
 
 pub fn run(a: Args) -> Result<ExitCode> {
@@ -325,6 +337,11 @@ pub fn run(a: Args) -> Result<ExitCode> {
         more: Vec::with_capacity(n),
         sensor_id,
         settings: s,
+        led: a.led.clone(),
+        led_shown: None,
+        ever_connected: false,
+        started: WallClock::now(),
+        condition: Condition::Booting,
     };
     log::info!(
         "voipsensor {} running on {} ({}); output: {}",
@@ -531,6 +548,18 @@ impl State {
                 }),
             })
             .collect();
+        let broker_connected = match &self.sink.out {
+            Output::Mqtt(p) => Some(p.is_connected()),
+            Output::Json(_) => None,
+        };
+        self.ever_connected |= broker_connected == Some(true);
+        self.condition = led::condition(&led::Inputs {
+            config_ok: true, // run refuses a bad file; /init shows config errors itself
+            broker_connected,
+            ever_connected: self.ever_connected,
+            uptime_s: now.saturating_duration_since(self.started).as_secs(),
+            mirror_quiet_s: ifs.iter().filter_map(|i| i.quiet_for_s).min(),
+        });
         let verdict = self
             .sink
             .policy
@@ -553,7 +582,23 @@ impl State {
                 }
             }
         }
+        self.show_led();
         self.sink.flush();
+    }
+
+    /// Sets the LED when the condition changed (a failed write is logged, then retried).
+    fn show_led(&mut self) {
+        let Some(dir) = &self.led else { return };
+        if self.led_shown == Some(self.condition) {
+            return;
+        }
+        match led::apply(dir, self.condition.pattern()) {
+            Ok(()) => {
+                log::info!("status LED: {}", self.condition.as_str());
+                self.led_shown = Some(self.condition);
+            }
+            Err(e) => log::warn!("status LED {}: {e}", dir.display()),
+        }
     }
 
     fn report(&self, counters: Counters, dirs: DirectionStats, loss: bool) -> HealthReport {
@@ -570,6 +615,7 @@ impl State {
                 tls_records: counters.sip.tls_records,
             },
             warnings: self.sink.policy.warnings().to_vec(),
+            condition: self.condition,
             counters,
         }
     }
