@@ -29,7 +29,7 @@ use hashbrown::HashTable;
 use serde::Serialize;
 
 /// Eviction classes a table keeps (0 is evicted first).
-pub const CLASSES: usize = 4;
+pub const CLASSES: usize = 5;
 /// "No slot" in the intrusive lists.
 pub const NIL: u32 = u32::MAX;
 /// Page size assumed when writing storage at construction.
@@ -475,7 +475,7 @@ mod tests {
         // Only class 3 is left and the caller may evict below 3: rejected.
         assert_eq!(t.insert(9, 90, 0, 3), Inserted::Rejected(9, 90));
         let s = t.stats();
-        assert_eq!(s.evicted_by_class, [0, 2, 2, 0]);
+        assert_eq!(s.evicted_by_class, [0, 2, 2, 0, 0]);
         assert_eq!((s.len, s.inserted, s.evicted, s.rejected), (4, 8, 4, 1));
         assert_eq!(s.high_water, 4);
     }
@@ -530,14 +530,14 @@ mod tests {
 
     #[test]
     fn eviction_work_does_not_grow_with_the_table() {
-        // 20,000 inserts into a full 10,000-entry table, half of it protected in class 3:
+        // 20,000 inserts into a full 10,000-entry table, half of it protected in class 4:
         // each eviction looks at one list head, wherever the victims are.
         let mut t: Table<u32, ()> = Table::new("t", 10_000);
         for k in 0..10_000u32 {
-            t.insert(k, (), if k % 2 == 0 { 3 } else { 0 }, 3);
+            t.insert(k, (), if k % 2 == 0 { 4 } else { 0 }, 4);
         }
         for k in 10_000..30_000u32 {
-            assert!(matches!(t.insert(k, (), 0, 3), Inserted::Evicted(..)));
+            assert!(matches!(t.insert(k, (), 0, 4), Inserted::Evicted(..)));
         }
         assert_eq!(t.victim_work(), 20_000);
         assert_eq!(t.stats().evicted_by_class[0], 20_000);

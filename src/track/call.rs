@@ -19,7 +19,9 @@
 //!
 //! When the table is full a new INVITE evicts, by eviction class and least recently used
 //! first within a class (O(1), see `table.rs`): closed calls lingering for retransmissions
-//! ([`CLOSED`]), then unanswered calls ([`UNANSWERED`]), then answered calls with neither
+//! ([`CLOSED`]), then unanswered calls nobody responded to ([`UNANSWERED_BARE`]: what an
+//! INVITE flood makes), then unanswered calls with a response ([`UNANSWERED`]: 100, 18x),
+//! then answered calls with neither
 //! media nor signalling for [`ANSWERED_IDLE_EVICTABLE`] ([`ANSWERED_IDLE`]: a real call has
 //! media within seconds; hold keeps its RTCP or re-INVITEs). An answered call with recent
 //! media or signalling ([`ANSWERED_ACTIVE`]) is never evicted: if only those remain, the new
@@ -47,9 +49,10 @@ const RECENT: usize = 16;
 /// Eviction classes of the call table (lowest evicted first), counted per class in the
 /// table's `evicted_by_class`.
 pub const CLOSED: u8 = 0;
-pub const UNANSWERED: u8 = 1;
-pub const ANSWERED_IDLE: u8 = 2;
-pub const ANSWERED_ACTIVE: u8 = 3;
+pub const UNANSWERED_BARE: u8 = 1;
+pub const UNANSWERED: u8 = 2;
+pub const ANSWERED_IDLE: u8 = 3;
+pub const ANSWERED_ACTIVE: u8 = 4;
 /// An answered call with no RTP/RTCP and no signalling for this long becomes evictable.
 pub const ANSWERED_IDLE_EVICTABLE: Duration = Duration::from_secs(10);
 
@@ -166,6 +169,8 @@ pub struct Call {
     pub last_media: Option<Instant>,
     closed_at: Option<Instant>,
     cancel_seen: bool,
+    /// A response to its INVITE was seen (evidence of a real dialog).
+    responded: bool,
     challenged: Option<u16>,
     rang: bool,
     early_media: bool,
@@ -183,6 +188,16 @@ impl Call {
     }
     pub fn on_hold(&self) -> bool {
         self.on_hold
+    }
+
+    /// Its eviction class after a message or media (`None`: closed, stays [`CLOSED`]).
+    fn active_class(&self) -> Option<u8> {
+        match self.state {
+            State::Closed => None,
+            State::Answered => Some(ANSWERED_ACTIVE),
+            _ if self.responded => Some(UNANSWERED),
+            _ => Some(UNANSWERED_BARE),
+        }
     }
 }
 
@@ -264,10 +279,8 @@ impl Calls {
             return;
         }
         call.last_media = Some(now);
-        match call.state {
-            State::Answered => self.table.set_class(slot, ANSWERED_ACTIVE),
-            State::Calling | State::Proceeding => self.table.touch(slot),
-            State::Closed => {}
+        if let Some(c) = call.active_class() {
+            self.table.set_class(slot, c);
         }
     }
 
@@ -329,10 +342,8 @@ impl Calls {
             return;
         };
         // Any message of an open call counts as use (least recently used goes first).
-        match self.table.by_slot(slot).map(|(_, c)| c.state) {
-            Some(State::Answered) => self.table.set_class(slot, ANSWERED_ACTIVE),
-            Some(State::Calling | State::Proceeding) => self.table.touch(slot),
-            _ => {}
+        if let Some(c) = self.table.by_slot(slot).and_then(|(_, c)| c.active_class()) {
+            self.table.set_class(slot, c);
         }
         let Some((_, call)) = self.table.by_slot_mut(slot) else {
             return;
@@ -363,7 +374,6 @@ impl Calls {
             _ => Party::Callee,
         };
         let sdp = sdp_of(msg, counters);
-        let mut answered = false;
 
         match msg.start() {
             StartLine::Request { method, .. } => match method {
@@ -429,6 +439,7 @@ impl Calls {
                     // Responses to re-INVITEs (even 4xx/5xx) do not end an answered call.
                     return;
                 }
+                call.responded = true;
                 match code {
                     100 => {}
                     101..=199 => {
@@ -461,7 +472,6 @@ impl Calls {
                         }
                     }
                     200..=299 => {
-                        answered = true;
                         call.answer_at = Some(hop.now);
                         call.state = State::Answered;
                         counters.calls.answered += 1;
@@ -485,8 +495,8 @@ impl Calls {
                 }
             }
         }
-        if answered {
-            self.table.set_class(slot, ANSWERED_ACTIVE);
+        if let Some(c) = self.table.by_slot(slot).and_then(|(_, c)| c.active_class()) {
+            self.table.set_class(slot, c);
         }
     }
 
@@ -532,6 +542,7 @@ impl Calls {
             last_media: None,
             closed_at: None,
             cancel_seen: false,
+            responded: false,
             challenged: None,
             rang: false,
             early_media: false,
@@ -544,7 +555,7 @@ impl Calls {
         let ev = build(&call, &key, hop, CallEventKind::Invite);
         let inserted = self
             .table
-            .insert(key.clone(), call, UNANSWERED, ANSWERED_ACTIVE);
+            .insert(key.clone(), call, UNANSWERED_BARE, ANSWERED_ACTIVE);
         // An evicted call's slot is the one the new call takes.
         let slot = self.table.slot_of(&key).unwrap_or(crate::table::NIL);
         match inserted {
