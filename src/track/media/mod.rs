@@ -401,7 +401,8 @@ impl Media {
             let Some((k, st)) = self.streams.by_slot_mut(s) else {
                 continue;
             };
-            st.closed = Some(reason);
+            // A call evicted after it ended: its streams keep the reason it ended with.
+            st.closed.get_or_insert(reason);
             if st.candidate.is_some() {
                 continue;
             }
