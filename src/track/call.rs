@@ -922,6 +922,45 @@ mod tests {
     const A: &str = "10.0.0.1:5060";
     const B: &str = "10.0.0.2:5060";
 
+    fn response(code: u16, reason: &str, call_id: &str) -> String {
+        format!(
+            "SIP/2.0 {code} {reason}\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1INVITE\r\n\
+             From: <sip:alice@10.0.0.1>;tag=a1\r\nTo: <sip:bob@10.0.0.2>;tag=b1\r\n\
+             Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+        )
+    }
+
+    fn event_of(fx: &[CallEffect], kind: CallEventKind) -> &CallEvent {
+        fx.iter()
+            .find_map(|e| match e {
+                CallEffect::Event(ev) if ev.event == kind => Some(ev),
+                CallEffect::Closed {
+                    event: Some(ev), ..
+                } if ev.event == kind => Some(ev),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no {kind:?} in {fx:?}"))
+    }
+
+    #[test]
+    fn durations_saturate_on_a_huge_jump_forward_and_are_zero_after_a_jump_back() {
+        let mut calls = Calls::new(4, CallTimeouts::default());
+        step(&mut calls, hop(10, A, B), &request("INVITE", "j1", 1, ""));
+        // 180 stamped before the INVITE (a clock stepped back): 0 ms, not a wrap.
+        step(&mut calls, hop(5, B, A), &response(180, "Ringing", "j1"));
+        // 200 some 136 years later (a garbage timestamp): u32::MAX, not the remainder.
+        let far = 10 + u64::from(u32::MAX) / 1000 * 2;
+        let fx = step(&mut calls, hop(far, B, A), &response(200, "OK", "j1"));
+        let answered = event_of(&fx, CallEventKind::Answered);
+        assert_eq!(answered.pdd_ms, Some(0));
+        assert_eq!(answered.setup_ms, Some(u32::MAX));
+        // BYE stamped before the answer: a duration of 0, the setup still saturated.
+        let fx = step(&mut calls, hop(11, A, B), &request("BYE", "j1", 2, ""));
+        let ended = event_of(&fx, CallEventKind::Ended);
+        assert_eq!(ended.duration_ms, Some(0));
+        assert_eq!((ended.setup_ms, ended.pdd_ms), (Some(u32::MAX), Some(0)));
+    }
+
     #[test]
     fn an_invite_with_sdp_opens_the_call_then_offers_the_callers_media() {
         let mut calls = Calls::new(4, CallTimeouts::default());
