@@ -144,7 +144,7 @@ impl Reassembler {
         self.counters.fragments += 1;
         let end = frag.offset + data.len();
         // Only whole blocks of a non-final fragment count (the final one ends the datagram).
-        let used = if frag.more && end % BLOCK != 0 {
+        let used = if frag.more && !end.is_multiple_of(BLOCK) {
             self.counters.misaligned += 1;
             end - end % BLOCK
         } else {

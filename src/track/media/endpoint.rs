@@ -171,9 +171,9 @@ impl Endpoints {
     fn insert(&mut self, at: SocketAddr, ep: Endpoint) {
         // Announced again (re-INVITE, or another call reusing the address): the new
         // announcement replaces the old, on its own call's list.
+        // (Replaced in place: same slot, not counted as a new insert.)
         if let Some(old) = self.table.slot_of(&at) {
             self.links.unlink(&mut self.table, old);
-            self.table.remove_slot(old);
         }
         self.open(ep.call());
         // Least recently used goes first when full.

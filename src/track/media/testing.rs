@@ -104,13 +104,13 @@ pub fn send(m: &mut Media, src: &str, dst: &str, ssrc: u32, n: u16, t0: u64) {
 }
 
 /// The caller's first packet (PCMU, SSRC 0xabc) to the callee, at 1 s.
-pub fn caller_first_packet<'m>(m: &'m mut Media, c: &mut Counters, out: &mut Vec<Event>) -> Seen {
+pub fn caller_first_packet(m: &mut Media, c: &mut Counters, out: &mut Vec<Event>) -> Seen {
     caller_sends(m, c, out, 0, &rtp(0, 1, 160, 0xabc, &[0xff; 160]))
 }
 
 /// The caller's `i`-th packet to the callee, 20 ms after the one before, the first at 1 s.
-pub fn caller_sends<'m>(
-    m: &'m mut Media,
+pub fn caller_sends(
+    m: &mut Media,
     c: &mut Counters,
     out: &mut Vec<Event>,
     i: usize,
