@@ -102,7 +102,7 @@ impl<K: Hash + Eq + Clone, V> Table<K, V> {
         let mut slots = Vec::with_capacity(capacity);
         slots.resize_with(capacity, || None);
         // Every page now holds a written `None` as long as a slot is at most a page
-        // (`slot_sizes_fit_in_a_page` in the tests checks every table's record).
+        // (`track::tracker`'s test `slot_sizes_fit_in_a_page` checks every table's).
         // Free list popped from the end: hand out slot 0 first.
         let free: Vec<u32> = (0..capacity as u32).rev().collect();
         let mut index = HashTable::with_capacity(capacity * 2);

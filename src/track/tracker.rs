@@ -88,7 +88,8 @@ impl Tracker {
     pub fn new(cfg: TrackerConfig) -> Tracker {
         Tracker {
             decoder: Decoder::new(cfg.fragments, cfg.fragment_timeout),
-            ws_scratch: vec![0; cfg.tcp_buffer].into_boxed_slice(),
+            // Non-zero so the pages are written now (a zero fill is mapped lazily).
+            ws_scratch: vec![0xa5; cfg.tcp_buffer].into_boxed_slice(),
             tcp: TcpStreams::new(cfg.tcp_streams, cfg.tcp_buffer, cfg.tcp_idle),
             calls: Calls::new(cfg.calls, cfg.timeouts),
             media: Media::new(cfg.media, cfg.calls),
@@ -415,4 +416,28 @@ fn on_sip_bytes(
     let mut fx = CallEffects::new();
     peers.calls.on_sip(hop, &msg, peers.counters, &mut fx);
     peers.apply(hop.now, &mut fx, out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slot_sizes_fit_in_a_page() {
+        // A table writes `None` into every slot at start; that writes every page of its
+        // storage only while a slot is at most a page (`table::PAGE`). `bytes_per_slot`
+        // bounds the slot's size from above.
+        let c = Tracker::new(TrackerConfig::default()).counters();
+        let t = c.tables;
+        for s in [
+            t.calls,
+            t.media_endpoints,
+            t.streams,
+            t.fragments,
+            t.tcp_streams,
+        ] {
+            assert!(s.bytes_per_slot > 0, "{s:?}");
+            assert!(s.bytes_per_slot as usize <= crate::table::PAGE, "{s:?}");
+        }
+    }
 }
