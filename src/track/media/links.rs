@@ -186,3 +186,102 @@ impl CallLinks {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct M {
+        owner: Option<CallRef>,
+        chain: Chain,
+    }
+
+    impl Member for M {
+        fn owner(&self) -> Option<CallRef> {
+            self.owner
+        }
+        fn chain(&mut self) -> &mut Chain {
+            &mut self.chain
+        }
+    }
+
+    fn call(serial: u64, slot: u32) -> CallRef {
+        CallRef { serial, slot }
+    }
+
+    fn members(links: &CallLinks, t: &mut Table<u32, M>, c: CallRef) -> Vec<u32> {
+        let mut v = vec![];
+        let mut at = links.first(c);
+        while let Some(s) = at {
+            v.push(*t.by_slot(s).unwrap().0);
+            at = CallLinks::next(t, s);
+        }
+        v
+    }
+
+    fn add(links: &mut CallLinks, t: &mut Table<u32, M>, k: u32, c: CallRef) {
+        let m = M {
+            owner: Some(c),
+            chain: Chain::NONE,
+        };
+        if let crate::table::Inserted::Evicted(_, mut gone) = t.insert(k, m, 0, 1) {
+            let slot = t.slot_of(&k).unwrap();
+            links.unlink_removed(t, slot, &mut gone);
+        }
+        let slot = t.slot_of(&k).unwrap();
+        links.push(t, slot);
+    }
+
+    #[test]
+    fn each_call_lists_only_its_own_members_through_removals_and_evictions() {
+        let mut t: Table<u32, M> = Table::new("t", 6);
+        let mut links = CallLinks::new(4);
+        let (a, b) = (call(1, 0), call(2, 3));
+        links.open(a);
+        links.open(b);
+        for k in [10, 11, 12] {
+            add(&mut links, &mut t, k, a);
+        }
+        for k in [20, 21, 22] {
+            add(&mut links, &mut t, k, b);
+        }
+        assert_eq!(members(&links, &mut t, a), [12, 11, 10]);
+        assert_eq!(members(&links, &mut t, b), [22, 21, 20]);
+        // A middle member leaves.
+        let s = t.slot_of(&11).unwrap();
+        links.unlink(&mut t, s);
+        t.remove_slot(s);
+        assert_eq!(members(&links, &mut t, a), [12, 10]);
+        // Full table: the least recently used (10, a's last) is evicted for b's 23.
+        add(&mut links, &mut t, 24, b);
+        add(&mut links, &mut t, 23, b);
+        assert!(!t.contains(&10));
+        assert_eq!(members(&links, &mut t, a), [12]);
+        assert_eq!(members(&links, &mut t, b), [23, 24, 22, 21, 20]);
+    }
+
+    #[test]
+    fn a_reused_call_slot_never_adopts_the_previous_calls_members() {
+        let mut t: Table<u32, M> = Table::new("t", 4);
+        let mut links = CallLinks::new(2);
+        let old = call(7, 1);
+        links.open(old);
+        add(&mut links, &mut t, 1, old);
+        let new = call(8, 1);
+        assert_eq!(
+            links.open(new),
+            Some(old),
+            "the old call's members are reported"
+        );
+        assert_eq!(links.first(new), None);
+        // Detach the old call's members, then the slot is the new call's.
+        while let Some(s) = links.first(old) {
+            links.unlink(&mut t, s);
+        }
+        links.release(old);
+        assert_eq!(links.open(new), None);
+        add(&mut links, &mut t, 2, new);
+        assert_eq!(members(&links, &mut t, new), [2]);
+        assert_eq!(links.first(old), None);
+    }
+}
