@@ -191,10 +191,9 @@ impl Media {
         };
         let delay = self.cfg.assumed_delay_ms;
         if !self.ended.contains(&serial) {
-            // Lowest serial = oldest call: the one whose final event is most likely lost anyway.
-            let _ = self
-                .ended
-                .insert_or_evict(serial, Default::default(), |k, _| Some(*k));
+            // Full: the call whose first stream ended longest ago goes (its final event is
+            // the one most likely lost anyway).
+            let _ = self.ended.insert(serial, Default::default(), 0, 1);
         }
         if let Some(acc) = self.ended.get_mut(&serial) {
             acc[direction_index(toward)].add(key, st, delay);
