@@ -97,3 +97,54 @@ fn a_capture_corrupted_by_editcap_replays_and_counts_every_frame() {
     }
     std::fs::remove_dir_all(&dir).ok();
 }
+
+#[test]
+fn timestamps_jumping_back_and_far_forward_never_panic_and_keep_durations_sane() {
+    use voipsensor::fixture::{CallSpec, add_call};
+    use voipsensor::track::event::{CallEventKind, Event};
+    let mut b = Builder::new();
+    for i in 0..3u64 {
+        let spec = CallSpec::new(
+            &format!("jump-{i}"),
+            format!("10.3.0.{}:5060", 1 + i).parse().unwrap(),
+            format!("10.4.0.{}:5060", 1 + i).parse().unwrap(),
+            1_000_000 + i * 3_000_000,
+        );
+        add_call(&mut b, &spec);
+    }
+    let frames = b.frames();
+    let mut t = Tracker::new(TrackerConfig::default());
+    let mut events: Vec<Event> = Vec::new();
+    let n = frames.len();
+    for (i, (ts, f)) in frames.iter().enumerate() {
+        // A third of the way: a frame stamped at 0 (a clock stepped back); two thirds of
+        // the way: everything after jumps ~146,000 years ahead (a garbage timestamp).
+        let ts = match i {
+            _ if i == n / 3 => 0,
+            _ if i >= 2 * n / 3 => ts + (u64::MAX >> 2),
+            _ => *ts,
+        };
+        t.on_frame(
+            embassy_time::Instant::from_micros(ts),
+            LinkType::Ethernet,
+            f,
+            &mut events,
+        );
+    }
+    t.finish("end_of_capture", &mut events);
+    let c = t.counters();
+    assert!(c.time_went_backwards >= 1);
+    let finals: Vec<_> = common::finals(&events);
+    assert_eq!(finals.len(), 3, "every call has one final event");
+    for ev in &finals {
+        // Before the jump the calls' durations are seconds; the jump ends the calls still
+        // open by timeout (their durations then span the jump, saturated, never wrapped).
+        if let Some(ms) = ev.setup_ms {
+            assert!(ms < 10_000, "{ev:?}");
+        }
+        assert!(ev.pdd_ms.is_none_or(|ms| ms < 10_000), "{ev:?}");
+        if ev.event == CallEventKind::Timeout {
+            assert!(ev.duration_ms.is_some_and(|d| d > 1_000_000_000), "{ev:?}");
+        }
+    }
+}

@@ -17,9 +17,15 @@
 //! * BYE → `ended`, `ended_by` from the BYE's From tag (the caller's tag or not);
 //! * calls that vanish end by timeout (see [`CallTimeouts`]).
 //!
-//! When the table is full a new INVITE evicts, in order: closed calls lingering for
-//! retransmissions, then the unanswered call idle the longest. Answered calls are never
-//! evicted; if only answered calls remain the new call is rejected and counted.
+//! When the table is full a new INVITE evicts, by eviction class and least recently used
+//! first within a class (O(1), see `table.rs`): closed calls lingering for retransmissions
+//! ([`CLOSED`]), then unanswered calls nobody responded to ([`UNANSWERED_BARE`]: what an
+//! INVITE flood makes), then unanswered calls with a response ([`UNANSWERED`]: 100, 18x),
+//! then answered calls with neither
+//! media nor signalling for [`ANSWERED_IDLE_EVICTABLE`] ([`ANSWERED_IDLE`]: a real call has
+//! media within seconds; hold keeps its RTCP or re-INVITEs). An answered call with recent
+//! media or signalling ([`ANSWERED_ACTIVE`]) is never evicted: if only those remain, the new
+//! call is rejected and counted.
 //!
 //! This table knows nothing of media: each step pushes [`CallEffect`]s, in order, into a
 //! caller-provided fixed buffer, and the tracker applies them to the media side (endpoints
@@ -39,6 +45,16 @@ use embassy_time::{Duration, Instant};
 pub const CALLS_DEFAULT: usize = 4096;
 /// Recent message fingerprints kept per call for retransmission detection.
 const RECENT: usize = 16;
+
+/// Eviction classes of the call table (lowest evicted first), counted per class in the
+/// table's `evicted_by_class`.
+pub const CLOSED: u8 = 0;
+pub const UNANSWERED_BARE: u8 = 1;
+pub const UNANSWERED: u8 = 2;
+pub const ANSWERED_IDLE: u8 = 3;
+pub const ANSWERED_ACTIVE: u8 = 4;
+/// An answered call with no RTP/RTCP and no signalling for this long becomes evictable.
+pub const ANSWERED_IDLE_EVICTABLE: Duration = Duration::from_secs(10);
 
 /// When a call that vanished is ended.
 #[derive(Debug, Clone, Copy)]
@@ -89,11 +105,12 @@ pub type CallKey = CallId;
 pub enum CallEffect {
     /// A finished call event: publish it.
     Event(CallEvent),
-    /// A new call: start watching its media health.
-    Opened { serial: u64 },
+    /// A new call, in call-table slot `slot`: start watching its media health.
+    Opened { serial: u64, slot: u32 },
     /// `sender` sent this SDP: it receives media at the addresses it announces.
     MediaOffered {
         serial: u64,
+        slot: u32,
         call_id: CallId,
         sender: Party,
         sdp: sdp::Sdp,
@@ -104,11 +121,12 @@ pub enum CallEffect {
     /// per-direction quality from the media side, then publish it.
     Closed {
         serial: u64,
+        slot: u32,
         reason: &'static str,
         event: Option<CallEvent>,
     },
     /// A closed call's linger is over: its media endpoints can go.
-    Forgotten { serial: u64 },
+    Forgotten { serial: u64, slot: u32 },
     /// An answered, open call not on hold: check its media health, silence counted from
     /// `since` (the answer or the latest signalling).
     CheckHealth {
@@ -151,6 +169,8 @@ pub struct Call {
     pub last_media: Option<Instant>,
     closed_at: Option<Instant>,
     cancel_seen: bool,
+    /// A response to its INVITE was seen (evidence of a real dialog).
+    responded: bool,
     challenged: Option<u16>,
     rang: bool,
     early_media: bool,
@@ -168,6 +188,16 @@ impl Call {
     }
     pub fn on_hold(&self) -> bool {
         self.on_hold
+    }
+
+    /// Its eviction class after a message or media (`None`: closed, stays [`CLOSED`]).
+    fn active_class(&self) -> Option<u8> {
+        match self.state {
+            State::Closed => None,
+            State::Answered => Some(ANSWERED_ACTIVE),
+            _ if self.responded => Some(UNANSWERED),
+            _ => Some(UNANSWERED_BARE),
+        }
     }
 }
 
@@ -192,13 +222,19 @@ pub fn fingerprint(msg: &Message) -> u64 {
 
 fn pdd(call: &Call) -> Option<u32> {
     let (i, r) = call.invite_at.zip(call.first_18x_at)?;
-    Some(ms_between(i, r) as u32)
+    Some(ms_u32(i, r))
 }
 
+/// Milliseconds from `a` to `b`: 0 if `b` is earlier (a timestamp that jumped back).
 fn ms_between(a: Instant, b: Instant) -> u64 {
     b.checked_duration_since(a)
         .map(|d| d.as_millis())
         .unwrap_or(0)
+}
+
+/// [`ms_between`] saturated to `u32` (a garbage jump forward must not wrap to a small value).
+fn ms_u32(a: Instant, b: Instant) -> u32 {
+    u32::try_from(ms_between(a, b)).unwrap_or(u32::MAX)
 }
 
 pub struct Calls {
@@ -233,11 +269,24 @@ impl Calls {
         Table::<CallKey, Call>::memory_bytes(capacity)
     }
 
-    /// Media of call `serial` (whose Call-ID is `key`) passed at `now`.
-    pub fn media_seen(&mut self, key: &CallKey, serial: u64, now: Instant) {
-        if let Some(call) = self.table.get_mut(key).filter(|c| c.serial == serial) {
-            call.last_media = Some(now);
+    /// Media of call `serial`, in call-table slot `slot`, passed at `now`: no lookup by
+    /// Call-ID on the RTP path. An answered call with media is protected from eviction.
+    pub fn media_seen(&mut self, slot: u32, serial: u64, now: Instant) {
+        let Some((_, call)) = self.table.by_slot_mut(slot) else {
+            return;
+        };
+        if call.serial != serial {
+            return;
         }
+        call.last_media = Some(now);
+        if let Some(c) = call.active_class() {
+            self.table.set_class(slot, c);
+        }
+    }
+
+    /// Call `serial`'s class (tests and the flood tests' reports).
+    pub fn class_of(&self, key: &CallKey) -> Option<u8> {
+        self.table.class_of(self.table.slot_of(key)?)
     }
 
     /// Handles one parsed SIP message.
@@ -292,6 +341,10 @@ impl Calls {
         let Some(slot) = self.table.slot_of(&key) else {
             return;
         };
+        // Any message of an open call counts as use (least recently used goes first).
+        if let Some(c) = self.table.by_slot(slot).and_then(|(_, c)| c.active_class()) {
+            self.table.set_class(slot, c);
+        }
         let Some((_, call)) = self.table.by_slot_mut(slot) else {
             return;
         };
@@ -327,7 +380,7 @@ impl Calls {
                 Method::Invite => {
                     if call.is_answered() {
                         if let Some(s) = &sdp {
-                            offer(fx, serial, &key, sender, s, hop.now);
+                            offer(fx, serial, slot, &key, sender, s, hop.now);
                             hold_or_resume(call, &key, hop, s, fx);
                         }
                     } else {
@@ -335,13 +388,13 @@ impl Calls {
                         call.invite_cseq = call.invite_cseq.max(cseq);
                         call.challenged = None;
                         if let Some(s) = &sdp {
-                            offer(fx, serial, &key, sender, s, hop.now);
+                            offer(fx, serial, slot, &key, sender, s, hop.now);
                         }
                     }
                 }
                 Method::Update => {
                     if let Some(s) = &sdp {
-                        offer(fx, serial, &key, sender, s, hop.now);
+                        offer(fx, serial, slot, &key, sender, s, hop.now);
                         if call.is_answered() {
                             hold_or_resume(call, &key, hop, s, fx);
                         }
@@ -350,7 +403,7 @@ impl Calls {
                 Method::Ack | Method::Prack => {
                     // Late offer: the answer rides in the ACK (or PRACK).
                     if let Some(s) = &sdp {
-                        offer(fx, serial, &key, sender, s, hop.now);
+                        offer(fx, serial, slot, &key, sender, s, hop.now);
                     }
                 }
                 Method::Cancel => call.cancel_seen = true,
@@ -376,7 +429,7 @@ impl Calls {
             },
             StartLine::Response { code, reason } => {
                 if let Some(s) = &sdp {
-                    offer(fx, serial, &key, sender, s, hop.now);
+                    offer(fx, serial, slot, &key, sender, s, hop.now);
                 }
                 if cseq_method != Method::Invite {
                     // Responses to UPDATE/PRACK/BYE/INFO...: only their SDP matters.
@@ -386,6 +439,7 @@ impl Calls {
                     // Responses to re-INVITEs (even 4xx/5xx) do not end an answered call.
                     return;
                 }
+                call.responded = true;
                 match code {
                     100 => {}
                     101..=199 => {
@@ -423,7 +477,7 @@ impl Calls {
                         counters.calls.answered += 1;
                         let mut ev = build(call, &key, hop, CallEventKind::Answered);
                         ev.code = Some(code);
-                        ev.setup_ms = call.invite_at.map(|i| ms_between(i, hop.now) as u32);
+                        ev.setup_ms = call.invite_at.map(|i| ms_u32(i, hop.now));
                         ev.pdd_ms = pdd(call);
                         push(fx, CallEffect::Event(ev));
                     }
@@ -440,6 +494,9 @@ impl Calls {
                     }
                 }
             }
+        }
+        if let Some(c) = self.table.by_slot(slot).and_then(|(_, c)| c.active_class()) {
+            self.table.set_class(slot, c);
         }
     }
 
@@ -485,6 +542,7 @@ impl Calls {
             last_media: None,
             closed_at: None,
             cancel_seen: false,
+            responded: false,
             challenged: None,
             rang: false,
             early_media: false,
@@ -497,11 +555,9 @@ impl Calls {
         let ev = build(&call, &key, hop, CallEventKind::Invite);
         let inserted = self
             .table
-            .insert_or_evict(key.clone(), call, |_, c| match c.state {
-                State::Closed => Some((0u8, c.last_signal)),
-                State::Calling | State::Proceeding => Some((1, c.last_signal)),
-                State::Answered => None,
-            });
+            .insert(key.clone(), call, UNANSWERED_BARE, ANSWERED_ACTIVE);
+        // An evicted call's slot is the one the new call takes.
+        let slot = self.table.slot_of(&key).unwrap_or(crate::table::NIL);
         match inserted {
             Inserted::Stored => {}
             Inserted::Evicted(old_key, old) => {
@@ -509,6 +565,7 @@ impl Calls {
                     fx,
                     CallEffect::Closed {
                         serial: old.serial,
+                        slot,
                         reason: "evicted",
                         event: None,
                     },
@@ -526,7 +583,7 @@ impl Calls {
                 return false;
             }
         }
-        push(fx, CallEffect::Opened { serial });
+        push(fx, CallEffect::Opened { serial, slot });
         counters.calls.attempted += 1;
         if late {
             counters.calls.joined_late += 1;
@@ -538,7 +595,7 @@ impl Calls {
         if let Some(s) = sdp_of(msg, counters)
             && self.table.contains(&key)
         {
-            offer(fx, serial, &key, Party::Caller, &s, hop.now);
+            offer(fx, serial, slot, &key, Party::Caller, &s, hop.now);
         }
         true
     }
@@ -588,7 +645,7 @@ impl Calls {
         ev.setup_ms = call
             .invite_at
             .zip(call.answer_at)
-            .map(|(i, a)| ms_between(i, a) as u32);
+            .map(|(i, a)| ms_u32(i, a));
         ev.pdd_ms = pdd(call);
         ev.duration_ms = call.answer_at.map(|a| ms_between(a, hop.now));
         if matches!(kind, CallEventKind::Timeout | CallEventKind::SensorStopped) {
@@ -601,10 +658,12 @@ impl Calls {
             fx,
             CallEffect::Closed {
                 serial: call.serial,
+                slot,
                 reason: stream_reason,
                 event: Some(ev),
             },
         );
+        self.table.set_class(slot, CLOSED);
     }
 
     /// Once a second of packet time, one call at a time: the first call at or after slot
@@ -621,7 +680,7 @@ impl Calls {
         let t = self.timeouts;
         let s = self.table.next_slot(from)?;
         let next = Some(s + 1);
-        let Some((key, call)) = self.table.by_slot(s) else {
+        let Some((_, call)) = self.table.by_slot(s) else {
             return next;
         };
         let idle_sig = now.saturating_duration_since(call.last_signal);
@@ -631,7 +690,13 @@ impl Calls {
                 if now.saturating_duration_since(closed) > t.linger
                     && let Some((_, c)) = self.table.remove_slot(s)
                 {
-                    push(fx, CallEffect::Forgotten { serial: c.serial });
+                    push(
+                        fx,
+                        CallEffect::Forgotten {
+                            serial: c.serial,
+                            slot: s,
+                        },
+                    );
                 }
             }
             State::Calling | State::Proceeding => {
@@ -673,7 +738,22 @@ impl Calls {
                         counters,
                         fx,
                     );
-                } else if !call.on_hold {
+                } else {
+                    // No media nor signalling for a while (a spoofed 200 OK, media not
+                    // mirrored): evictable before calls with media.
+                    let last = call
+                        .last_media
+                        .map_or(call.last_signal, |m| m.max(call.last_signal));
+                    if now.saturating_duration_since(last) > ANSWERED_IDLE_EVICTABLE
+                        && self.table.class_of(s) == Some(ANSWERED_ACTIVE)
+                    {
+                        self.table.set_class(s, ANSWERED_IDLE);
+                    }
+                }
+                if !expired
+                    && let Some((key, call)) = self.table.by_slot(s)
+                    && !call.on_hold
+                {
                     // Media health: silence counted from the answer or the latest
                     // signalling (a resume re-INVITE restarts it), never while on hold.
                     let since = call
@@ -743,6 +823,7 @@ fn sdp_of(msg: &Message, counters: &mut Counters) -> Option<sdp::Sdp> {
 fn offer(
     fx: &mut CallEffects,
     serial: u64,
+    slot: u32,
     key: &CallKey,
     sender: Party,
     s: &sdp::Sdp,
@@ -752,6 +833,7 @@ fn offer(
         fx,
         CallEffect::MediaOffered {
             serial,
+            slot,
             call_id: key.clone(),
             sender,
             sdp: s.clone(),
@@ -840,15 +922,55 @@ mod tests {
     const A: &str = "10.0.0.1:5060";
     const B: &str = "10.0.0.2:5060";
 
+    fn response(code: u16, reason: &str, call_id: &str) -> String {
+        format!(
+            "SIP/2.0 {code} {reason}\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1INVITE\r\n\
+             From: <sip:alice@10.0.0.1>;tag=a1\r\nTo: <sip:bob@10.0.0.2>;tag=b1\r\n\
+             Call-ID: {call_id}\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+        )
+    }
+
+    fn event_of(fx: &[CallEffect], kind: CallEventKind) -> &CallEvent {
+        fx.iter()
+            .find_map(|e| match e {
+                CallEffect::Event(ev) if ev.event == kind => Some(ev),
+                CallEffect::Closed {
+                    event: Some(ev), ..
+                } if ev.event == kind => Some(ev),
+                _ => None,
+            })
+            .unwrap_or_else(|| panic!("no {kind:?} in {fx:?}"))
+    }
+
+    #[test]
+    fn durations_saturate_on_a_huge_jump_forward_and_are_zero_after_a_jump_back() {
+        let mut calls = Calls::new(4, CallTimeouts::default());
+        step(&mut calls, hop(10, A, B), &request("INVITE", "j1", 1, ""));
+        // 180 stamped before the INVITE (a clock stepped back): 0 ms, not a wrap.
+        step(&mut calls, hop(5, B, A), &response(180, "Ringing", "j1"));
+        // 200 some 136 years later (a garbage timestamp): u32::MAX, not the remainder.
+        let far = 10 + u64::from(u32::MAX) / 1000 * 2;
+        let fx = step(&mut calls, hop(far, B, A), &response(200, "OK", "j1"));
+        let answered = event_of(&fx, CallEventKind::Answered);
+        assert_eq!(answered.pdd_ms, Some(0));
+        assert_eq!(answered.setup_ms, Some(u32::MAX));
+        // BYE stamped before the answer: a duration of 0, the setup still saturated.
+        let fx = step(&mut calls, hop(11, A, B), &request("BYE", "j1", 2, ""));
+        let ended = event_of(&fx, CallEventKind::Ended);
+        assert_eq!(ended.duration_ms, Some(0));
+        assert_eq!((ended.setup_ms, ended.pdd_ms), (Some(u32::MAX), Some(0)));
+    }
+
     #[test]
     fn an_invite_with_sdp_opens_the_call_then_offers_the_callers_media() {
         let mut calls = Calls::new(4, CallTimeouts::default());
         let fx = step(&mut calls, hop(1, A, B), &request("INVITE", "x1", 1, SDP));
         let [
-            CallEffect::Opened { serial: 1 },
+            CallEffect::Opened { serial: 1, .. },
             CallEffect::Event(ev),
             CallEffect::MediaOffered {
                 serial: 1,
+                slot: 0,
                 call_id,
                 sender: Party::Caller,
                 sdp,
@@ -875,6 +997,7 @@ mod tests {
                 serial: 1,
                 reason: "call_ended",
                 event: Some(ev),
+                ..
             },
         ] = &fx[..]
         else {
@@ -916,7 +1039,7 @@ mod tests {
         let mut fx = CallEffects::new();
         calls.expire_next(after_linger, 0, &mut c, &mut fx);
         assert!(
-            matches!(&fx[..], [CallEffect::Forgotten { serial: 1 }]),
+            matches!(&fx[..], [CallEffect::Forgotten { serial: 1, slot: 0 }]),
             "{fx:?}"
         );
         assert_eq!(calls.stats().len, 0);
@@ -930,11 +1053,12 @@ mod tests {
         let [
             CallEffect::Closed {
                 serial: 1,
+                slot: 0,
                 reason: "evicted",
                 event: None,
             },
             CallEffect::Event(evicted),
-            CallEffect::Opened { serial: 2 },
+            CallEffect::Opened { serial: 2, .. },
             CallEffect::Event(invite),
         ] = &fx[..]
         else {

@@ -124,9 +124,8 @@ impl Health {
     pub fn open(&mut self, serial: u64) {
         // Never full: a watch lives exactly as long as its open call, and the call table
         // has the same capacity (its evictions close the old call first).
-        let _ = self
-            .watches
-            .insert_or_evict(serial, MediaWatch::default(), |_, _| None::<u8>);
+        // Were it full, nothing is evicted (classes below 0: none) and the watch refused.
+        let _ = self.watches.insert(serial, MediaWatch::default(), 0, 0);
     }
 
     /// Call `serial` closed (or was evicted): stop watching it.

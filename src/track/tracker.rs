@@ -11,7 +11,7 @@ use crate::track::call::{CALLS_DEFAULT, CallEffect, CallEffects, CallTimeouts, C
 use crate::track::counters::Counters;
 use crate::track::event::{Event, EventSink};
 use crate::track::health::Health;
-use crate::track::media::{Media, MediaConfig, Seen};
+use crate::track::media::{CallRef, Media, MediaConfig, Seen};
 use crate::track::mirror::{self, MirrorSeen};
 use crate::track::sip_tcp;
 use crate::wire::{Decoder, LinkType, TcpStreams, Transport, websocket};
@@ -58,7 +58,7 @@ impl TrackerConfig {
     /// hold (the mirror diagnostics' few KiB aside).
     pub fn memory_bytes(&self) -> usize {
         Calls::memory_bytes(self.calls)
-            + Media::memory_bytes(&self.media)
+            + Media::memory_bytes(&self.media, self.calls)
             + Health::memory_bytes(self.calls)
             + crate::wire::frag::Reassembler::memory_bytes(self.fragments)
             + TcpStreams::memory_bytes(self.tcp_streams, self.tcp_buffer)
@@ -88,10 +88,11 @@ impl Tracker {
     pub fn new(cfg: TrackerConfig) -> Tracker {
         Tracker {
             decoder: Decoder::new(cfg.fragments, cfg.fragment_timeout),
-            ws_scratch: vec![0; cfg.tcp_buffer].into_boxed_slice(),
+            // Non-zero so the pages are written now (a zero fill is mapped lazily).
+            ws_scratch: vec![0xa5; cfg.tcp_buffer].into_boxed_slice(),
             tcp: TcpStreams::new(cfg.tcp_streams, cfg.tcp_buffer, cfg.tcp_idle),
             calls: Calls::new(cfg.calls, cfg.timeouts),
-            media: Media::new(cfg.media),
+            media: Media::new(cfg.media, cfg.calls),
             health: Health::new(cfg.calls, cfg.media.health_silence),
             counters: Counters::default(),
             mirror: MirrorSeen::new(),
@@ -168,10 +169,10 @@ impl Tracker {
                     on_sip_bytes(hop, payload, &mut peers, mirror, out);
                 } else if tls_port && sip::looks_like_tls(payload) {
                     counters.sip.tls_records += 1;
-                } else if let Seen::CallMedia { serial, call_id } =
+                } else if let Seen::CallMedia(call) =
                     media.on_udp(now, hop.src, hop.dst, payload, counters, out)
                 {
-                    calls.media_seen(call_id, serial, now);
+                    calls.media_seen(call.slot, call.serial, now);
                 }
             }
             Transport::Tcp {
@@ -316,20 +317,28 @@ impl Peers<'_> {
         for e in fx.drain(..) {
             match e {
                 CallEffect::Event(ev) => out.emit(&Event::Call(ev)),
-                CallEffect::Opened { serial } => self.health.open(serial),
+                CallEffect::Opened { serial, slot } => {
+                    self.media.open_call(CallRef { serial, slot });
+                    self.health.open(serial);
+                }
                 CallEffect::MediaOffered {
                     serial,
+                    slot,
                     call_id,
                     sender,
                     sdp,
                     at,
-                } => self.media.register(serial, &call_id, sender, &sdp, at),
+                } => self
+                    .media
+                    .register(CallRef { serial, slot }, &call_id, sender, &sdp, at),
                 CallEffect::Closed {
                     serial,
+                    slot,
                     reason,
                     event,
                 } => {
-                    let (q_caller, q_callee) = self.media.close_call(serial, reason);
+                    let call = CallRef { serial, slot };
+                    let (q_caller, q_callee) = self.media.close_call(call, reason);
                     self.health.close(serial);
                     if let Some(mut ev) = event {
                         ev.quality_caller = q_caller;
@@ -337,7 +346,9 @@ impl Peers<'_> {
                         out.emit(&Event::Call(ev));
                     }
                 }
-                CallEffect::Forgotten { serial } => self.media.forget_call(serial),
+                CallEffect::Forgotten { serial, slot } => {
+                    self.media.forget_call(CallRef { serial, slot })
+                }
                 CallEffect::CheckHealth {
                     serial,
                     call_id,
@@ -405,4 +416,28 @@ fn on_sip_bytes(
     let mut fx = CallEffects::new();
     peers.calls.on_sip(hop, &msg, peers.counters, &mut fx);
     peers.apply(hop.now, &mut fx, out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slot_sizes_fit_in_a_page() {
+        // A table writes `None` into every slot at start; that writes every page of its
+        // storage only while a slot is at most a page (`table::PAGE`). `bytes_per_slot`
+        // bounds the slot's size from above.
+        let c = Tracker::new(TrackerConfig::default()).counters();
+        let t = c.tables;
+        for s in [
+            t.calls,
+            t.media_endpoints,
+            t.streams,
+            t.fragments,
+            t.tcp_streams,
+        ] {
+            assert!(s.bytes_per_slot > 0, "{s:?}");
+            assert!(s.bytes_per_slot as usize <= crate::table::PAGE, "{s:?}");
+        }
+    }
 }

@@ -4,8 +4,13 @@
 //! owns one preallocated [`FRAG_BUF`]-byte buffer, so nothing is allocated per packet. A
 //! set's received data is tracked per 8-byte block (fragment offsets are multiples of 8):
 //! the first copy of a block wins, so duplicates and overlaps can neither grow a datagram
-//! nor rewrite what was already accepted. When the table is full the oldest set is
-//! evicted; sets older than the timeout are dropped.
+//! nor rewrite what was already accepted. A block counts as received only when a fragment
+//! covered all of it (or it is the datagram's last, partial block): a non-final fragment
+//! whose length is not a multiple of 8 (RFC 791 forbids it) has its trailing bytes
+//! ignored, as Linux does, and counted, so no byte of an earlier datagram left in the
+//! buffer can be delivered. When the table is full the oldest set is evicted; sets older
+//! than the timeout are dropped, oldest first, without a walk of the table (sets are
+//! never touched, so the table's LRU order is the order they began).
 
 use super::ip::FragInfo;
 use crate::table::{Inserted, Table, TableStats};
@@ -81,7 +86,13 @@ pub struct FragCounters {
     pub timed_out: u64,
     pub evicted: u64,
     pub oversize: u64,
+    /// Non-final fragments whose length was not a multiple of 8 (trailing bytes ignored).
+    pub misaligned: u64,
 }
+
+/// Written over the buffers at start so their pages are resident (a zero fill would be
+/// mapped lazily); their contents never matter, only the blocks received do.
+const FILL: u8 = 0xa5;
 
 /// The fragment table and its buffers.
 pub struct Reassembler {
@@ -101,7 +112,7 @@ impl Reassembler {
     /// Allocates the table and all buffers now.
     pub fn new(capacity: usize, timeout: Duration) -> Self {
         let table = Table::new("ip_fragments", capacity);
-        let bufs = vec![0; table.capacity() * FRAG_BUF];
+        let bufs = vec![FILL; table.capacity() * FRAG_BUF];
         Reassembler {
             table,
             bufs,
@@ -132,6 +143,13 @@ impl Reassembler {
     ) -> FragOutcome<'_> {
         self.counters.fragments += 1;
         let end = frag.offset + data.len();
+        // Only whole blocks of a non-final fragment count (the final one ends the datagram).
+        let used = if frag.more && !end.is_multiple_of(BLOCK) {
+            self.counters.misaligned += 1;
+            end - end % BLOCK
+        } else {
+            end
+        };
         if end > FRAG_BUF {
             self.counters.oversize += 1;
             self.table.remove(&key);
@@ -144,9 +162,7 @@ impl Reassembler {
             self.counters.timed_out += 1;
         }
         if !self.table.contains(&key) {
-            let inserted = self
-                .table
-                .insert_or_evict(key, FragSet::new(now), |_, s| Some(s.first_seen));
+            let inserted = self.table.insert(key, FragSet::new(now), 0, 1);
             if let Inserted::Evicted(..) = inserted {
                 self.counters.evicted += 1;
             }
@@ -177,9 +193,9 @@ impl Reassembler {
         }
         // Copy block by block, skipping blocks already received (first copy wins).
         let mut at = frag.offset;
-        while at < end {
+        while at < used {
             let block = at / BLOCK;
-            let stop = ((block + 1) * BLOCK).min(end);
+            let stop = ((block + 1) * BLOCK).min(used);
             if !set.has(block) {
                 let src = data.get(at - frag.offset..stop - frag.offset);
                 if let (Some(dst), Some(src)) = (buf.get_mut(at..stop), src) {
@@ -203,19 +219,19 @@ impl Reassembler {
         }
     }
 
-    /// Drops sets older than the timeout.
+    /// Drops sets older than the timeout: the oldest first, stopping at the first that is
+    /// not (work proportional to what expires).
     pub fn expire(&mut self, now: Instant) {
-        let mut from = 0;
-        while let Some(slot) = self.table.next_slot(from) {
+        while let Some(slot) = self.table.lru(0) {
             let stale = self
                 .table
                 .by_slot(slot)
                 .is_some_and(|(_, s)| self.expired(s, now));
-            if stale {
-                self.table.remove_slot(slot);
-                self.counters.timed_out += 1;
+            if !stale {
+                break;
             }
-            from = slot + 1;
+            self.table.remove_slot(slot);
+            self.counters.timed_out += 1;
         }
     }
 }
@@ -251,6 +267,35 @@ mod tests {
         0x13, 0xc4, 0x13, 0xc4, 0x00, 0x14, 0x00, 0x00, b'I', b'N', b'V', b'I', b'T', b'E', b' ',
         b's', b'i', b'p', b':', b'x',
     ];
+
+    #[test]
+    fn a_short_non_final_fragment_never_delivers_an_earlier_datagrams_bytes() {
+        let mut r = Reassembler::new(1, Duration::from_secs(30));
+        // Datagram 1 reassembled in slot 0: its bytes stay in the buffer.
+        r.insert(t(0), key(1), info(0, true), &DGRAM[..16]);
+        assert_eq!(
+            r.insert(t(0), key(1), info(16, false), &DGRAM[16..]),
+            FragOutcome::Complete(&DGRAM)
+        );
+        // Datagram 2 in the same slot: a non-final fragment of 12 bytes (bytes 12..16 are
+        // datagram 1's "TE s" in the buffer), then its last fragment at 16.
+        let two = *b"ABCDEFGHIJKLMNOPQRST";
+        assert_eq!(
+            r.insert(t(1), key(2), info(0, true), &two[..12]),
+            FragOutcome::Stored
+        );
+        assert_eq!(r.counters().misaligned, 1);
+        assert_eq!(
+            r.insert(t(1), key(2), info(16, false), &two[16..]),
+            FragOutcome::Stored,
+            "bytes 12..16 were never received: not complete"
+        );
+        // The block 8..16 arrives whole: only datagram 2's bytes come out.
+        assert_eq!(
+            r.insert(t(2), key(2), info(8, true), &two[8..16]),
+            FragOutcome::Complete(&two)
+        );
+    }
 
     #[test]
     fn fragments_in_any_order_reassemble() {

@@ -1,9 +1,10 @@
 //! Endpoints: the addresses SDP announced, each the place one party of one call receives
 //! media (RTP, or its RTCP port), with the payload types it offered.
 
+use super::links::{CallLinks, CallRef, Chain, Member};
 use crate::rtp::codec;
 use crate::sip::sdp::{self, MediaKind};
-use crate::table::{Table, TableStats};
+use crate::table::{Inserted, Table, TableStats};
 use crate::track::event::{CallId, Codec, Party, fill};
 use core::net::SocketAddr;
 use embassy_time::Instant;
@@ -24,6 +25,10 @@ pub(super) struct PtInfo {
 pub(super) struct Endpoint {
     /// The call's serial.
     pub serial: u64,
+    /// The call's slot in the call table.
+    pub call_slot: u32,
+    /// Its place on the call's list of endpoints.
+    in_call: Chain,
     pub call_id: CallId,
     /// The party that receives media here.
     pub owner: Party,
@@ -33,20 +38,43 @@ pub(super) struct Endpoint {
     pub last_used: Instant,
 }
 
-/// The endpoint table, keyed by `(ip, port)`.
+impl Endpoint {
+    pub fn call(&self) -> CallRef {
+        CallRef {
+            serial: self.serial,
+            slot: self.call_slot,
+        }
+    }
+}
+
+impl Member for Endpoint {
+    fn owner(&self) -> Option<CallRef> {
+        Some(self.call())
+    }
+    fn chain(&mut self) -> &mut Chain {
+        &mut self.in_call
+    }
+}
+
+/// The endpoint table, keyed by `(ip, port)`; one eviction class, least recently used
+/// (registered or matched by a packet) first.
 pub(super) struct Endpoints {
     table: Table<SocketAddr, Endpoint>,
+    /// Each call's endpoints, so a call's departure costs only its own.
+    links: CallLinks,
 }
 
 impl Endpoints {
-    pub fn new(capacity: usize) -> Endpoints {
+    /// `calls`: the call table's capacity.
+    pub fn new(capacity: usize, calls: usize) -> Endpoints {
         Endpoints {
             table: Table::new("media_endpoints", capacity),
+            links: CallLinks::new(calls),
         }
     }
 
-    pub fn memory_bytes(capacity: usize) -> usize {
-        Table::<SocketAddr, Endpoint>::memory_bytes(capacity)
+    pub fn memory_bytes(capacity: usize, calls: usize) -> usize {
+        Table::<SocketAddr, Endpoint>::memory_bytes(capacity) + CallLinks::memory_bytes(calls)
     }
 
     pub fn stats(&self) -> TableStats {
@@ -63,18 +91,22 @@ impl Endpoints {
 
     /// The endpoint a datagram `src` → `dst` belongs to: its destination's, else its
     /// source's (symmetric RTP). With it, whether the datagram flows toward the
-    /// endpoint's owner.
-    pub fn find(&self, src: SocketAddr, dst: SocketAddr) -> Option<(u32, bool)> {
-        match self.table.slot_of(&dst) {
+    /// endpoint's owner. A match counts as use (the endpoint is evicted last).
+    pub fn find(&mut self, src: SocketAddr, dst: SocketAddr) -> Option<(u32, bool)> {
+        let found = match self.table.slot_of(&dst) {
             Some(s) => Some((s, true)),
             None => self.table.slot_of(&src).map(|s| (s, false)),
+        };
+        if let Some((s, _)) = found {
+            self.table.touch(s);
         }
+        found
     }
 
     /// Registers the endpoints of an SDP body sent by `sender` (who receives there).
     pub fn register(
         &mut self,
-        serial: u64,
+        call: CallRef,
         call_id: &CallId,
         sender: Party,
         s: &sdp::Sdp,
@@ -113,7 +145,9 @@ impl Endpoints {
                 }
             }
             let ep = Endpoint {
-                serial,
+                serial: call.serial,
+                call_slot: call.slot,
+                in_call: Chain::NONE,
                 call_id: call_id.clone(),
                 owner: sender,
                 rtcp: false,
@@ -135,18 +169,39 @@ impl Endpoints {
     }
 
     fn insert(&mut self, at: SocketAddr, ep: Endpoint) {
+        // Announced again (re-INVITE, or another call reusing the address): the new
+        // announcement replaces the old, on its own call's list.
+        // (Replaced in place: same slot, not counted as a new insert.)
+        if let Some(old) = self.table.slot_of(&at) {
+            self.links.unlink(&mut self.table, old);
+        }
+        self.open(ep.call());
         // Least recently used goes first when full.
-        let _ = self.table.insert_or_evict(at, ep, |_, e| Some(e.last_used));
+        if let Inserted::Evicted(_, mut gone) = self.table.insert(at, ep, 0, 1)
+            && let Some(slot) = self.table.slot_of(&at)
+        {
+            self.links.unlink_removed(&mut self.table, slot, &mut gone);
+        }
+        if let Some(slot) = self.table.slot_of(&at) {
+            self.links.push(&mut self.table, slot);
+        }
     }
 
-    /// Drops every endpoint of call `serial`.
-    pub fn forget(&mut self, serial: u64) {
-        let mut slot = 0;
-        while let Some(s) = self.table.next_slot(slot) {
-            slot = s + 1;
-            if self.get(s).is_some_and(|e| e.serial == serial) {
-                self.table.remove_slot(s);
-            }
+    /// Drops every endpoint of `call`: only its own are visited.
+    pub fn forget(&mut self, call: CallRef) {
+        while let Some(s) = self.links.first(call) {
+            self.links.unlink(&mut self.table, s);
+            self.table.remove_slot(s);
+        }
+        self.links.release(call);
+    }
+
+    /// The call slot `call` takes may still list a departed call's endpoints (a call
+    /// evicted from the call table): they go, so its address no longer leads to it.
+    pub fn open(&mut self, call: CallRef) {
+        if let Some(prev) = self.links.open(call) {
+            self.forget(prev);
+            self.links.open(call);
         }
     }
 }
@@ -169,15 +224,22 @@ mod tests {
         t=0 0\r\nm=audio 4000 RTP/AVP 0 8 101\r\na=rtpmap:8 pcma/8000\r\n\
         a=rtpmap:101 telephone-event/8000\r\n";
 
+    fn call(serial: u64) -> CallRef {
+        CallRef {
+            serial,
+            slot: serial as u32,
+        }
+    }
+
     fn at(s: &str) -> SocketAddr {
         s.parse().unwrap()
     }
 
     #[test]
     fn an_offered_endpoint_matches_packets_to_and_from_it() {
-        let mut eps = Endpoints::new(16);
+        let mut eps = Endpoints::new(16, 8);
         eps.register(
-            7,
+            call(7),
             &id("c1"),
             Party::Caller,
             &sdp(OFFER),
@@ -196,9 +258,9 @@ mod tests {
 
     #[test]
     fn payload_types_keep_the_static_spelling_and_mark_telephone_events() {
-        let mut eps = Endpoints::new(16);
+        let mut eps = Endpoints::new(16, 8);
         eps.register(
-            1,
+            call(1),
             &id("c"),
             Party::Callee,
             &sdp(OFFER),
@@ -222,9 +284,9 @@ mod tests {
 
     #[test]
     fn rtcp_is_expected_on_the_next_port_unless_muxed() {
-        let mut eps = Endpoints::new(16);
+        let mut eps = Endpoints::new(16, 8);
         eps.register(
-            1,
+            call(1),
             &id("c"),
             Party::Caller,
             &sdp(OFFER),
@@ -235,9 +297,9 @@ mod tests {
         assert!(eps.get(slot).unwrap().pts.is_empty());
 
         let muxed = OFFER.replace("a=rtpmap:8", "a=rtcp-mux\r\na=rtpmap:8");
-        let mut eps = Endpoints::new(16);
+        let mut eps = Endpoints::new(16, 8);
         eps.register(
-            1,
+            call(1),
             &id("c"),
             Party::Caller,
             &sdp(&muxed),
@@ -249,10 +311,10 @@ mod tests {
 
     #[test]
     fn rejected_and_held_media_lines_register_nothing() {
-        let mut eps = Endpoints::new(16);
+        let mut eps = Endpoints::new(16, 8);
         let rejected = OFFER.replace("m=audio 4000", "m=audio 0");
         eps.register(
-            1,
+            call(1),
             &id("c"),
             Party::Caller,
             &sdp(&rejected),
@@ -260,7 +322,7 @@ mod tests {
         );
         let held = OFFER.replace("c=IN IP4 10.0.0.1", "c=IN IP4 0.0.0.0");
         eps.register(
-            2,
+            call(2),
             &id("d"),
             Party::Caller,
             &sdp(&held),
@@ -271,9 +333,9 @@ mod tests {
 
     #[test]
     fn forgetting_a_call_drops_only_its_endpoints() {
-        let mut eps = Endpoints::new(16);
+        let mut eps = Endpoints::new(16, 8);
         eps.register(
-            1,
+            call(1),
             &id("a"),
             Party::Caller,
             &sdp(OFFER),
@@ -281,14 +343,14 @@ mod tests {
         );
         let other = OFFER.replace("10.0.0.1", "10.0.0.5");
         eps.register(
-            2,
+            call(2),
             &id("b"),
             Party::Caller,
             &sdp(&other),
             Instant::from_secs(1),
         );
         assert_eq!(eps.stats().len, 4);
-        eps.forget(1);
+        eps.forget(call(1));
         assert_eq!(eps.stats().len, 2);
         assert!(eps.find(at("10.0.0.2:1"), at("10.0.0.1:4000")).is_none());
         assert!(eps.find(at("10.0.0.2:1"), at("10.0.0.5:4000")).is_some());
@@ -296,19 +358,31 @@ mod tests {
 
     #[test]
     fn a_full_table_evicts_the_endpoint_used_least_recently() {
-        let mut eps = Endpoints::new(2);
+        let mut eps = Endpoints::new(2, 8);
         let muxed = OFFER.replace("a=rtpmap:8", "a=rtcp-mux\r\na=rtpmap:8");
         eps.register(
-            1,
+            call(1),
             &id("a"),
             Party::Caller,
             &sdp(&muxed),
             Instant::from_secs(1),
         );
         let b = muxed.replace("10.0.0.1", "10.0.0.5");
-        eps.register(2, &id("b"), Party::Caller, &sdp(&b), Instant::from_secs(2));
+        eps.register(
+            call(2),
+            &id("b"),
+            Party::Caller,
+            &sdp(&b),
+            Instant::from_secs(2),
+        );
         let c = muxed.replace("10.0.0.1", "10.0.0.6");
-        eps.register(3, &id("c"), Party::Caller, &sdp(&c), Instant::from_secs(3));
+        eps.register(
+            call(3),
+            &id("c"),
+            Party::Caller,
+            &sdp(&c),
+            Instant::from_secs(3),
+        );
         assert!(eps.find(at("10.0.0.2:1"), at("10.0.0.1:4000")).is_none());
         assert!(eps.find(at("10.0.0.2:1"), at("10.0.0.6:4000")).is_some());
         assert_eq!(eps.stats().evicted, 1);

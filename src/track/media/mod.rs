@@ -31,6 +31,7 @@
 mod dtmf;
 mod endpoint;
 mod interval;
+mod links;
 mod quality;
 mod report;
 mod rtcp;
@@ -38,6 +39,7 @@ mod stream;
 #[cfg(test)]
 mod testing;
 
+pub use links::CallRef;
 pub use stream::StreamKey;
 
 use crate::rtp::emodel;
@@ -51,6 +53,7 @@ use crate::track::event::{CallId, DirectionQuality, EventSink, Party};
 use core::net::SocketAddr;
 use embassy_time::{Duration, Instant};
 use endpoint::{Endpoint, Endpoints};
+use links::{CallLinks, Member};
 use quality::DirectionAcc;
 use stream::Stream;
 
@@ -110,37 +113,73 @@ pub struct Media {
     /// (caller → callee, callee → caller), so the call's final quality covers all of its
     /// media. One entry per such call; when full, the oldest call's entry is evicted.
     ended: Table<u64, [DirectionAcc; 2]>,
+    /// Each call's streams, so closing a call visits only its own.
+    stream_links: CallLinks,
     capture_loss: bool,
 }
 
+/// Stream eviction classes: a stream is tentative (evicted first) until it has carried
+/// [`ESTABLISHED_PACKETS`] and, if found by the heuristic, been confirmed. A flood of
+/// one-packet streams (new SSRCs, new ports) then only evicts its own kind.
+const TENTATIVE: u8 = 0;
+const ESTABLISHED: u8 = 1;
+/// Packets that make a stream established (0.16 s of 20 ms audio).
+const ESTABLISHED_PACKETS: u64 = 8;
+
 /// What a UDP packet turned out to be, for the caller's activity bookkeeping.
 #[derive(Debug, PartialEq, Eq)]
-pub enum Seen<'a> {
-    /// Media of call `serial` — refreshes the call's media clock.
-    CallMedia {
-        serial: u64,
-        call_id: &'a CallId,
-    },
+pub enum Seen {
+    /// Media of `call` — refreshes the call's media clock.
+    CallMedia(CallRef),
     Media,
     NotMedia,
 }
 
 impl Media {
-    pub fn new(cfg: MediaConfig) -> Media {
+    /// `calls`: the call table's capacity (the per-call lists are indexed by call slot).
+    pub fn new(cfg: MediaConfig, calls: usize) -> Media {
         Media {
             cfg,
-            endpoints: Endpoints::new(cfg.endpoints),
+            endpoints: Endpoints::new(cfg.endpoints, calls),
             streams: Table::new("streams", cfg.streams),
             ended: Table::new("ended_streams", ended_capacity(&cfg)),
+            stream_links: CallLinks::new(calls),
             capture_loss: false,
         }
     }
 
-    /// Heap bytes `new(cfg)` allocates (endpoint and stream tables).
-    pub fn memory_bytes(cfg: &MediaConfig) -> usize {
-        Endpoints::memory_bytes(cfg.endpoints)
+    /// Heap bytes `new(cfg, calls)` allocates (endpoint and stream tables, call lists).
+    pub fn memory_bytes(cfg: &MediaConfig, calls: usize) -> usize {
+        Endpoints::memory_bytes(cfg.endpoints, calls)
             + Table::<StreamKey, Stream>::memory_bytes(cfg.streams)
             + Table::<u64, [DirectionAcc; 2]>::memory_bytes(ended_capacity(cfg))
+            + CallLinks::memory_bytes(calls)
+    }
+
+    /// A new call took its call slot: a departed call's endpoints still listed there go,
+    /// its streams leave that list (they end on their own).
+    pub fn open_call(&mut self, call: CallRef) {
+        self.endpoints.open(call);
+        if let Some(prev) = self.stream_links.open(call) {
+            self.detach_streams(prev);
+            self.stream_links.open(call);
+        }
+    }
+
+    fn detach_streams(&mut self, call: CallRef) {
+        while let Some(s) = self.stream_links.first(call) {
+            self.stream_links.unlink(&mut self.streams, s);
+            if let Some((_, st)) = self.streams.by_slot_mut(s) {
+                st.call_slot = crate::table::NIL;
+            }
+        }
+        self.stream_links.release(call);
+    }
+
+    /// Removes the stream at `slot`, off its call's list.
+    fn remove_stream(&mut self, slot: u32) -> Option<(StreamKey, Stream)> {
+        self.stream_links.unlink(&mut self.streams, slot);
+        self.streams.remove_slot(slot)
     }
 
     /// Folds a stream that ends while its call is open into the call's quality.
@@ -152,10 +191,9 @@ impl Media {
         };
         let delay = self.cfg.assumed_delay_ms;
         if !self.ended.contains(&serial) {
-            // Lowest serial = oldest call: the one whose final event is most likely lost anyway.
-            let _ = self
-                .ended
-                .insert_or_evict(serial, Default::default(), |k, _| Some(*k));
+            // Full: the call whose first stream ended longest ago goes (its final event is
+            // the one most likely lost anyway).
+            let _ = self.ended.insert(serial, Default::default(), 0, 1);
         }
         if let Some(acc) = self.ended.get_mut(&serial) {
             acc[direction_index(toward)].add(key, st, delay);
@@ -179,13 +217,13 @@ impl Media {
     /// receives there).
     pub fn register(
         &mut self,
-        serial: u64,
+        call: CallRef,
         call_id: &CallId,
         sender: Party,
         s: &sdp::Sdp,
         now: Instant,
     ) {
-        self.endpoints.register(serial, call_id, sender, s, now);
+        self.endpoints.register(call, call_id, sender, s, now);
     }
 
     /// Handles a UDP payload that is not SIP. Returns what it was.
@@ -197,7 +235,7 @@ impl Media {
         payload: &[u8],
         counters: &mut Counters,
         out: &mut impl EventSink,
-    ) -> Seen<'_> {
+    ) -> Seen {
         let (ep_slot, toward_owner) = match self.endpoints.find(src, dst) {
             Some((s, toward)) => (Some(s), toward),
             None => (None, false),
@@ -214,10 +252,7 @@ impl Media {
             }
             rtcp::on_rtcp(&mut self.streams, now, src, dst, payload, counters);
             return match ep_slot.and_then(|s| self.endpoints.get(s)) {
-                Some(e) => Seen::CallMedia {
-                    serial: e.serial,
-                    call_id: &e.call_id,
-                },
+                Some(e) => Seen::CallMedia(e.call()),
                 None => Seen::Media,
             };
         }
@@ -266,10 +301,17 @@ impl Media {
             counters,
             out,
         );
-        match (st.call, st.call_id.as_ref()) {
-            (Some(serial), Some(call_id)) => Seen::CallMedia { serial, call_id },
-            _ => Seen::Media,
+        let established = st.candidate.is_none() && st.stats.packets() >= ESTABLISHED_PACKETS;
+        let seen = match st.owner() {
+            Some(call) => Seen::CallMedia(call),
+            None => Seen::Media,
+        };
+        if established {
+            self.streams.set_class(slot, ESTABLISHED);
+        } else {
+            self.streams.touch(slot);
         }
+        seen
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -287,19 +329,22 @@ impl Media {
         let stream = Stream::new(now, pkt, ep, toward_owner)?;
         counters.rtp.streams_started += 1;
         let delay = self.cfg.assumed_delay_ms;
-        match self
-            .streams
-            .insert_or_evict(key, stream, |_, s| Some(s.last_seen))
-        {
+        match self.streams.insert(key, stream, TENTATIVE, ESTABLISHED + 1) {
             Inserted::Stored => {}
             Inserted::Evicted(k, mut s) => {
+                if let Some(slot) = self.streams.slot_of(&key) {
+                    self.stream_links
+                        .unlink_removed(&mut self.streams, slot, &mut s);
+                }
                 self.fold_ended(&k, &s);
                 report::end_stream(k, &mut s, now, "evicted", out, delay, counters);
                 counters.rtp.streams_ended += 1;
             }
             Inserted::Rejected(..) => return None,
         }
-        self.streams.slot_of(&key)
+        let slot = self.streams.slot_of(&key)?;
+        self.stream_links.push(&mut self.streams, slot);
+        Some(slot)
     }
 
     /// Once per second of packet time: reports finished seconds, ends idle streams.
@@ -327,7 +372,7 @@ impl Media {
                 _ if idle > timeout => "timeout",
                 _ => continue,
             };
-            if let Some((k, mut st)) = self.streams.remove_slot(s) {
+            if let Some((k, mut st)) = self.remove_stream(s) {
                 self.fold_ended(&k, &st);
                 report::end_stream(k, &mut st, now, reason, out, delay, counters);
                 counters.rtp.streams_ended += 1;
@@ -339,37 +384,40 @@ impl Media {
     /// callee → caller) as of now, for its final event. Its streams are marked ended with
     /// `reason` and end (with `stream_end`) once idle for `closed_call_idle`, so packets
     /// still in flight after the BYE are not split into a second stream.
+    ///
+    /// Only the call's own streams are visited (its list, most recent first; a tie for a
+    /// direction's busiest stream goes to the lowest slot, as a walk in slot order had it).
     pub fn close_call(
         &mut self,
-        serial: u64,
+        call: CallRef,
         reason: &'static str,
     ) -> (Option<DirectionQuality>, Option<DirectionQuality>) {
         let delay = self.cfg.assumed_delay_ms;
-        let mut acc = self.ended.remove(&serial).unwrap_or_default();
-        let mut slot = 0;
-        while let Some(s) = self.streams.next_slot(slot) {
-            slot = s + 1;
+        let mut acc = self.ended.remove(&call.serial).unwrap_or_default();
+        let mut next = self.stream_links.first(call);
+        while let Some(s) = next {
+            next = CallLinks::next(&mut self.streams, s);
             let Some((k, st)) = self.streams.by_slot_mut(s) else {
                 continue;
             };
-            if st.call != Some(serial) {
-                continue;
-            }
-            st.closed = Some(reason);
+            // A call evicted after it ended: its streams keep the reason it ended with.
+            st.closed.get_or_insert(reason);
             if st.candidate.is_some() {
                 continue;
             }
             if let Some(toward) = st.toward {
-                acc[direction_index(toward)].add(k, st, delay);
+                acc[direction_index(toward)].add_at(s, k, st, delay);
             }
         }
         let [to_caller, to_callee] = &acc;
         (to_callee.quality(), to_caller.quality())
     }
 
-    /// Drops a closed call's endpoints (after its linger time).
-    pub fn forget_call(&mut self, serial: u64) {
-        self.endpoints.forget(serial);
+    /// Drops a closed call's endpoints (after its linger time); its streams leave its
+    /// list (they end on their own). Costs the call's own entries only.
+    pub fn forget_call(&mut self, call: CallRef) {
+        self.endpoints.forget(call);
+        self.detach_streams(call);
     }
 
     /// Ends every stream (end of capture / sensor stop). A stream whose call already
@@ -385,7 +433,7 @@ impl Media {
         let mut slot = 0;
         while let Some(s) = self.streams.next_slot(slot) {
             slot = s + 1;
-            if let Some((k, mut st)) = self.streams.remove_slot(s) {
+            if let Some((k, mut st)) = self.remove_stream(s) {
                 self.fold_ended(&k, &st);
                 let r = st.closed.unwrap_or(reason);
                 report::end_stream(k, &mut st, now, r, out, delay, counters);

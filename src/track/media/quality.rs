@@ -75,11 +75,24 @@ pub(super) struct DirectionAcc {
     /// The stream that carried most packets: its addresses, codec and far-end view name
     /// the direction.
     busiest: Option<(u64, StreamKey, Codec, RemoteView)>,
+    /// The busiest stream's slot when added by [`DirectionAcc::add_at`]: a tie goes to the
+    /// lowest slot (`None`: added earlier, as it ended, and keeps its place on a tie).
+    busiest_slot: Option<u32>,
 }
 
 impl DirectionAcc {
     /// Adds stream `key` as of now (`settled`: its loss pattern was already finished).
     pub fn add(&mut self, key: &StreamKey, st: &Stream, delay_ms: f64) {
+        self.add_ranked(None, key, st, delay_ms);
+    }
+
+    /// [`DirectionAcc::add`] for a stream still in slot `slot`: streams added in any
+    /// order name the same busiest stream as a walk in slot order.
+    pub fn add_at(&mut self, slot: u32, key: &StreamKey, st: &Stream, delay_ms: f64) {
+        self.add_ranked(Some(slot), key, st, delay_ms);
+    }
+
+    fn add_ranked(&mut self, slot: Option<u32>, key: &StreamKey, st: &Stream, delay_ms: f64) {
         let mut stats = st.stats;
         stats.finish();
         let t = stats.totals();
@@ -94,8 +107,14 @@ impl DirectionAcc {
         self.mos_sum += sum;
         self.mos_n += n;
         self.shape.merge(&t.shape);
-        if self.busiest.as_ref().is_none_or(|b| b.0 < t.packets) {
+        let better = match (&self.busiest, self.busiest_slot, slot) {
+            (None, ..) => true,
+            (Some(b), Some(old), Some(new)) if b.0 == t.packets => new < old,
+            (Some(b), ..) => b.0 < t.packets,
+        };
+        if better {
             self.busiest = Some((t.packets, *key, st.codec.clone(), st.rtcp));
+            self.busiest_slot = slot;
         }
     }
 
@@ -155,7 +174,7 @@ mod tests {
         send(&mut m, CALLER, CALLEE, 1, 10, 1_000_000);
         send(&mut m, CALLER, CALLEE, 2, 30, 1_000_000); // an SSRC change, carrying more
         send(&mut m, CALLEE, CALLER, 3, 20, 1_000_000);
-        let (to_callee, to_caller) = m.close_call(1, "call_ended");
+        let (to_callee, to_caller) = m.close_call(call(1), "call_ended");
         let (to_callee, to_caller) = (to_callee.unwrap(), to_caller.unwrap());
         assert_eq!(
             (
@@ -175,6 +194,10 @@ mod tests {
             to_callee.mos_mean.is_some(),
             "the second still open is scored"
         );
-        assert_eq!(m.close_call(2, "call_ended"), (None, None), "another call");
+        assert_eq!(
+            m.close_call(call(2), "call_ended"),
+            (None, None),
+            "another call"
+        );
     }
 }

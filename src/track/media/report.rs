@@ -77,7 +77,7 @@ mod tests {
     fn a_closed_calls_streams_end_once_idle_with_the_calls_reason() {
         let mut m = media_with_call();
         send(&mut m, CALLER, CALLEE, 1, 10, 1_000_000);
-        m.close_call(1, "call_ended");
+        m.close_call(call(1), "call_ended");
         let mut c = Counters::default();
         let mut out: Vec<Event> = Vec::new();
         m.tick(us(2_000_000), &mut c, &mut out);

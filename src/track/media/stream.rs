@@ -2,12 +2,14 @@
 //! how each of its packets is classified.
 
 use super::endpoint::Endpoint;
+use super::links::{CallRef, Chain, Member};
 use crate::rtp::codec;
 use crate::rtp::heuristic::Candidate;
 use crate::rtp::packet::RtpPacket;
 use crate::rtp::rtcp;
 use crate::rtp::stats::{DtmfTracker, PacketKind, StreamStats};
 use crate::sip::sdp::MediaKind;
+use crate::table::NIL;
 use crate::track::event::{CallId, Codec, Party, fill};
 use core::net::SocketAddr;
 use embassy_time::Instant;
@@ -37,6 +39,10 @@ pub(super) struct RemoteView {
 pub(super) struct Stream {
     /// Serial of the call whose endpoint it flows on (signalled streams only).
     pub call: Option<u64>,
+    /// That call's slot in the call table (`NIL` once detached from its call's list).
+    pub call_slot: u32,
+    /// Its place on the call's list of streams.
+    pub in_call: Chain,
     pub call_id: Option<CallId>,
     /// Party that receives this stream (signalled streams only).
     pub toward: Option<Party>,
@@ -68,6 +74,19 @@ pub(super) struct Stream {
     pub capture_loss: bool,
 }
 
+impl Member for Stream {
+    fn owner(&self) -> Option<CallRef> {
+        let serial = self.call?;
+        (self.call_slot != NIL).then_some(CallRef {
+            serial,
+            slot: self.call_slot,
+        })
+    }
+    fn chain(&mut self) -> &mut Chain {
+        &mut self.in_call
+    }
+}
+
 impl Stream {
     /// The stream `pkt` opens, on endpoint `ep` if SDP announced one (`toward_owner`: the
     /// packet flows toward the endpoint's owner), else found by the heuristic. `None`: not
@@ -81,6 +100,8 @@ impl Stream {
         let pt = pkt.payload_type();
         let mut stream = Stream {
             call: None,
+            call_slot: NIL,
+            in_call: Chain::NONE,
             call_id: None,
             toward: None,
             heuristic: ep.is_none(),
@@ -105,6 +126,7 @@ impl Stream {
         if let Some(ep) = ep {
             ep.last_used = now;
             stream.call = Some(ep.serial);
+            stream.call_slot = ep.call_slot;
             stream.call_id = Some(ep.call_id.clone());
             stream.toward = Some(if toward_owner {
                 ep.owner
@@ -204,13 +226,7 @@ mod tests {
         let mut c = Counters::default();
         let mut out: Vec<Event> = Vec::new();
         let seen = caller_first_packet(&mut m, &mut c, &mut out);
-        assert_eq!(
-            seen,
-            Seen::CallMedia {
-                serial: 1,
-                call_id: &call_id("c1")
-            }
-        );
+        assert_eq!(seen, Seen::CallMedia(call(1)));
         let key = caller_stream();
         let st = m.streams.get(&key).unwrap();
         assert_eq!(
@@ -276,8 +292,8 @@ mod tests {
 
     #[test]
     fn packets_are_classified_by_their_own_payload_type() {
-        let mut eps = super::super::endpoint::Endpoints::new(4);
-        eps.register(1, &call_id("c"), Party::Caller, &offer(CALLER), us(0));
+        let mut eps = super::super::endpoint::Endpoints::new(4, 4);
+        eps.register(call(1), &call_id("c"), Party::Caller, &offer(CALLER), us(0));
         let (slot, _) = eps.find(at(CALLEE), at(CALLER)).unwrap();
         let pkt = rtp(0, 1, 0, 1, &[0; 160]);
         let buf = pkt.clone();

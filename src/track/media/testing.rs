@@ -1,7 +1,7 @@
 //! Test helpers shared by the media files' unit tests: real SDP and RTP bytes.
 
 use super::stream::StreamKey;
-use super::{Media, MediaConfig, Seen};
+use super::{CallRef, Media, MediaConfig, Seen};
 use crate::sip::sdp;
 use crate::track::counters::Counters;
 use crate::track::event::Event;
@@ -34,16 +34,40 @@ pub fn offer(addr: &str) -> sdp::Sdp {
     sdp::parse(body.as_bytes()).unwrap()
 }
 
+/// Call `serial` as the media side knows it (in call slot `serial`).
+pub fn call(serial: u64) -> CallRef {
+    CallRef {
+        serial,
+        slot: serial as u32,
+    }
+}
+
 /// Media with call 1 ("c1") set up: the caller receives at CALLER, the callee at CALLEE.
 pub fn media_with_call() -> Media {
-    let mut m = Media::new(MediaConfig {
-        endpoints: 16,
-        streams: 16,
-        ..MediaConfig::default()
-    });
+    let mut m = Media::new(
+        MediaConfig {
+            endpoints: 16,
+            streams: 16,
+            ..MediaConfig::default()
+        },
+        4,
+    );
     let id = call_id("c1");
-    m.register(1, &id, Party::Caller, &offer(CALLER), Instant::from_secs(0));
-    m.register(1, &id, Party::Callee, &offer(CALLEE), Instant::from_secs(0));
+    m.open_call(call(1));
+    m.register(
+        call(1),
+        &id,
+        Party::Caller,
+        &offer(CALLER),
+        Instant::from_secs(0),
+    );
+    m.register(
+        call(1),
+        &id,
+        Party::Callee,
+        &offer(CALLEE),
+        Instant::from_secs(0),
+    );
     m
 }
 
@@ -80,22 +104,18 @@ pub fn send(m: &mut Media, src: &str, dst: &str, ssrc: u32, n: u16, t0: u64) {
 }
 
 /// The caller's first packet (PCMU, SSRC 0xabc) to the callee, at 1 s.
-pub fn caller_first_packet<'m>(
-    m: &'m mut Media,
-    c: &mut Counters,
-    out: &mut Vec<Event>,
-) -> Seen<'m> {
+pub fn caller_first_packet(m: &mut Media, c: &mut Counters, out: &mut Vec<Event>) -> Seen {
     caller_sends(m, c, out, 0, &rtp(0, 1, 160, 0xabc, &[0xff; 160]))
 }
 
 /// The caller's `i`-th packet to the callee, 20 ms after the one before, the first at 1 s.
-pub fn caller_sends<'m>(
-    m: &'m mut Media,
+pub fn caller_sends(
+    m: &mut Media,
     c: &mut Counters,
     out: &mut Vec<Event>,
     i: usize,
     pkt: &[u8],
-) -> Seen<'m> {
+) -> Seen {
     let t = 1_000_000 + 20_000 * i as u64;
     m.on_udp(us(t), at(CALLER), at(CALLEE), pkt, c, out)
 }
