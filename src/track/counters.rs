@@ -101,6 +101,10 @@ pub struct Counters {
     pub decoded: u64,
     /// Frames whose timestamp went backwards (processed at the tracker's current time).
     pub time_went_backwards: u64,
+    /// Byte-identical mirror copies of a frame dropped before decoding (filled by the
+    /// capture edge, `capture::dedup`: `replay` for its file, `run` per interface in
+    /// `health`); counted but analysed with `--keep-duplicates`.
+    pub mirror_duplicates: u64,
     pub wire: WireCounters,
     pub tcp: TcpCounters,
     pub sip: SipCounts,
