@@ -12,7 +12,7 @@ mod message;
 pub mod sdp;
 mod text;
 
-pub use message::{MAX_HEADERS, Message, NameAddr, SipError, StartLine, parse_uri};
+pub use message::{Defects, MAX_HEADERS, Message, NameAddr, SipError, StartLine, parse_uri};
 
 use message::{parse_start_line, scan_headers};
 

@@ -79,6 +79,16 @@ pub struct SipCounts {
     pub malformed: u64,
     /// Parsed, but without a Call-ID or CSeq.
     pub missing_headers: u64,
+    /// Over UDP, WebSocket or SCTP: Content-Length missing with a body, non-numeric or past
+    /// the datagram; the body was taken to the datagram's end and the message kept.
+    pub bad_content_length: u64,
+    /// Over UDP, WebSocket or SCTP: messages kept although header lines did not parse
+    /// (skipped) or the header section was unterminated; Call-ID and CSeq read.
+    pub header_defects: u64,
+    /// Over TCP: messages larger than `sip::MAX_MESSAGE`, skipped unread.
+    pub oversize: u64,
+    /// Messages in SCTP DATA chunks.
+    pub over_sctp: u64,
     /// SDP bodies that did not parse.
     pub sdp_malformed: u64,
     /// Messages over TCP (after stream reassembly).

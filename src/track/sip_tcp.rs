@@ -3,6 +3,7 @@
 //! read TCP the same way through these two functions.
 
 use crate::sip::{self, SipFrame};
+use crate::track::counters::SipCounts;
 use crate::wire::{Framing, websocket};
 
 /// Where the next message of a SIP-carrying TCP stream ends: plain SIP framed by
@@ -27,6 +28,18 @@ pub fn frame(buf: &[u8]) -> Framing {
         SipFrame::Incomplete => Framing::NeedMore,
         SipFrame::Invalid(n) => Framing::Skip(n),
     }
+}
+
+/// Reads one message: strictly when TCP framed it, leniently when its transport bounds it
+/// (UDP, WebSocket, SCTP), counting what was forgiven.
+pub fn parse<'a>(bytes: &'a [u8], bounded: bool, c: &mut SipCounts) -> Option<sip::Message<'a>> {
+    if !bounded {
+        return sip::Message::parse(bytes).ok();
+    }
+    let (m, d) = sip::Message::parse_datagram(bytes).ok()?;
+    c.bad_content_length += u64::from(d.bad_content_length);
+    c.header_defects += u64::from(d.bad_header_lines > 0 || d.unterminated);
+    Some(m)
 }
 
 /// What one message cut by [`frame`] holds.

@@ -6,7 +6,7 @@
 //! capture with no traffic calls [`Tracker::tick`] from its timer so timeouts still fire.
 //! Feeding the same frames gives the same events, byte for byte.
 
-use crate::sip::{self, Message, Method, StartLine};
+use crate::sip::{self, Method, StartLine};
 use crate::track::call::{CALLS_DEFAULT, CallEffect, CallEffects, CallTimeouts, Calls, Hop};
 use crate::track::counters::Counters;
 use crate::track::event::{Event, EventSink};
@@ -165,7 +165,7 @@ impl Tracker {
                         health,
                         counters,
                     };
-                    on_sip_bytes(hop, payload, &mut peers, mirror, out);
+                    on_sip_bytes(hop, payload, true, &mut peers, mirror, out);
                 } else if tls_port && sip::looks_like_tls(payload) {
                     counters.sip.tls_records += 1;
                 } else if let Seen::CallMedia { serial, call_id } =
@@ -210,12 +210,12 @@ impl Tracker {
                     counters.sip.over_tcp += 1;
                     match sip_tcp::open(msg, ws_scratch) {
                         sip_tcp::Message::Sip(sip) => {
-                            on_sip_bytes(hop, sip, &mut peers, mirror, out)
+                            on_sip_bytes(hop, sip, false, &mut peers, mirror, out)
                         }
                         sip_tcp::Message::WebSocket(sip) => {
                             counters.sip.over_websocket += 1;
                             match sip {
-                                Some(sip) => on_sip_bytes(hop, sip, &mut peers, mirror, out),
+                                Some(sip) => on_sip_bytes(hop, sip, true, &mut peers, mirror, out),
                                 None => counters.sip.malformed += 1,
                             }
                         }
@@ -350,20 +350,20 @@ impl Peers<'_> {
     }
 }
 
+/// `bounded`: the transport delimits the message (UDP, WebSocket, SCTP), so it is read
+/// leniently (`Message::parse_datagram`); TCP-framed messages strictly.
 fn on_sip_bytes(
     hop: Hop,
     bytes: &[u8],
+    bounded: bool,
     peers: &mut Peers,
     mirror: &mut MirrorSeen,
     out: &mut impl EventSink,
 ) {
     let counters = &mut *peers.counters;
-    let msg = match Message::parse(bytes) {
-        Ok(m) => m,
-        Err(_) => {
-            counters.sip.malformed += 1;
-            return;
-        }
+    let Some(msg) = sip_tcp::parse(bytes, bounded, &mut counters.sip) else {
+        counters.sip.malformed += 1;
+        return;
     };
     counters.sip.messages += 1;
     if let Some(key) = mirror::transaction_key(&msg) {
