@@ -2,6 +2,7 @@
 //! `health`: a malformed packet is never silently lost, it shows up here.
 
 use crate::table::TableStats;
+use crate::wire::sctp::SctpCounters;
 use crate::wire::{TcpCounters, WireCounters};
 use serde::{Deserialize, Serialize};
 
@@ -117,6 +118,7 @@ pub struct Counters {
     pub mirror_duplicates: u64,
     pub wire: WireCounters,
     pub tcp: TcpCounters,
+    pub sctp: SctpCounters,
     pub sip: SipCounts,
     pub calls: CallCounts,
     pub rtp: RtpCounts,

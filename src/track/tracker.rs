@@ -14,7 +14,8 @@ use crate::track::health::Health;
 use crate::track::media::{Media, MediaConfig, Seen};
 use crate::track::mirror::{self, MirrorSeen};
 use crate::track::sip_tcp;
-use crate::wire::{Decoder, LinkType, TcpStreams, Transport, websocket};
+use crate::wire::sctp::SctpReassembler;
+use crate::wire::{Decoder, LinkType, TcpStreams, Transport, sctp as sctp_wire, websocket};
 use embassy_time::{Duration, Instant};
 
 /// Concurrent IP datagrams being reassembled from fragments.
@@ -63,6 +64,7 @@ impl TrackerConfig {
             + crate::wire::frag::Reassembler::memory_bytes(self.fragments)
             + TcpStreams::memory_bytes(self.tcp_streams, self.tcp_buffer)
             + self.tcp_buffer // WebSocket unmasking scratch
+            + SctpReassembler::memory_bytes()
     }
 }
 
@@ -74,6 +76,8 @@ pub struct Tracker {
     health: Health,
     counters: Counters,
     mirror: MirrorSeen,
+    /// Fragmented SIP-over-SCTP messages being rebuilt (bounded).
+    sctp: SctpReassembler,
     /// Where masked WebSocket payloads are unmasked (one SIP message at a time).
     ws_scratch: Box<[u8]>,
     now: Option<Instant>,
@@ -95,6 +99,7 @@ impl Tracker {
             health: Health::new(cfg.calls, cfg.media.health_silence),
             counters: Counters::default(),
             mirror: MirrorSeen::new(),
+            sctp: SctpReassembler::new(),
             now: None,
             second: 0,
         }
@@ -142,6 +147,7 @@ impl Tracker {
             counters,
             mirror,
             ws_scratch,
+            sctp,
             ..
         } = self;
         let Ok(Some(pkt)) = decoder.decode(now, link, frame) else {
@@ -173,6 +179,34 @@ impl Tracker {
                 {
                     calls.media_seen(call_id, serial, now);
                 }
+            }
+            Transport::Sctp { chunks, .. } => {
+                // One SIP message per DATA chunk (RFC 4168), read like a UDP datagram.
+                let hop = Hop {
+                    now,
+                    src: flow.src,
+                    dst: flow.dst,
+                };
+                let sip_port = [flow.src.port(), flow.dst.port()].contains(&sctp_wire::SIP_PORT);
+                let mut sc = counters.sctp;
+                let mut peers = Peers {
+                    calls,
+                    media,
+                    health,
+                    counters,
+                };
+                sctp.packet(flow, chunks, &mut sc, |_ppid, msg| {
+                    if sip::looks_like_sip(msg) {
+                        peers.counters.sip.over_sctp += 1;
+                        on_sip_bytes(hop, msg, true, &mut peers, mirror, out);
+                    } else if sip_port {
+                        peers.counters.sip.malformed += 1;
+                    } else {
+                        return false;
+                    }
+                    true
+                });
+                peers.counters.sctp = sc;
             }
             Transport::Tcp {
                 seq,
