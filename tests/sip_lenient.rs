@@ -83,3 +83,49 @@ fn over_tcp_a_non_numeric_content_length_is_still_framed_strictly() {
     assert_eq!(c.calls.joined_late, 1);
     assert_eq!(finals(&ev).len(), 1);
 }
+
+#[test]
+fn an_oversize_tcp_invite_is_skipped_counted_and_its_call_still_tracked() {
+    let (caller, callee) = (addr("10.2.0.1:5060"), addr("10.2.0.2:5060"));
+    let size = voipsensor::sip::MAX_MESSAGE + 4096;
+    let mut b = Builder::new();
+    add_defective_call(
+        &mut b,
+        "oversize@fixture",
+        caller,
+        callee,
+        T0,
+        true,
+        Defect::Oversize(size),
+    );
+    let (ev, c) = run_frames(&b, TrackerConfig::default());
+    assert_eq!(c.sip.oversize, 1);
+    assert_eq!(c.sip.requests.invite, 0);
+    // Tracked from the messages around it: the responses, ACK and BYE.
+    assert_eq!(c.sip.over_tcp, 6);
+    assert_eq!(c.calls.joined_late, 1);
+    let f = finals(&ev);
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0].event, CallEventKind::Ended);
+
+    // Nothing lost without a counter: every byte TCP accepted was delivered in a message or
+    // skipped as garbage, and the garbage is exactly the oversize INVITE.
+    let msgs = voipsensor::fixture::defective_call(
+        "oversize@fixture",
+        caller,
+        callee,
+        true,
+        Defect::Oversize(size),
+    );
+    let invite = msgs[0].1.len() as u64;
+    let delivered: u64 = msgs[1..].iter().map(|(_, m)| m.len() as u64).sum();
+    assert!(invite > voipsensor::sip::MAX_MESSAGE as u64);
+    assert_eq!(c.tcp.garbage_bytes, invite);
+    assert_eq!(
+        c.tcp.bytes,
+        delivered + c.tcp.garbage_bytes + c.tcp.resync_bytes,
+        "{:?}",
+        c.tcp
+    );
+    assert_eq!((c.tcp.resync_bytes, c.tcp.overflows), (0, 0));
+}

@@ -239,7 +239,9 @@ impl Tracker {
                     health,
                     counters,
                 };
-                tcp.segment(now, key, seq, flags, payload, sip_tcp::frame, |msg| {
+                let oversize = core::cell::Cell::new(0);
+                let framer = |b: &[u8]| sip_tcp::frame_counting(b, &oversize);
+                tcp.segment(now, key, seq, flags, payload, framer, |msg| {
                     let counters = &mut *peers.counters;
                     counters.sip.over_tcp += 1;
                     match sip_tcp::open(msg, ws_scratch) {
@@ -256,6 +258,7 @@ impl Tracker {
                         sip_tcp::Message::Other => {} // ping, pong, close
                     }
                 });
+                peers.counters.sip.oversize += oversize.get();
             }
         }
     }
