@@ -70,6 +70,8 @@ pub struct Capture {
     /// Kernel ring buffer per interface, MiB.
     pub buffer_mb: u32,
     pub promisc: bool,
+    /// Analyse byte-identical mirror copies of a frame too (default: dropped and counted).
+    pub keep_duplicates: bool,
 }
 
 impl Default for Capture {
@@ -80,6 +82,7 @@ impl Default for Capture {
             snaplen: 65535,
             buffer_mb: 64,
             promisc: true,
+            keep_duplicates: false,
         }
     }
 }

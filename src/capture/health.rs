@@ -1,6 +1,7 @@
 //! Capture health per interface: what libpcap and the kernel say about the capture itself,
 //! so capture loss is never reported as network loss, and a dead mirror port is noticed.
 
+use crate::capture::dedup::DupWindow;
 use serde::Serialize;
 
 /// Where an interface's capture stands.
@@ -48,6 +49,11 @@ pub struct IfHealth {
     pub frames: u64,
     /// Frames also seen on another interface within the duplicate window: not counted twice.
     pub duplicates: u64,
+    /// Byte-identical copies of a frame just seen on this interface (`capture::dedup`):
+    /// dropped before decoding unless `keep_duplicates`.
+    pub mirror_duplicates: u64,
+    /// Frames and mirror copies over the last 10 to 20 s: a large share is a SPAN mistake.
+    pub mirror_window: DupWindow,
     pub total: PcapCounts,
     pub last_second: PcapCounts,
     /// Times the handle was (re)opened after the first.
@@ -66,6 +72,8 @@ impl IfHealth {
             link: operstate(name),
             frames: 0,
             duplicates: 0,
+            mirror_duplicates: 0,
+            mirror_window: DupWindow::default(),
             total: PcapCounts::default(),
             last_second: PcapCounts::default(),
             reopens: 0,
@@ -99,6 +107,7 @@ pub struct CaptureSummary {
     /// Kernel or interface drops in the last seconds: metrics now carry `capture_loss`.
     pub capture_loss: bool,
     pub duplicates: u64,
+    pub mirror_duplicates: u64,
     pub interfaces_capturing: usize,
     pub interfaces_configured: usize,
 }
@@ -113,6 +122,7 @@ pub fn summarize(ifs: &[IfHealth], capture_loss: bool) -> CaptureSummary {
         s.total.add(&i.total);
         s.last_second.add(&i.last_second);
         s.duplicates += i.duplicates;
+        s.mirror_duplicates += i.mirror_duplicates;
         s.interfaces_capturing += usize::from(i.state == IfState::Capturing);
     }
     s

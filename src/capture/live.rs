@@ -7,8 +7,8 @@
 //! copy, no channel and no allocation per frame. Immediate mode stays off: the kernel hands
 //! over whole ring blocks, retired when full or after the read timeout.
 
+use crate::capture::dedup::MirrorDuplicates;
 use crate::capture::health::{IfHealth, IfState, PcapCounts, ifindex, operstate};
-use crate::track::mirror::Fnv;
 use crate::wire::LinkType;
 use embassy_time::Instant;
 use pcap::{Active, Capture};
@@ -209,6 +209,8 @@ pub struct Interface {
     opened_once: bool,
     pub last_frame: Option<WallClock>,
     pub health: IfHealth,
+    /// Mirror copies of this interface's own frames.
+    pub mirror: MirrorDuplicates,
 }
 
 impl Interface {
@@ -221,6 +223,7 @@ impl Interface {
             opened_once: false,
             last_frame: None,
             health: IfHealth::new(name),
+            mirror: MirrorDuplicates::new(),
         }
     }
 
@@ -298,94 +301,9 @@ impl Interface {
     }
 }
 
-/// Recent frames by fingerprint, to drop a frame seen on two interfaces (two SPAN sessions
-/// covering the same traffic). Direct-mapped: one slot per fingerprint bucket.
-pub struct DedupRing {
-    slots: Box<[(u64, u64, u8)]>,
-    window_us: u64,
-}
-
-/// Bytes of the frame (after the link header) fingerprinted: IP and transport headers and
-/// the start of the payload (RTP sequence and timestamp) tell packets apart.
-const FINGERPRINT_BYTES: usize = 96;
-/// Entries per bucket of the duplicate ring.
-const WAYS: usize = 4;
-
-impl DedupRing {
-    pub fn new(slots: usize, window: Duration) -> DedupRing {
-        DedupRing {
-            slots: vec![(0, 0, u8::MAX); slots.max(WAYS).next_multiple_of(WAYS)].into_boxed_slice(),
-            window_us: window.as_micros() as u64,
-        }
-    }
-
-    /// True when the same frame was just seen on another interface.
-    pub fn is_duplicate(&mut self, iface: u8, ts: Instant, link: LinkType, frame: &[u8]) -> bool {
-        let body = l3(link, frame);
-        let mut h = Fnv::new();
-        h.write(&(body.len() as u32).to_be_bytes());
-        let (a, b) = strip_ttl(body.get(..FINGERPRINT_BYTES).unwrap_or(body));
-        h.write(a);
-        h.write(b);
-        let key = h.0 | 1; // 0 marks an empty slot
-        let t = ts.as_micros();
-        // 4-way buckets: a frame's copy is found even if a few other frames hashed to the
-        // same bucket in between (the interfaces are read in interleaved batches).
-        let buckets = self.slots.len() / WAYS;
-        let b = (key % buckets as u64) as usize * WAYS;
-        let bucket = &mut self.slots[b..b + WAYS];
-        if bucket
-            .iter()
-            .any(|&(k, seen, from)| k == key && from != iface && t.abs_diff(seen) <= self.window_us)
-        {
-            return true;
-        }
-        let oldest = (0..WAYS).min_by_key(|&i| bucket[i].1).unwrap_or(0);
-        let slot = bucket
-            .iter()
-            .position(|&(k, _, from)| k == key && from == iface)
-            .unwrap_or(oldest);
-        bucket[slot] = (key, t, iface);
-        false
-    }
-}
-
-/// The frame from its network header on (link headers and VLAN tags differ between ports).
-fn l3(link: LinkType, frame: &[u8]) -> &[u8] {
-    match crate::wire::link::strip(link, frame) {
-        Ok(r) => match r.network {
-            crate::wire::link::Network::Ipv4(b) | crate::wire::link::Network::Ipv6(b) => b,
-        },
-        Err(_) => frame,
-    }
-}
-
-/// IPv4 TTL and checksum, IPv6 hop limit change per routed hop: the fingerprint skips them
-/// by hashing the two slices around them.
-fn strip_ttl(b: &[u8]) -> (&[u8], &[u8]) {
-    match b.first().map(|v| v >> 4) {
-        Some(4) if b.len() >= 12 => (&b[..8], &b[12..]),
-        Some(6) if b.len() >= 8 => (&b[..7], &b[8..]),
-        _ => (b, &[]),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn udp_frame(ttl: u8, vlan: bool, seq: u8) -> Vec<u8> {
-        let mut f = vec![0u8; 12];
-        if vlan {
-            f.extend_from_slice(&[0x81, 0x00, 0x00, 0x0a]);
-        }
-        f.extend_from_slice(&[0x08, 0x00]);
-        f.extend_from_slice(&[
-            0x45, 0, 0, 32, 0, 1, 0, 0, ttl, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2,
-        ]);
-        f.extend_from_slice(&[0x13, 0xc4, 0x13, 0xc4, 0, 12, 0, 0, 0x80, 0, 0, seq]);
-        f
-    }
 
     #[test]
     fn vlan_filter_wraps_the_expression_twice() {
@@ -394,37 +312,6 @@ mod tests {
             vlan_aware_filter("udp port 5060"),
             "(udp port 5060) or (vlan and (udp port 5060))"
         );
-    }
-
-    #[test]
-    fn same_frame_on_two_interfaces_is_a_duplicate_even_if_tagged_or_routed() {
-        let mut d = DedupRing::new(64, Duration::from_millis(50));
-        let t = Instant::from_millis(1_000);
-        assert!(!d.is_duplicate(0, t, LinkType::Ethernet, &udp_frame(64, false, 1)));
-        assert!(d.is_duplicate(
-            1,
-            Instant::from_millis(1_010),
-            LinkType::Ethernet,
-            &udp_frame(63, true, 1)
-        ));
-    }
-
-    #[test]
-    fn same_interface_later_or_different_frames_are_not_duplicates() {
-        let mut d = DedupRing::new(64, Duration::from_millis(50));
-        let t = Instant::from_millis(1_000);
-        assert!(!d.is_duplicate(0, t, LinkType::Ethernet, &udp_frame(64, false, 1)));
-        // Same interface again: a real retransmission, not a mirror duplicate.
-        assert!(!d.is_duplicate(0, t, LinkType::Ethernet, &udp_frame(64, false, 1)));
-        // Another packet.
-        assert!(!d.is_duplicate(1, t, LinkType::Ethernet, &udp_frame(64, false, 2)));
-        // Outside the window.
-        assert!(!d.is_duplicate(
-            1,
-            Instant::from_millis(2_000),
-            LinkType::Ethernet,
-            &udp_frame(64, false, 1)
-        ));
     }
 
     #[test]

@@ -7,9 +7,11 @@ use std::io::{IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Instant as WallClock;
+use voipsensor::capture::dedup::MirrorDuplicates;
 use voipsensor::capture::file::CaptureFile;
+use voipsensor::capture::health::{IfHealth, IfState};
 use voipsensor::config::{self, Config};
-use voipsensor::policy::{self, Policy};
+use voipsensor::policy::{self, Iface, Policy};
 use voipsensor::publish::payload::Format;
 use voipsensor::publish::{PublishSettings, Publisher, json};
 use voipsensor::track::counters::Counters;
@@ -44,6 +46,10 @@ pub struct Args {
     /// Publish paced to packet time at this speed (1 = real time), for tests and demos.
     #[arg(long)]
     pub pace: Option<f64>,
+    /// Analyse byte-identical copies of a frame (a SPAN session mirroring it twice) instead
+    /// of dropping them (overrides capture.keep_duplicates).
+    #[arg(long)]
+    pub keep_duplicates: bool,
 }
 
 /// Sends each event to stdout, the live policy and, when publishing, to MQTT.
@@ -195,21 +201,47 @@ pub fn run(args: Args) -> Result<ExitCode> {
     let mut last_report = started;
     let mut frames = 0u64;
     let mut failure = None;
+    let keep = args.keep_duplicates || conf.as_ref().is_some_and(|c| c.capture.keep_duplicates);
+    // The file is one interface: its mirror copies are dropped and judged as `run` does.
+    let mut mirror = MirrorDuplicates::new();
+    // The mirror diagnostic, said once at the end: it is about the capture, not a moment.
+    let mut doubled = None;
+    let mut iface = IfHealth::new(&args.file.display().to_string());
+    iface.state = IfState::Capturing;
     loop {
         match cap.next_frame() {
             Ok(Some(f)) => {
-                tracker.on_frame(f.ts, link, f.data, &mut sink);
+                if !mirror.is_duplicate(f.ts, f.data) || keep {
+                    tracker.on_frame(f.ts, link, f.data, &mut sink);
+                }
                 // Once per second of packet time: the policy's verdict, and the publisher
                 // batches RTP and sends health.
                 if f.ts.as_secs() != second {
                     second = f.ts.as_secs();
                     let now = Ts::from_instant(f.ts);
-                    let counters = tracker.counters();
+                    let mut counters = tracker.counters();
+                    counters.mirror_duplicates = mirror.total;
                     let dirs = tracker.mirror().directions();
+                    mirror.tick(second);
+                    iface.frames = frames + 1;
+                    iface.mirror_duplicates = mirror.total;
+                    iface.mirror_window = mirror.window();
+                    let ifs = [Iface {
+                        health: &iface,
+                        quiet_for_s: None,
+                    }];
                     let verdict = sink
                         .policy
-                        .second(now.0, counters.sip.tls_records, &dirs, &[]);
+                        .second(now.0, counters.sip.tls_records, &dirs, &ifs);
                     policy::log_changes(&verdict.changes, false);
+                    for c in &verdict.changes {
+                        if let policy::Change::Raised(w) = c
+                            && w.code == "mirror_duplicates"
+                            && doubled.is_none()
+                        {
+                            doubled = Some(w.message.clone());
+                        }
+                    }
                     tracker.set_capture_loss(verdict.loss);
                     if let Some(p) = sink.mqtt.as_deref_mut() {
                         p.tick(now, &counters);
@@ -241,8 +273,12 @@ pub fn run(args: Args) -> Result<ExitCode> {
     if progress {
         eprintln!();
     }
+    if let Some(m) = doubled {
+        log::warn!("{m}");
+    }
     tracker.finish("end_of_capture", &mut sink);
-    let counters = tracker.counters();
+    let mut counters = tracker.counters();
+    counters.mirror_duplicates = mirror.total;
     if let Some(p) = sink.mqtt.as_deref_mut()
         && let Some(now) = tracker.now()
     {

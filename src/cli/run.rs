@@ -22,8 +22,9 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant as WallClock};
+use voipsensor::capture::dedup::DedupRing;
 use voipsensor::capture::health::{CaptureSummary, IfHealth, PcapCounts, summarize};
-use voipsensor::capture::live::{DedupRing, Interface, Options};
+use voipsensor::capture::live::{Interface, Options};
 use voipsensor::config::{self, Config};
 use voipsensor::led::{self, Condition};
 use voipsensor::policy::{self, Iface, Policy, PolicyConfig};
@@ -73,6 +74,10 @@ pub struct Args {
     /// Do not look for RTP that no SDP announced.
     #[arg(long)]
     pub no_rtp_heuristic: bool,
+    /// Analyse byte-identical copies of a frame (a SPAN session mirroring a frame twice)
+    /// instead of dropping them (overrides capture.keep_duplicates).
+    #[arg(long)]
+    pub keep_duplicates: bool,
     /// Status LED to drive (`/sys/class/leds/NAME`, the board's `status_led`): see `led.rs`.
     #[arg(long)]
     pub led: Option<PathBuf>,
@@ -127,6 +132,7 @@ fn settings(a: &Args) -> Result<Settings> {
         if let Some(b) = &a.bpf {
             c.capture.bpf = b.clone();
         }
+        c.capture.keep_duplicates |= a.keep_duplicates;
         if let Some(m) = a.buffer_mb {
             c.capture.buffer_mb = m;
         }
@@ -411,6 +417,7 @@ impl State {
         // Several interfaces are read round-robin in small batches, so the two copies of a
         // frame meet in the duplicate ring before other frames push one out.
         let batch = if multi { BATCH_MULTI } else { BATCH };
+        let keep = self.settings.cfg.capture.keep_duplicates;
         let mut total = 0;
         for (idx, iface) in self.ifs.iter_mut().enumerate() {
             let Some(h) = iface.handle.as_mut() else {
@@ -442,8 +449,12 @@ impl State {
                 let link = h.link();
                 let (mut frames, mut dups) = (0u64, 0u64);
                 let (tracker, sink, dedup) = (&mut self.tracker, &mut self.sink, &mut self.dedup);
+                let mirror = &mut iface.mirror;
                 let res = h.read(batch, |ts, data| {
                     frames += 1;
+                    if mirror.is_duplicate(ts, data) && !keep {
+                        return;
+                    }
                     if multi && dedup.is_duplicate(idx as u8, ts, link, data) {
                         dups += 1;
                         return;
@@ -452,6 +463,7 @@ impl State {
                 });
                 iface.health.frames += frames;
                 iface.health.duplicates += dups;
+                iface.health.mirror_duplicates = iface.mirror.total;
                 total += frames;
                 if frames > 0 {
                     iface.last_frame = Some(WallClock::now());
@@ -497,6 +509,8 @@ impl State {
                 self.capturing_since[k] = None;
             }
             iface.health.last_second = Default::default();
+            iface.mirror.tick(wall / 1_000_000);
+            iface.health.mirror_window = iface.mirror.window();
             if let Some(h) = iface.handle.as_mut() {
                 let pending = self
                     .pending

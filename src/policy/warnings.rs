@@ -1,6 +1,7 @@
 //! The warning set a technician sees: what is raised, what cleared, from one second's
 //! figures. Raised and cleared are reported once, on the change.
 
+use crate::capture::dedup::DupWindow;
 use crate::capture::health::{IfHealth, IfState};
 use crate::track::mirror::Warning;
 
@@ -44,6 +45,9 @@ pub fn interface(
             ),
         });
     }
+    if h.mirror_window.doubled() {
+        out.push(mirror_duplicates(&h.name, h.mirror_window));
+    }
     if h.state != IfState::Capturing {
         out.push(Warning {
             code: "interface_down",
@@ -52,6 +56,17 @@ pub fn interface(
                 .clone()
                 .unwrap_or_else(|| format!("{}: not capturing", h.name)),
         });
+    }
+}
+
+/// A large share of one interface's frames arrive twice, byte for byte.
+pub fn mirror_duplicates(name: &str, w: DupWindow) -> Warning {
+    Warning {
+        code: "mirror_duplicates",
+        message: format!(
+            "every frame arrives twice on {name} ({} of {} frames recently were byte-identical copies): the SPAN session mirrors both directions of two ports, or the same VLAN twice; mirror one direction of each port, or the port or its VLAN (the copies are dropped meanwhile unless keep_duplicates)",
+            w.duplicates, w.frames
+        ),
     }
 }
 
@@ -111,6 +126,30 @@ mod tests {
                 code: "interface_down",
                 message: "eth1: no such interface".into()
             }]
+        );
+    }
+
+    #[test]
+    fn an_interface_whose_frames_arrive_twice_names_the_span_mistake() {
+        let mut h = IfHealth::new("eth1");
+        h.state = IfState::Capturing;
+        h.mirror_window = DupWindow {
+            frames: 1000,
+            duplicates: 20,
+        };
+        let mut out = Vec::new();
+        interface(&h, None, 10, &mut out);
+        assert!(out.is_empty(), "a few copies are no diagnosis: {out:?}");
+        h.mirror_window.duplicates = 500;
+        interface(&h, None, 10, &mut out);
+        assert_eq!(out[0].code, "mirror_duplicates");
+        assert!(
+            out[0].message.contains("every frame arrives twice on eth1")
+                && out[0]
+                    .message
+                    .contains("both directions of two ports, or the same VLAN twice"),
+            "{}",
+            out[0].message
         );
     }
 }

@@ -125,6 +125,7 @@ impl SipLog {
                     record(calls, counters, ts, key.src, key.dst, payload);
                 }
             }
+            Transport::Sctp { .. } => {} // the report reads UDP and TCP signalling
             Transport::Tcp {
                 seq,
                 flags,

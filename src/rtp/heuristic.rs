@@ -73,9 +73,14 @@ impl Candidate {
     }
 
     /// Feeds the next packet of the flow. A packet that breaks the run (other SSRC,
-    /// backwards or far sequence/timestamp) starts a new run from itself.
+    /// backwards or far sequence/timestamp) starts a new run from itself. A repeat of the
+    /// last packet (same SSRC, sequence step 0: a duplicating mirror, A,A,B,B,…) neither
+    /// advances nor breaks the run.
     pub fn observe(&mut self, p: &RtpPacket) -> Verdict {
         let seq_step = p.sequence_number().wrapping_sub(self.last_seq);
+        if seq_step == 0 && p.ssrc() == self.ssrc {
+            return self.verdict();
+        }
         let ts_step = p.timestamp().wrapping_sub(self.last_ts);
         let fits = p.ssrc() == self.ssrc
             && (1..=Self::MAX_SEQ_STEP).contains(&seq_step)
@@ -88,6 +93,10 @@ impl Candidate {
         }
         self.last_seq = p.sequence_number();
         self.last_ts = p.timestamp();
+        self.verdict()
+    }
+
+    fn verdict(&self) -> Verdict {
         if self.run >= self.needed {
             Verdict::Confirmed
         } else {
@@ -188,5 +197,17 @@ mod tests {
             );
         }
         assert_eq!(c.ssrc(), 8);
+    }
+
+    #[test]
+    fn repeated_packets_neither_advance_nor_break_the_run() {
+        let mut c = Candidate::new(&RtpPacket::new_checked(&pkt(100, 0, 7)).unwrap(), 3);
+        let mut verdicts = Vec::new();
+        for (seq, ts) in [(100, 0), (101, 160), (101, 160), (102, 320)] {
+            let b = pkt(seq, ts, 7);
+            verdicts.push(c.observe(&RtpPacket::new_checked(&b).unwrap()));
+        }
+        use Verdict::*;
+        assert_eq!(verdicts, [Pending, Pending, Pending, Confirmed]);
     }
 }

@@ -104,7 +104,7 @@ fn scan_tcp(path: &std::path::Path) -> usize {
                     messages += 1;
                     rest = &rest[n..];
                 }
-                SipFrame::Invalid(n) => rest = &rest[n..],
+                SipFrame::Invalid(n) | SipFrame::Oversize(n) => rest = &rest[n..],
                 SipFrame::Incomplete => break,
             }
         }

@@ -71,6 +71,24 @@ struct Header<'a> {
     value: &'a [u8],
 }
 
+/// What [`Message::parse_datagram`] forgave.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Defects {
+    /// Content-Length missing with a body, non-numeric, or past the datagram's end.
+    pub bad_content_length: bool,
+    /// Header lines without a `:` or with a non-token name, skipped.
+    pub bad_header_lines: u32,
+    /// No blank line before the datagram's end: no body.
+    pub unterminated: bool,
+}
+
+/// RFC 3261 §7.5: CRLFs before the start line are ignored.
+fn start_line(buf: &[u8]) -> Result<(StartLine<'_>, usize), SipError> {
+    let lead = buf.iter().take_while(|b| super::text::is_lws(**b)).count();
+    let (line, after) = line_at(buf, lead).ok_or(SipError::Truncated)?;
+    Ok((parse_start_line(line)?, after))
+}
+
 /// A parsed view over one whole SIP message.
 #[derive(Clone, Debug)]
 pub struct Message<'a> {
@@ -82,15 +100,11 @@ pub struct Message<'a> {
 }
 
 impl<'a> Message<'a> {
-    /// Parses one whole message: a UDP payload, or what `frame_len` delimited
-    /// on TCP. The body is Content-Length bytes (trailing bytes ignored), or
-    /// the rest of the buffer when the header is absent.
+    /// Parses one whole message strictly: what `frame_len` delimited on TCP. The body is
+    /// Content-Length bytes (trailing bytes ignored), or the rest of the buffer when the
+    /// header is absent.
     pub fn parse(buf: &'a [u8]) -> Result<Message<'a>, SipError> {
-        // RFC 3261 §7.5: ignore CRLFs before the start line.
-        let lead = buf.iter().take_while(|b| super::text::is_lws(**b)).count();
-        let (line, after) = line_at(buf, lead).ok_or(SipError::Truncated)?;
-        let start = parse_start_line(line)?;
-
+        let (start, after) = start_line(buf)?;
         let mut headers = heapless::Vec::new();
         let mut headers_truncated = false;
         let mut cl_raw: Option<&'a [u8]> = None;
@@ -118,6 +132,50 @@ impl<'a> Message<'a> {
             content_length,
             body,
         })
+    }
+
+    /// Parses a message whose transport bounds it (a UDP datagram, a WebSocket or SCTP
+    /// message: RFC 3261 §18.3): a missing (with a body), non-numeric or too-large
+    /// Content-Length takes the body to the end of the datagram; header lines that do not
+    /// parse are skipped, an unterminated header section ends at the datagram's end. The
+    /// message is kept as long as its start line, Call-ID and CSeq read; the defects are
+    /// returned for counting.
+    pub fn parse_datagram(buf: &'a [u8]) -> Result<(Message<'a>, Defects), SipError> {
+        let (start, after) = start_line(buf)?;
+        let mut headers = heapless::Vec::new();
+        let mut headers_truncated = false;
+        let mut cl_raw: Option<&'a [u8]> = None;
+        let mut d = Defects::default();
+        let body_start = scan_headers_lenient(buf, after, &mut d, |name, value| {
+            if cl_raw.is_none() && is_content_length(name) {
+                cl_raw = Some(value);
+            }
+            if headers.push(Header { name, value }).is_err() {
+                headers_truncated = true;
+            }
+        });
+        let rest = buf.get(body_start..).unwrap_or_default();
+        let content_length = cl_raw.and_then(parse_u32).map(|n| n as usize);
+        let body = match content_length.and_then(|n| rest.get(..n)) {
+            Some(b) => b,
+            None => {
+                d.bad_content_length = cl_raw.is_some() || !rest.is_empty();
+                rest
+            }
+        };
+        let m = Message {
+            start,
+            headers,
+            headers_truncated,
+            content_length,
+            body,
+        };
+        if (d.bad_header_lines > 0 || d.unterminated)
+            && (m.call_id().is_none() || m.cseq().is_none())
+        {
+            return Err(SipError::BadHeader);
+        }
+        Ok((m, d))
     }
 
     pub fn start(&self) -> StartLine<'a> {
@@ -558,6 +616,59 @@ pub(super) fn scan_headers<'a>(
     }
 }
 
+/// [`scan_headers`] for a bounded message: bad lines are skipped and counted, the end of
+/// `buf` ends an unterminated header section. Returns where the body starts.
+fn scan_headers_lenient<'a>(
+    buf: &'a [u8],
+    mut pos: usize,
+    d: &mut Defects,
+    mut f: impl FnMut(&'a [u8], &'a [u8]),
+) -> usize {
+    loop {
+        let Some((line, mut next)) = line_at(buf, pos) else {
+            // A last line without its newline is still a header; then no body.
+            let tail = buf.get(pos..).unwrap_or_default();
+            d.unterminated = true;
+            if let Some((name, value)) = header_line(tail) {
+                f(name, value);
+            }
+            return buf.len();
+        };
+        if line.is_empty() {
+            return next;
+        }
+        let mut value_end = next;
+        while matches!(buf.get(next), Some(b' ' | b'\t')) {
+            match line_at(buf, next) {
+                Some((_, after)) => {
+                    value_end = after;
+                    next = after;
+                }
+                None => {
+                    value_end = buf.len();
+                    next = buf.len();
+                }
+            }
+        }
+        let whole = buf.get(pos..value_end).unwrap_or_default();
+        match header_line(whole) {
+            Some((name, value)) => f(name, value),
+            None => d.bad_header_lines += 1,
+        }
+        pos = next;
+    }
+}
+
+/// `name: value` of one (possibly folded) header line, if it is one.
+fn header_line(line: &[u8]) -> Option<(&[u8], &[u8])> {
+    let colon = find(line, b':')?;
+    let name = trim(line.get(..colon).unwrap_or_default());
+    if name.is_empty() || !name.iter().all(|&b| is_token(b)) {
+        return None;
+    }
+    Some((name, trim(line.get(colon + 1..).unwrap_or_default())))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -940,5 +1051,59 @@ Content-Type: multipart/related; boundary=zz\r\n\r\n\
             let len = n - (xorshift(&mut state) as usize) % 16;
             exercise(&buf[..len]);
         }
+    }
+
+    const LENIENT_BASE: &str = "INVITE sip:bob@10.0.0.2 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1\r\nCall-ID: lenient@10.0.0.1\r\nCSeq: 1 INVITE\r\n";
+
+    fn datagram(extra: &str, body: &str) -> Vec<u8> {
+        format!("{LENIENT_BASE}{extra}\r\n{body}").into_bytes()
+    }
+
+    #[test]
+    fn a_datagram_with_a_bad_content_length_keeps_its_body_to_the_end() {
+        for cl in ["bad", "99999", "-1", "4294967296"] {
+            let m = datagram(&format!("Content-Length: {cl}\r\n"), "v=0\r\n");
+            assert!(Message::parse(&m).is_err(), "strict parse refuses {cl}");
+            let (msg, d) = Message::parse_datagram(&m).unwrap();
+            assert!(d.bad_content_length, "{cl}");
+            assert_eq!(msg.body(), b"v=0\r\n");
+            assert_eq!(msg.call_id(), Some(&b"lenient@10.0.0.1"[..]));
+        }
+        // Missing with a body: a defect; missing without one is fine over UDP.
+        let (_, d) = Message::parse_datagram(&datagram("", "v=0\r\n")).unwrap();
+        assert!(d.bad_content_length);
+        let (_, d) = Message::parse_datagram(&datagram("", "")).unwrap();
+        assert_eq!(d, Defects::default());
+        // A correct one is honoured, trailing bytes ignored.
+        let ok = datagram("Content-Length: 3\r\n", "v=0\r\n");
+        let (m, d) = Message::parse_datagram(&ok).unwrap();
+        assert_eq!((m.body(), d), (&b"v=0"[..], Defects::default()));
+    }
+
+    #[test]
+    fn bad_header_lines_are_skipped_while_call_id_and_cseq_read() {
+        let m = datagram(
+            "this line has no colon\r\nBad Name: x\r\nContent-Length: 0\r\n",
+            "",
+        );
+        assert_eq!(Message::parse(&m).unwrap_err(), SipError::BadHeader);
+        let (msg, d) = Message::parse_datagram(&m).unwrap();
+        assert_eq!(d.bad_header_lines, 2);
+        assert_eq!(msg.cseq(), Some((1, Method::Invite)));
+        // Without a readable CSeq the message is not kept.
+        let broken = b"BYE sip:a SIP/2.0\r\nCall-ID: x\r\nCSeq\r\n\r\n";
+        assert_eq!(
+            Message::parse_datagram(broken).unwrap_err(),
+            SipError::BadHeader
+        );
+    }
+
+    #[test]
+    fn an_unterminated_header_section_ends_at_the_datagram() {
+        let m = format!("{LENIENT_BASE}Max-Forwards: 70");
+        let (msg, d) = Message::parse_datagram(m.as_bytes()).unwrap();
+        assert!(d.unterminated);
+        assert_eq!(msg.header("max-forwards"), Some(&b"70"[..]));
+        assert!(msg.body().is_empty());
     }
 }

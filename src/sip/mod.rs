@@ -12,7 +12,7 @@ mod message;
 pub mod sdp;
 mod text;
 
-pub use message::{MAX_HEADERS, Message, NameAddr, SipError, StartLine, parse_uri};
+pub use message::{Defects, MAX_HEADERS, Message, NameAddr, SipError, StartLine, parse_uri};
 
 use message::{parse_start_line, scan_headers};
 
@@ -113,6 +113,10 @@ pub enum SipFrame {
     Incomplete,
     /// Skip `n` bytes (keep-alives or garbage) and call again.
     Invalid(usize),
+    /// The message at the head is larger than [`MAX_MESSAGE`]: skip `n` bytes (all of it
+    /// when it is all buffered, else its start line: the rest resynchronises at the next
+    /// start line) and count it.
+    Oversize(usize),
 }
 
 /// Frames SIP over a stream transport (RFC 3261 §18.3): headers up to the
@@ -156,7 +160,11 @@ pub fn frame_len(buf: &[u8]) -> SipFrame {
             };
             let total = body_start.saturating_add(cl);
             if total > MAX_MESSAGE {
-                SipFrame::Invalid(after_start)
+                SipFrame::Oversize(if total <= buf.len() {
+                    total
+                } else {
+                    after_start
+                })
             } else if total <= buf.len() {
                 SipFrame::Complete(total)
             } else {
@@ -164,6 +172,8 @@ pub fn frame_len(buf: &[u8]) -> SipFrame {
             }
         }
         Err(SipError::Truncated) if buf.len() < MAX_MESSAGE => SipFrame::Incomplete,
+        // A header section alone past the limit.
+        Err(SipError::Truncated) => SipFrame::Oversize(after_start),
         Err(_) => SipFrame::Invalid(after_start),
     }
 }
@@ -330,8 +340,9 @@ Signal=5\r\nDuration=160\r\n";
     fn frame_rejects_unreadable_or_huge_content_length() {
         let bad = b"BYE sip:a@b SIP/2.0\r\nContent-Length: many\r\n\r\n";
         assert_eq!(frame_len(bad), SipFrame::Invalid(21));
+        // Readable but past the limit: an oversize message, counted, its start line skipped.
         let huge = b"BYE sip:a@b SIP/2.0\r\nl: 9999999\r\n\r\n";
-        assert_eq!(frame_len(huge), SipFrame::Invalid(21));
+        assert_eq!(frame_len(huge), SipFrame::Oversize(21));
     }
 
     #[test]

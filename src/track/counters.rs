@@ -2,6 +2,7 @@
 //! `health`: a malformed packet is never silently lost, it shows up here.
 
 use crate::table::TableStats;
+use crate::wire::sctp::SctpCounters;
 use crate::wire::{TcpCounters, WireCounters};
 use serde::{Deserialize, Serialize};
 
@@ -79,6 +80,16 @@ pub struct SipCounts {
     pub malformed: u64,
     /// Parsed, but without a Call-ID or CSeq.
     pub missing_headers: u64,
+    /// Over UDP, WebSocket or SCTP: Content-Length missing with a body, non-numeric or past
+    /// the datagram; the body was taken to the datagram's end and the message kept.
+    pub bad_content_length: u64,
+    /// Over UDP, WebSocket or SCTP: messages kept although header lines did not parse
+    /// (skipped) or the header section was unterminated; Call-ID and CSeq read.
+    pub header_defects: u64,
+    /// Over TCP: messages larger than `sip::MAX_MESSAGE`, skipped unread.
+    pub oversize: u64,
+    /// Messages in SCTP DATA chunks.
+    pub over_sctp: u64,
     /// SDP bodies that did not parse.
     pub sdp_malformed: u64,
     /// Messages over TCP (after stream reassembly).
@@ -101,8 +112,13 @@ pub struct Counters {
     pub decoded: u64,
     /// Frames whose timestamp went backwards (processed at the tracker's current time).
     pub time_went_backwards: u64,
+    /// Byte-identical mirror copies of a frame dropped before decoding (filled by the
+    /// capture edge, `capture::dedup`: `replay` for its file, `run` per interface in
+    /// `health`); counted but analysed with `--keep-duplicates`.
+    pub mirror_duplicates: u64,
     pub wire: WireCounters,
     pub tcp: TcpCounters,
+    pub sctp: SctpCounters,
     pub sip: SipCounts,
     pub calls: CallCounts,
     pub rtp: RtpCounts,

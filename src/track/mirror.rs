@@ -292,7 +292,7 @@ impl CallSides {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Warning {
     /// Stable identifier: `unidirectional_mirror`, `no_mirror_traffic`,
-    /// `signalling_not_visible`, `capture_loss`, `interface_down`.
+    /// `signalling_not_visible`, `capture_loss`, `interface_down`, `mirror_duplicates`.
     pub code: &'static str,
     pub message: String,
 }

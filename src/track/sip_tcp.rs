@@ -3,12 +3,20 @@
 //! read TCP the same way through these two functions.
 
 use crate::sip::{self, SipFrame};
+use crate::track::counters::SipCounts;
 use crate::wire::{Framing, websocket};
+use core::cell::Cell;
 
 /// Where the next message of a SIP-carrying TCP stream ends: plain SIP framed by
 /// Content-Length, a WebSocket frame (first byte has FIN set, which ASCII never has), or the
 /// HTTP Upgrade head before the frames, which is skipped.
 pub fn frame(buf: &[u8]) -> Framing {
+    frame_counting(buf, &Cell::new(0))
+}
+
+/// [`frame`], counting in `oversize` the SIP messages skipped for being larger than
+/// `sip::MAX_MESSAGE` (a cell: the framer runs beside the delivery closure).
+pub fn frame_counting(buf: &[u8], oversize: &Cell<u64>) -> Framing {
     if is_websocket_frame(buf) {
         return match websocket::Frame::new_checked(buf) {
             Ok(f) => Framing::Complete(f.total_len()),
@@ -26,7 +34,23 @@ pub fn frame(buf: &[u8]) -> Framing {
         SipFrame::Complete(n) => Framing::Complete(n),
         SipFrame::Incomplete => Framing::NeedMore,
         SipFrame::Invalid(n) => Framing::Skip(n),
+        SipFrame::Oversize(n) => {
+            oversize.set(oversize.get() + 1);
+            Framing::Skip(n)
+        }
     }
+}
+
+/// Reads one message: strictly when TCP framed it, leniently when its transport bounds it
+/// (UDP, WebSocket, SCTP), counting what was forgiven.
+pub fn parse<'a>(bytes: &'a [u8], bounded: bool, c: &mut SipCounts) -> Option<sip::Message<'a>> {
+    if !bounded {
+        return sip::Message::parse(bytes).ok();
+    }
+    let (m, d) = sip::Message::parse_datagram(bytes).ok()?;
+    c.bad_content_length += u64::from(d.bad_content_length);
+    c.header_defects += u64::from(d.bad_header_lines > 0 || d.unterminated);
+    Some(m)
 }
 
 /// What one message cut by [`frame`] holds.
@@ -100,5 +124,19 @@ mod tests {
     #[test]
     fn a_websocket_ping_opens_to_nothing() {
         assert_eq!(open(&[0x89, 0x00], &mut [0; 4]), Message::Other);
+    }
+
+    #[test]
+    fn a_message_over_the_limit_is_skipped_and_counted() {
+        let big = crate::sip::MAX_MESSAGE + 10;
+        let mut m =
+            format!("INVITE sip:a@b SIP/2.0\r\nCall-ID: x\r\nContent-Length: {big}\r\n\r\n")
+                .into_bytes();
+        let start_line = m.iter().position(|&b| b == b'\n').unwrap() + 1;
+        let n = Cell::new(0);
+        assert_eq!(frame_counting(&m, &n), Framing::Skip(start_line));
+        m.resize(m.len() + big, b'x');
+        assert_eq!(frame_counting(&m, &n), Framing::Skip(m.len()));
+        assert_eq!(n.get(), 2);
     }
 }

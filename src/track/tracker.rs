@@ -6,7 +6,7 @@
 //! capture with no traffic calls [`Tracker::tick`] from its timer so timeouts still fire.
 //! Feeding the same frames gives the same events, byte for byte.
 
-use crate::sip::{self, Message, Method, StartLine};
+use crate::sip::{self, Method, StartLine};
 use crate::track::call::{CALLS_DEFAULT, CallEffect, CallEffects, CallTimeouts, Calls, Hop};
 use crate::track::counters::Counters;
 use crate::track::event::{Event, EventSink};
@@ -14,7 +14,8 @@ use crate::track::health::Health;
 use crate::track::media::{CallRef, Media, MediaConfig, Seen};
 use crate::track::mirror::{self, MirrorSeen};
 use crate::track::sip_tcp;
-use crate::wire::{Decoder, LinkType, TcpStreams, Transport, websocket};
+use crate::wire::sctp::SctpReassembler;
+use crate::wire::{Decoder, LinkType, TcpStreams, Transport, sctp as sctp_wire, websocket};
 use embassy_time::{Duration, Instant};
 
 /// Concurrent IP datagrams being reassembled from fragments.
@@ -63,6 +64,7 @@ impl TrackerConfig {
             + crate::wire::frag::Reassembler::memory_bytes(self.fragments)
             + TcpStreams::memory_bytes(self.tcp_streams, self.tcp_buffer)
             + self.tcp_buffer // WebSocket unmasking scratch
+            + SctpReassembler::memory_bytes()
     }
 }
 
@@ -74,6 +76,8 @@ pub struct Tracker {
     health: Health,
     counters: Counters,
     mirror: MirrorSeen,
+    /// Fragmented SIP-over-SCTP messages being rebuilt (bounded).
+    sctp: SctpReassembler,
     /// Where masked WebSocket payloads are unmasked (one SIP message at a time).
     ws_scratch: Box<[u8]>,
     now: Option<Instant>,
@@ -96,6 +100,7 @@ impl Tracker {
             health: Health::new(cfg.calls, cfg.media.health_silence),
             counters: Counters::default(),
             mirror: MirrorSeen::new(),
+            sctp: SctpReassembler::new(),
             now: None,
             second: 0,
         }
@@ -143,6 +148,7 @@ impl Tracker {
             counters,
             mirror,
             ws_scratch,
+            sctp,
             ..
         } = self;
         let Ok(Some(pkt)) = decoder.decode(now, link, frame) else {
@@ -166,7 +172,7 @@ impl Tracker {
                         health,
                         counters,
                     };
-                    on_sip_bytes(hop, payload, &mut peers, mirror, out);
+                    on_sip_bytes(hop, payload, true, &mut peers, mirror, out);
                 } else if tls_port && sip::looks_like_tls(payload) {
                     counters.sip.tls_records += 1;
                 } else if let Seen::CallMedia(call) =
@@ -174,6 +180,34 @@ impl Tracker {
                 {
                     calls.media_seen(call.slot, call.serial, now);
                 }
+            }
+            Transport::Sctp { chunks, .. } => {
+                // One SIP message per DATA chunk (RFC 4168), read like a UDP datagram.
+                let hop = Hop {
+                    now,
+                    src: flow.src,
+                    dst: flow.dst,
+                };
+                let sip_port = [flow.src.port(), flow.dst.port()].contains(&sctp_wire::SIP_PORT);
+                let mut sc = counters.sctp;
+                let mut peers = Peers {
+                    calls,
+                    media,
+                    health,
+                    counters,
+                };
+                sctp.packet(flow, chunks, &mut sc, |_ppid, msg| {
+                    if sip::looks_like_sip(msg) {
+                        peers.counters.sip.over_sctp += 1;
+                        on_sip_bytes(hop, msg, true, &mut peers, mirror, out);
+                    } else if sip_port {
+                        peers.counters.sip.malformed += 1;
+                    } else {
+                        return false;
+                    }
+                    true
+                });
+                peers.counters.sctp = sc;
             }
             Transport::Tcp {
                 seq,
@@ -206,23 +240,26 @@ impl Tracker {
                     health,
                     counters,
                 };
-                tcp.segment(now, key, seq, flags, payload, sip_tcp::frame, |msg| {
+                let oversize = core::cell::Cell::new(0);
+                let framer = |b: &[u8]| sip_tcp::frame_counting(b, &oversize);
+                tcp.segment(now, key, seq, flags, payload, framer, |msg| {
                     let counters = &mut *peers.counters;
                     counters.sip.over_tcp += 1;
                     match sip_tcp::open(msg, ws_scratch) {
                         sip_tcp::Message::Sip(sip) => {
-                            on_sip_bytes(hop, sip, &mut peers, mirror, out)
+                            on_sip_bytes(hop, sip, false, &mut peers, mirror, out)
                         }
                         sip_tcp::Message::WebSocket(sip) => {
                             counters.sip.over_websocket += 1;
                             match sip {
-                                Some(sip) => on_sip_bytes(hop, sip, &mut peers, mirror, out),
+                                Some(sip) => on_sip_bytes(hop, sip, true, &mut peers, mirror, out),
                                 None => counters.sip.malformed += 1,
                             }
                         }
                         sip_tcp::Message::Other => {} // ping, pong, close
                     }
                 });
+                peers.counters.sip.oversize += oversize.get();
             }
         }
     }
@@ -361,20 +398,20 @@ impl Peers<'_> {
     }
 }
 
+/// `bounded`: the transport delimits the message (UDP, WebSocket, SCTP), so it is read
+/// leniently (`Message::parse_datagram`); TCP-framed messages strictly.
 fn on_sip_bytes(
     hop: Hop,
     bytes: &[u8],
+    bounded: bool,
     peers: &mut Peers,
     mirror: &mut MirrorSeen,
     out: &mut impl EventSink,
 ) {
     let counters = &mut *peers.counters;
-    let msg = match Message::parse(bytes) {
-        Ok(m) => m,
-        Err(_) => {
-            counters.sip.malformed += 1;
-            return;
-        }
+    let Some(msg) = sip_tcp::parse(bytes, bounded, &mut counters.sip) else {
+        counters.sip.malformed += 1;
+        return;
     };
     counters.sip.messages += 1;
     if let Some(key) = mirror::transaction_key(&msg) {

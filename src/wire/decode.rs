@@ -9,7 +9,7 @@ use super::frag::{FragKey, FragOutcome, Reassembler};
 use super::ip::{self, PROTO_GRE, PROTO_IPIP, PROTO_IPV6};
 use super::link::{self, Network};
 use super::tunnel::{self, Inner, TZSP_PORT, VXLAN_PORT};
-use super::{DecodeError, Encap, LinkType, Packet, Transport, WireCounters};
+use super::{DecodeError, Encap, LinkType, Packet, Transport, WireCounters, sctp};
 use crate::table::TableStats;
 use core::net::IpAddr;
 use embassy_time::{Duration, Instant};
@@ -155,6 +155,20 @@ fn network<'a>(
             let d = tunnel::gre(payload)?;
             decapsulate(st, frag, d.inner, d.encap)
         }
+        sctp::PROTO_SCTP => {
+            let p = sctp::SctpPacket::new_checked(payload)?;
+            Ok(Some(Packet {
+                src: ip.src,
+                dst: ip.dst,
+                vlan: st.vlan,
+                encap: st.encap,
+                transport: Transport::Sctp {
+                    src_port: p.src_port(),
+                    dst_port: p.dst_port(),
+                    chunks: &payload[sctp::HEADER_LEN..],
+                },
+            }))
+        }
         _ => {
             let transport = ip::parse_transport(proto, payload)?;
             if let Transport::Udp {
@@ -268,7 +282,7 @@ mod tests {
     fn udp_payload<'a>(p: &Packet<'a>) -> &'a [u8] {
         match p.transport {
             Transport::Udp { payload, .. } => payload,
-            Transport::Tcp { .. } => &[],
+            Transport::Tcp { .. } | Transport::Sctp { .. } => &[],
         }
     }
 
@@ -453,6 +467,7 @@ mod pcap_tests {
     struct Tally {
         udp: usize,
         tcp: usize,
+        sctp: usize,
         stored: usize,
         errors: usize,
     }
@@ -465,6 +480,7 @@ mod pcap_tests {
                 match p.transport {
                     Transport::Udp { .. } => t.udp += 1,
                     Transport::Tcp { .. } => t.tcp += 1,
+                    Transport::Sctp { .. } => t.sctp += 1,
                 }
                 check(&p);
             }

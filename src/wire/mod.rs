@@ -33,6 +33,7 @@ pub mod decode;
 pub mod frag;
 pub mod ip;
 pub mod link;
+pub mod sctp;
 pub mod tcp_stream;
 pub mod tunnel;
 pub mod websocket;
@@ -116,6 +117,12 @@ pub enum Transport<'a> {
         flags: TcpFlags,
         payload: &'a [u8],
     },
+    /// SCTP: the chunk list after the common header (`sctp.rs` reads it).
+    Sctp {
+        src_port: u16,
+        dst_port: u16,
+        chunks: &'a [u8],
+    },
 }
 
 /// A decoded packet: innermost IP header's addresses plus its transport.
@@ -137,6 +144,9 @@ impl Packet<'_> {
                 src_port, dst_port, ..
             }
             | Transport::Tcp {
+                src_port, dst_port, ..
+            }
+            | Transport::Sctp {
                 src_port, dst_port, ..
             } => (src_port, dst_port),
         };
