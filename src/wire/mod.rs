@@ -35,6 +35,7 @@ pub mod ip;
 pub mod link;
 pub mod tcp_stream;
 pub mod tunnel;
+pub mod turn;
 pub mod websocket;
 
 pub use decode::Decoder;
