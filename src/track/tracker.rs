@@ -8,6 +8,7 @@
 
 use crate::sip::{self, Message, Method, StartLine};
 use crate::track::call::{CALLS_DEFAULT, CallEffect, CallEffects, CallTimeouts, Calls, Hop};
+use crate::track::carried;
 use crate::track::counters::Counters;
 use crate::track::event::{Event, EventSink};
 use crate::track::health::Health;
@@ -62,6 +63,7 @@ impl TrackerConfig {
             + Health::memory_bytes(self.calls)
             + crate::wire::frag::Reassembler::memory_bytes(self.fragments)
             + TcpStreams::memory_bytes(self.tcp_streams, self.tcp_buffer)
+            + carried::memory_bytes()
             + self.tcp_buffer // WebSocket unmasking scratch
     }
 }
@@ -69,6 +71,8 @@ impl TrackerConfig {
 pub struct Tracker {
     decoder: Decoder,
     tcp: TcpStreams,
+    /// TCP connections carrying media: RFC 4571 RTP, TURN (`carried.rs`).
+    media_tcp: TcpStreams,
     calls: Calls,
     media: Media,
     health: Health,
@@ -90,6 +94,7 @@ impl Tracker {
             decoder: Decoder::new(cfg.fragments, cfg.fragment_timeout),
             ws_scratch: vec![0; cfg.tcp_buffer].into_boxed_slice(),
             tcp: TcpStreams::new(cfg.tcp_streams, cfg.tcp_buffer, cfg.tcp_idle),
+            media_tcp: carried::media_tcp(cfg.tcp_idle),
             calls: Calls::new(cfg.calls, cfg.timeouts),
             media: Media::new(cfg.media),
             health: Health::new(cfg.calls, cfg.media.health_silence),
@@ -136,6 +141,7 @@ impl Tracker {
         let Tracker {
             decoder,
             tcp,
+            media_tcp,
             calls,
             media,
             health,
@@ -168,6 +174,12 @@ impl Tracker {
                     on_sip_bytes(hop, payload, &mut peers, mirror, out);
                 } else if tls_port && sip::looks_like_tls(payload) {
                     counters.sip.tls_records += 1;
+                } else if let Some(seen) =
+                    carried::on_udp(now, hop.src, hop.dst, payload, media, counters, out)
+                {
+                    if let Seen::CallMedia { serial, call_id } = seen {
+                        calls.media_seen(call_id, serial, now);
+                    }
                 } else if let Seen::CallMedia { serial, call_id } =
                     media.on_udp(now, hop.src, hop.dst, payload, counters, out)
                 {
@@ -192,6 +204,13 @@ impl Tracker {
                     && !sip::looks_like_sip(payload)
                     && !websocket::is_upgrade(payload)
                 {
+                    let m = carried::TcpMedia {
+                        streams: media_tcp,
+                        media,
+                        counters,
+                    };
+                    let seen = |serial, call_id: &_| calls.media_seen(call_id, serial, now);
+                    m.segment(now, key, seq, flags, payload, seen, out);
                     return;
                 }
                 let hop = Hop {
@@ -259,6 +278,7 @@ impl Tracker {
         self.decoder.expire(now);
         self.mirror.tick(now);
         self.tcp.expire(now);
+        self.media_tcp.expire(now);
     }
 
     /// Ends everything still open: calls get `sensor_stopped` with `reason`
@@ -297,6 +317,7 @@ impl Tracker {
         c.tables.streams = self.media.stream_stats();
         c.tables.fragments = self.decoder.frag_stats();
         c.tables.tcp_streams = self.tcp.stats();
+        c.tables.media_tcp_streams = self.media_tcp.stats();
         c
     }
 }

@@ -33,6 +33,7 @@ pub mod decode;
 pub mod frag;
 pub mod ip;
 pub mod link;
+pub mod rfc4571;
 pub mod tcp_stream;
 pub mod tunnel;
 pub mod turn;
