@@ -140,7 +140,7 @@ impl<T: AsRef<[u8]>> StunPacket<T> {
         }
         if b[0] & 0xC0 != 0
             || NetworkEndian::read_u32(&b[stun_field::COOKIE]) != MAGIC_COOKIE
-            || self.length() % 4 != 0
+            || !self.length().is_multiple_of(4)
         {
             return Err(DecodeError::Malformed);
         }
@@ -357,7 +357,7 @@ pub fn frame_tcp(b: &[u8]) -> Framing {
     let total = match first >> 6 {
         0b01 => (channel_field::DATA + len).next_multiple_of(4),
         0b00 if b.len() < 8 => return Framing::NeedMore,
-        0b00 if NetworkEndian::read_u32(&b[4..8]) == MAGIC_COOKIE && len % 4 == 0 => {
+        0b00 if NetworkEndian::read_u32(&b[4..8]) == MAGIC_COOKIE && len.is_multiple_of(4) => {
             stun_field::ATTRIBUTES + len
         }
         _ => return Framing::Skip(1),
