@@ -16,7 +16,7 @@ use common::*;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use voipsensor::fixture::{Builder, Carrier, Impairments, RtpStreamSpec, add_carried_stream};
+use voipsensor::fixture::{Builder, Carrier, Impairments, RtpStreamSpec, add_carried_streams};
 use voipsensor::track::counters::Counters;
 use voipsensor::track::event::{Event, StreamEnd};
 
@@ -48,8 +48,7 @@ fn lossy(seed: u64) -> Impairments {
 fn both_ways(b: &mut Builder, a: SocketAddr, z: SocketAddr, c: Carrier) {
     let up = RtpStreamSpec::new(a, z, 0x1111_0001, 0, START + 100_000, 250, 20);
     let down = RtpStreamSpec::new(z, a, 0x2222_0002, 8, START + 105_000, 250, 20);
-    add_carried_stream(b, &up, &lossy(1), c);
-    add_carried_stream(b, &down, &lossy(2), c);
+    add_carried_streams(b, &[(up, lossy(1)), (down, lossy(2))], c);
 }
 
 fn tshark_streams(pcap: &Path, extra: &[&str]) -> (Vec<Row>, String) {
@@ -86,7 +85,9 @@ fn compare(name: &str, b: &Builder, extra: &[&str]) -> Counters {
     b.write_pcap(&path).unwrap();
     let (rows, raw) = tshark_streams(&path, extra);
     let (events, c) = replay(&path);
-    let _ = std::fs::remove_file(&path);
+    if std::env::var_os("KEEP").is_none() {
+        let _ = std::fs::remove_file(&path);
+    }
     let ends = stream_ends(&events);
     eprintln!("{name}: tshark\n{raw}");
     assert_eq!(rows.len(), 2, "{name}: tshark saw\n{raw}");
@@ -130,4 +131,58 @@ fn turn_channel_data_over_udp_gives_tsharks_streams() {
     );
     let c = compare("channel_udp", &b, &TURN_RTP);
     assert_eq!(c.rtp.turn_relayed, b.len() as u64);
+}
+
+#[test]
+fn turn_send_and_data_indications_give_tsharks_streams() {
+    if !need_tool("tshark", "tshark") {
+        return;
+    }
+    let mut b = Builder::new();
+    let peer = addr("203.0.113.9:62000");
+    both_ways(
+        &mut b,
+        addr(CLIENT),
+        addr(SERVER),
+        Carrier::Indication { peer },
+    );
+    let c = compare("indication", &b, &TURN_RTP);
+    assert_eq!(c.rtp.turn_relayed, b.len() as u64);
+}
+
+#[test]
+fn turn_channel_data_over_tcp_gives_tsharks_streams() {
+    if !need_tool("tshark", "tshark") {
+        return;
+    }
+    let mut b = Builder::new();
+    let (client, server) = (addr("10.0.0.5:50001"), addr(SERVER));
+    b.tcp_connect(START, client, server);
+    both_ways(
+        &mut b,
+        client,
+        server,
+        Carrier::ChannelTcp { channel: 0x7ffe },
+    );
+    let c = compare("channel_tcp", &b, &TURN_RTP);
+    assert_eq!(
+        c.rtp.turn_relayed,
+        b.len() as u64 - 3,
+        "all but the handshake"
+    );
+    assert_eq!(c.tables.media_tcp_streams.len, 2);
+}
+
+#[test]
+fn rtp_over_tcp_rfc4571_gives_tsharks_streams() {
+    if !need_tool("tshark", "tshark") {
+        return;
+    }
+    let mut b = Builder::new();
+    let (client, server) = (addr("10.0.0.5:40002"), addr("10.0.9.9:5004"));
+    b.tcp_connect(START, client, server);
+    both_ways(&mut b, client, server, Carrier::Rfc4571);
+    let c = compare("rfc4571", &b, &["-d", "tcp.port==5004,rtp"]);
+    assert_eq!(c.rtp.over_tcp, b.len() as u64 - 3, "all but the handshake");
+    assert_eq!(c.rtp.turn_relayed, 0);
 }
