@@ -186,3 +186,73 @@ fn rtp_over_tcp_rfc4571_gives_tsharks_streams() {
     assert_eq!(c.rtp.over_tcp, b.len() as u64 - 3, "all but the handshake");
     assert_eq!(c.rtp.turn_relayed, 0);
 }
+
+/// One SIP message of the call in `sdp_announced_tcp_rtp_is_linked_to_its_call`.
+fn sip(first: &str, cseq: &str, to_tag: &str, sdp: &str) -> Vec<u8> {
+    let ctype = if sdp.is_empty() {
+        String::new()
+    } else {
+        "Content-Type: application/sdp\r\n".to_string()
+    };
+    format!(
+        "{first}\r\nVia: SIP/2.0/UDP 10.0.0.5:5060;branch=z9hG4bK-{cseq_n}\r\n\
+From: <sip:1001@10.0.0.5>;tag=a1\r\nTo: <sip:2002@10.0.9.9>{to_tag}\r\n\
+Call-ID: tcp-rtp@fixture\r\nCSeq: {cseq}\r\nContact: <sip:1001@10.0.0.5:5060>\r\n\
+{ctype}Content-Length: {}\r\n\r\n{sdp}",
+        sdp.len(),
+        cseq_n = cseq.replace(' ', "-"),
+    )
+    .into_bytes()
+}
+
+/// An offer/answer with `TCP/RTP/AVP` (RFC 4571 §3, the callee passive on 5004): the TCP
+/// media connection is taken on because SDP announced its end, not by the heuristic
+/// (off here), and both streams are linked to the call.
+#[test]
+fn sdp_announced_tcp_rtp_is_linked_to_its_call() {
+    let (ua_a, ua_b) = (addr("10.0.0.5:5060"), addr("10.0.9.9:5060"));
+    let offer = "v=0\r\no=- 1 1 IN IP4 10.0.0.5\r\ns=-\r\nc=IN IP4 10.0.0.5\r\nt=0 0\r\n\
+m=audio 9 TCP/RTP/AVP 0 8\r\na=setup:active\r\na=connection:new\r\n";
+    let answer = "v=0\r\no=- 2 2 IN IP4 10.0.9.9\r\ns=-\r\nc=IN IP4 10.0.9.9\r\nt=0 0\r\n\
+m=audio 5004 TCP/RTP/AVP 0 8\r\na=setup:passive\r\na=connection:new\r\n";
+    let build = |with_sip: bool| {
+        let mut b = Builder::new();
+        if with_sip {
+            let invite = "INVITE sip:2002@10.0.9.9 SIP/2.0";
+            b.udp(START, ua_a, ua_b, &sip(invite, "1 INVITE", "", offer));
+            let ok = "SIP/2.0 200 OK";
+            b.udp(
+                START + 50_000,
+                ua_b,
+                ua_a,
+                &sip(ok, "1 INVITE", ";tag=b2", answer),
+            );
+            let ack = "ACK sip:2002@10.0.9.9 SIP/2.0";
+            b.udp(
+                START + 60_000,
+                ua_a,
+                ua_b,
+                &sip(ack, "1 ACK", ";tag=b2", ""),
+            );
+        }
+        let (client, server) = (addr("10.0.0.5:40002"), addr("10.0.9.9:5004"));
+        b.tcp_connect(START + 70_000, client, server);
+        both_ways(&mut b, client, server, Carrier::Rfc4571);
+        b
+    };
+    let mut cfg = voipsensor::track::tracker::TrackerConfig::default();
+    cfg.media.heuristic = false;
+    let (events, c) = run_frames(&build(true), cfg);
+    let ends = stream_ends(&events);
+    assert_eq!(ends.len(), 2, "{ends:?}");
+    for s in &ends {
+        assert_eq!(s.call_id.as_deref(), Some("tcp-rtp@fixture"), "{s:?}");
+        assert_eq!((s.packets + s.lost as u64, s.expected), (250, 250));
+    }
+    let packets: u64 = ends.iter().map(|s| s.packets).sum();
+    assert_eq!((c.rtp.over_tcp, c.rtp.signalled), (packets, packets));
+    // Without the SDP nothing announces the connection and the heuristic is off.
+    let (events, c) = run_frames(&build(false), cfg);
+    assert!(stream_ends(&events).is_empty());
+    assert_eq!(c.rtp.streams_started, 0);
+}
