@@ -129,8 +129,18 @@ fn turn_channel_data_over_udp_gives_tsharks_streams() {
         addr(SERVER),
         Carrier::ChannelUdp { channel: 0x4001 },
     );
+    // The far end's receiver report about the client's stream, relayed on the same channel:
+    // RR (RC 1, length 7) from SSRC 0x22220002, block about 0x11110001 with fraction lost
+    // 8/256, cumulative 7, jitter 40 units, no LSR.
+    let rr: [u8; 36] = [
+        0x40, 0x01, 0x00, 0x20, 0x81, 0xc9, 0x00, 0x07, 0x22, 0x22, 0x00, 0x02, 0x11, 0x11, 0x00,
+        0x01, 0x08, 0x00, 0x00, 0x07, 0x00, 0x00, 0x13, 0x40, 0x00, 0x00, 0x00, 0x28, 0, 0, 0, 0,
+        0, 0, 0, 0,
+    ];
+    b.udp(START + 3_000_000, addr(SERVER), addr(CLIENT), &rr);
     let c = compare("channel_udp", &b, &TURN_RTP);
     assert_eq!(c.rtp.turn_relayed, b.len() as u64);
+    assert_eq!(c.rtp.rtcp_packets, 1, "the RTCP inside ChannelData");
 }
 
 #[test]
