@@ -266,3 +266,42 @@ m=audio 5004 TCP/RTP/AVP 0 8\r\na=setup:passive\r\na=connection:new\r\n";
     assert!(stream_ends(&events).is_empty());
     assert_eq!(c.rtp.streams_started, 0);
 }
+
+/// What is not relayed media stays out: STUN binding and allocate traffic on 3478 (UDP
+/// and TCP), a TCP connection of binary non-RTP data, and RTP on 3478 outside TURN.
+#[test]
+fn stun_signalling_and_unframed_tcp_are_not_media() {
+    let mut b = Builder::new();
+    let (client, server) = (addr(CLIENT), addr(SERVER));
+    // RFC 5769 §2.1 binding request header, and an Allocate request (0x0003), no attributes.
+    let mut binding = vec![0x00, 0x01, 0x00, 0x00, 0x21, 0x12, 0xa4, 0x42];
+    binding.extend_from_slice(&[7; 12]);
+    let mut allocate = binding.clone();
+    allocate[1] = 0x03;
+    for i in 0..50u64 {
+        b.udp(START + i * 20_000, client, server, &binding);
+    }
+    let tcp_client = addr("10.0.0.5:50002");
+    b.tcp_connect(START, tcp_client, server);
+    b.tcp_send(START + 1000, tcp_client, server, &allocate, &[]);
+    // Plain RTP to 3478 (not inside TURN): the heuristic's not-RTP list keeps it out.
+    let rtp = RtpStreamSpec::new(client, server, 0x3333, 0, START, 100, 20);
+    voipsensor::fixture::add_rtp_stream(&mut b, &rtp, &Impairments::none());
+    // A binary protocol on TCP whose segments do not tile into RFC 4571 frames.
+    let (a, z) = (addr("10.0.0.5:40010"), addr("10.0.9.9:9000"));
+    b.tcp_connect(START, a, z);
+    for i in 0..20u64 {
+        let seg = [0x00, 0x40, 0x80, 0x00, 0x01, 0x02, 0x03];
+        b.tcp_send(START + 2000 + i * 20_000, a, z, &seg, &[]);
+    }
+    let (events, c) = run_frames(&b, voipsensor::track::tracker::TrackerConfig::default());
+    assert!(
+        stream_ends(&events).is_empty(),
+        "{:?}",
+        stream_ends(&events)
+    );
+    assert_eq!((c.rtp.turn_relayed, c.rtp.over_tcp), (0, 0));
+    assert_eq!(c.rtp.streams_started, 0);
+    // Only the TURN connection was taken on (its Allocate is a whole TURN message).
+    assert_eq!(c.tables.media_tcp_streams.inserted, 1, "{:?}", c.tables);
+}
