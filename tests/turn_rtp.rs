@@ -305,3 +305,43 @@ fn stun_signalling_and_unframed_tcp_are_not_media() {
     // Only the TURN connection was taken on (its Allocate is a whole TURN message).
     assert_eq!(c.tables.media_tcp_streams.inserted, 1, "{:?}", c.tables);
 }
+
+/// A real capture with RTP over TCP: in `ndpi_rtp_vlan_opus_h263.pcapng` (../shared),
+/// 172.16.168.24:40252 → 172.16.168.64:5000 sends RFC 4571-framed PCMA (SSRC 0) that no
+/// SDP announces; found by the framing heuristic, it equals tshark's stream with
+/// `-d tcp.port==5000,rtp`.
+#[test]
+fn the_shared_captures_rtp_over_tcp_equals_tsharks_decode_as() {
+    let Some(p) = shared("ndpi_rtp_vlan_opus_h263.pcapng") else {
+        return;
+    };
+    if !need_tool("tshark", "tshark") {
+        return;
+    }
+    let (rows, raw) = tshark_streams(&p, &["-d", "tcp.port==5000,rtp"]);
+    let (events, c) = replay(&p);
+    let key = (addr("172.16.168.24:40252"), addr("172.16.168.64:5000"), 0);
+    let r = rows
+        .iter()
+        .find(|r| (r.src, r.dst, r.ssrc) == key)
+        .unwrap_or_else(|| panic!("tshark has no such stream:\n{raw}"));
+    let ends = stream_ends(&events);
+    let s = ends
+        .iter()
+        .find(|s| (s.src, s.dst, s.ssrc) == (Some(key.0), Some(key.1), key.2))
+        .unwrap_or_else(|| panic!("no stream {key:?}: {ends:?}"));
+    assert_eq!((s.packets, s.lost), (r.packets, r.lost));
+    assert_eq!(c.rtp.over_tcp, r.packets);
+    assert!(
+        close(s.jitter_mean_ms, r.jitter_mean)
+            && close(s.jitter_max_ms, r.jitter_max)
+            && (s.delta_max_ms - r.delta_max).abs() <= 0.01,
+        "jitter mean {}/{} max {}/{} delta max {}/{}",
+        s.jitter_mean_ms,
+        r.jitter_mean,
+        s.jitter_max_ms,
+        r.jitter_max,
+        s.delta_max_ms,
+        r.delta_max
+    );
+}
