@@ -22,10 +22,20 @@ use voipsensor::fixture::{Builder, CallSpec, Impairments, Tunnel, TunnelKind, ad
 use voipsensor::track::counters::Counters;
 use voipsensor::track::event::{CallEventKind, Event};
 
+fn tmp_dir() -> PathBuf {
+    std::env::temp_dir().join(format!("voipsensor-tunnels-{}", std::process::id()))
+}
+
 fn tmp(name: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("voipsensor-tunnels-{}", std::process::id()));
+    let d = tmp_dir();
     std::fs::create_dir_all(&d).unwrap();
     d.join(format!("{name}.pcap"))
+}
+
+/// Removes a written capture, and the directory once the last one is gone.
+fn done(p: &Path) {
+    let _ = std::fs::remove_file(p);
+    let _ = std::fs::remove_dir(tmp_dir());
 }
 
 fn addr(s: &str) -> SocketAddr {
@@ -206,7 +216,7 @@ fn every_tunnel_kind_gives_tsharks_call_and_stream_figures() {
             "{}: every frame came through the tunnel",
             kind.name()
         );
-        let _ = std::fs::remove_file(&p);
+        done(&p);
     }
 }
 
@@ -218,13 +228,13 @@ fn qinq_and_a_tunnelled_vlan_give_tsharks_figures() {
     let p = write_call("qinq", None, &[100, 200]);
     let (_, c) = check("qinq", &p, &[]);
     assert_eq!(c.wire.vlan_tagged, c.decoded);
-    let _ = std::fs::remove_file(&p);
+    done(&p);
     // ERSPAN III and VXLAN of a frame that kept its 802.1Q tag.
     for kind in [TunnelKind::ErspanIII, TunnelKind::Vxlan { vni: 9 }] {
         let name = format!("{}_vlan", kind.name());
         let p = write_call(&name, Some(Tunnel::new(kind)), &[42]);
         let (_, c) = check(&name, &p, &[]);
         assert_eq!(c.wire.vlan_tagged, c.decoded, "{name}");
-        let _ = std::fs::remove_file(&p);
+        done(&p);
     }
 }

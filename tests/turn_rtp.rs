@@ -84,6 +84,11 @@ fn compare(name: &str, b: &Builder, extra: &[&str]) -> Counters {
     let path = tmp(name);
     b.write_pcap(&path).unwrap();
     let (rows, raw) = tshark_streams(&path, extra);
+    if !extra.is_empty() {
+        // The decode-as (or heuristic) is needed: without it tshark sees no RTP at all.
+        let (plain, raw) = tshark_streams(&path, &[]);
+        assert!(plain.is_empty(), "{name}: tshark alone found\n{raw}");
+    }
     let (events, c) = replay(&path);
     if std::env::var_os("KEEP").is_none() {
         let _ = std::fs::remove_file(&path);
