@@ -80,6 +80,7 @@ fn counting_allocator_sees_an_allocation() {
 fn tracker_allocates_nothing_in_steady_state() {
     let mut b = Builder::new();
     fixture::demo(&mut b);
+    carried_media(&mut b);
     let frames: Vec<(u64, Vec<u8>)> = b
         .frames()
         .into_iter()
@@ -120,6 +121,7 @@ fn tracker_allocates_nothing_in_steady_state() {
         "second pass must see the same events"
     );
     let c = t.counters();
+    assert!(c.rtp.turn_relayed > 0 && c.rtp.over_tcp > 0, "{:?}", c.rtp);
     assert!(
         c.calls.attempted >= 24 && c.rtp.packets > 1000,
         "{:?} {:?}",
@@ -130,6 +132,37 @@ fn tracker_allocates_nothing_in_steady_state() {
         n, 0,
         "the tracker allocated {n} times while processing frames"
     );
+}
+
+/// RTP in TURN ChannelData over UDP and TCP and in RFC 4571 over TCP, from the start of
+/// `b`'s frames.
+fn carried_media(b: &mut Builder) {
+    use fixture::{Carrier, Impairments, RtpStreamSpec};
+    let start = b.frames().first().map(|f| f.0).unwrap_or(0);
+    let carriers = [
+        (
+            "10.7.0.1:50000",
+            "10.7.0.9:3478",
+            Carrier::ChannelUdp { channel: 0x4001 },
+        ),
+        (
+            "10.7.0.2:50000",
+            "10.7.0.9:3478",
+            Carrier::ChannelTcp { channel: 0x4002 },
+        ),
+        ("10.7.0.3:40000", "10.7.0.9:5004", Carrier::Rfc4571),
+    ];
+    for (i, (a, z, c)) in carriers.into_iter().enumerate() {
+        let (a, z) = (a.parse().unwrap(), z.parse().unwrap());
+        if c != (Carrier::ChannelUdp { channel: 0x4001 }) {
+            b.tcp_connect(start, a, z);
+        }
+        let ssrc = 0x7000 + i as u32;
+        let up = RtpStreamSpec::new(a, z, ssrc, 0, start + 1000, 100, 20);
+        let down = RtpStreamSpec::new(z, a, ssrc + 16, 0, start + 1500, 100, 20);
+        let imp = Impairments::mild(i as u64);
+        fixture::add_carried_streams(b, &[(up, imp), (down, imp)], c);
+    }
 }
 
 fn replay_allocations(path: &Path) -> (u64, u64) {

@@ -34,6 +34,13 @@ pub fn looks_like_rtp(payload: &[u8], src_port: u16, dst_port: u16) -> bool {
     plausible_pt(p.payload_type()) && !p.payload().is_empty()
 }
 
+/// [`looks_like_rtp`] without the port rules, for a packet carried inside another
+/// protocol (TURN, RFC 4571 over TCP) whose ports are the carrier's.
+pub fn looks_like_carried_rtp(packet: &[u8]) -> bool {
+    RtpPacket::new_checked(packet)
+        .is_ok_and(|p| plausible_pt(p.payload_type()) && !p.payload().is_empty())
+}
+
 /// Outcome of one observation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Verdict {

@@ -237,6 +237,16 @@ fn parse_u16(s: &[u8]) -> Option<u16> {
     parse_u32(s).and_then(|v| u16::try_from(v).ok())
 }
 
+impl MediaDesc {
+    /// RTP over TCP with RFC 4571 framing: `TCP/RTP/AVP` and its profiles (`TCP/RTP/AVPF`,
+    /// `TCP/RTP/SAVP`; RFC 4571 §3), also behind TLS (`TCP/TLS/RTP/SAVP`).
+    pub fn rtp_over_tcp(&self) -> bool {
+        let p = self.proto.as_bytes();
+        let prefix = |s: &[u8]| p.len() >= s.len() && p[..s.len()].eq_ignore_ascii_case(s);
+        prefix(b"TCP/RTP/") || prefix(b"TCP/TLS/RTP/")
+    }
+}
+
 /// `m=<media> <port>[/<count>] <proto> <fmt> ...`
 fn media_line(v: &[u8]) -> Option<MediaDesc> {
     let mut it = words(v);
@@ -500,5 +510,16 @@ garbage\r\n";
         assert_eq!(parse(b"Signal=5\r\n"), Err(SdpError::NotSdp));
         assert_eq!(parse(b"\r\n\r\n"), Err(SdpError::NotSdp));
         assert!(parse(b"\r\nv=0\r\n").is_ok());
+    }
+
+    #[test]
+    fn tcp_rtp_avp_is_rtp_over_tcp() {
+        let body = b"v=0\r\nc=IN IP4 10.0.9.9\r\nm=audio 5004 TCP/RTP/AVP 0\r\n\
+a=setup:passive\r\na=connection:new\r\nm=audio 5006 RTP/AVP 0\r\n\
+m=audio 9 TCP/TLS/RTP/SAVP 0\r\n";
+        let s = parse(body).unwrap();
+        let m: Vec<_> = s.media.iter().collect();
+        assert_eq!((m[0].port, m[0].proto.as_str()), (5004, "TCP/RTP/AVP"));
+        assert!(m[0].rtp_over_tcp() && !m[1].rtp_over_tcp() && m[2].rtp_over_tcp());
     }
 }

@@ -139,6 +139,12 @@ pub struct RtpCounts {
     pub malformed: u64,
     /// UDP payloads that were neither SIP nor recognised media.
     pub other_udp: u64,
+    /// TURN ChannelData and Send/Data indications whose data went to media (UDP or TCP).
+    #[serde(default)]
+    pub turn_relayed: u64,
+    /// RTP/RTCP packets framed out of TCP (RFC 4571), TURN over TCP excluded.
+    #[serde(default)]
+    pub over_tcp: u64,
     pub streams_started: u64,
     pub streams_ended: u64,
     pub dtmf_events: u64,
@@ -153,4 +159,7 @@ pub struct TableCounts {
     pub streams: TableStats,
     pub fragments: TableStats,
     pub tcp_streams: TableStats,
+    /// TCP connections carrying RFC 4571 RTP or TURN.
+    #[serde(default)]
+    pub media_tcp_streams: TableStats,
 }

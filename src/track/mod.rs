@@ -7,6 +7,7 @@
 //! types live in `event` (the events and their fields), `counters` and `fnv`.
 
 pub mod call;
+pub mod carried;
 pub mod counters;
 pub mod event;
 pub mod fnv;

@@ -8,6 +8,7 @@
 
 use crate::sip::{self, Method, StartLine};
 use crate::track::call::{CALLS_DEFAULT, CallEffect, CallEffects, CallTimeouts, Calls, Hop};
+use crate::track::carried;
 use crate::track::counters::Counters;
 use crate::track::event::{Event, EventSink};
 use crate::track::health::Health;
@@ -63,6 +64,7 @@ impl TrackerConfig {
             + Health::memory_bytes(self.calls)
             + crate::wire::frag::Reassembler::memory_bytes(self.fragments)
             + TcpStreams::memory_bytes(self.tcp_streams, self.tcp_buffer)
+            + carried::memory_bytes()
             + self.tcp_buffer // WebSocket unmasking scratch
             + SctpReassembler::memory_bytes()
     }
@@ -71,6 +73,8 @@ impl TrackerConfig {
 pub struct Tracker {
     decoder: Decoder,
     tcp: TcpStreams,
+    /// TCP connections carrying media: RFC 4571 RTP, TURN (`carried.rs`).
+    media_tcp: TcpStreams,
     calls: Calls,
     media: Media,
     health: Health,
@@ -95,6 +99,7 @@ impl Tracker {
             // Non-zero so the pages are written now (a zero fill is mapped lazily).
             ws_scratch: vec![0xa5; cfg.tcp_buffer].into_boxed_slice(),
             tcp: TcpStreams::new(cfg.tcp_streams, cfg.tcp_buffer, cfg.tcp_idle),
+            media_tcp: carried::media_tcp(cfg.tcp_idle),
             calls: Calls::new(cfg.calls, cfg.timeouts),
             media: Media::new(cfg.media, cfg.calls),
             health: Health::new(cfg.calls, cfg.media.health_silence),
@@ -142,6 +147,7 @@ impl Tracker {
         let Tracker {
             decoder,
             tcp,
+            media_tcp,
             calls,
             media,
             health,
@@ -175,6 +181,12 @@ impl Tracker {
                     on_sip_bytes(hop, payload, true, &mut peers, mirror, out);
                 } else if tls_port && sip::looks_like_tls(payload) {
                     counters.sip.tls_records += 1;
+                } else if let Some(seen) =
+                    carried::on_udp(now, hop.src, hop.dst, payload, media, counters, out)
+                {
+                    if let Seen::CallMedia(call) = seen {
+                        calls.media_seen(call.slot, call.serial, now);
+                    }
                 } else if let Seen::CallMedia(call) =
                     media.on_udp(now, hop.src, hop.dst, payload, counters, out)
                 {
@@ -227,6 +239,13 @@ impl Tracker {
                     && !sip::looks_like_sip(payload)
                     && !websocket::is_upgrade(payload)
                 {
+                    let m = carried::TcpMedia {
+                        streams: media_tcp,
+                        media,
+                        counters,
+                    };
+                    let seen = |call: CallRef| calls.media_seen(call.slot, call.serial, now);
+                    m.segment(now, key, seq, flags, payload, seen, out);
                     return;
                 }
                 let hop = Hop {
@@ -297,6 +316,7 @@ impl Tracker {
         self.decoder.expire(now);
         self.mirror.tick(now);
         self.tcp.expire(now);
+        self.media_tcp.expire(now);
     }
 
     /// Ends everything still open: calls get `sensor_stopped` with `reason`
@@ -335,6 +355,7 @@ impl Tracker {
         c.tables.streams = self.media.stream_stats();
         c.tables.fragments = self.decoder.frag_stats();
         c.tables.tcp_streams = self.tcp.stats();
+        c.tables.media_tcp_streams = self.media_tcp.stats();
         c
     }
 }

@@ -34,8 +34,10 @@ pub mod frag;
 pub mod ip;
 pub mod link;
 pub mod sctp;
+pub mod rfc4571;
 pub mod tcp_stream;
 pub mod tunnel;
+pub mod turn;
 pub mod websocket;
 
 pub use decode::Decoder;

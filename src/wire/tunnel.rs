@@ -19,6 +19,8 @@ pub const GRE_PROTO_ERSPAN3: u16 = 0x22EB;
 
 pub const VXLAN_PORT: u16 = 4789;
 pub const TZSP_PORT: u16 = 37008;
+/// TZSP's encapsulated-protocol number of Ethernet.
+pub const TZSP_ENCAP_ETHERNET: u16 = 1;
 
 const GRE_FLAG_CHECKSUM: u16 = 0x8000;
 /// Source routing (RFC 1701 only): deprecated, its variable routing field is not followed.
@@ -27,7 +29,6 @@ const GRE_FLAG_KEY: u16 = 0x2000;
 const GRE_FLAG_SEQ: u16 = 0x1000;
 const GRE_VERSION_MASK: u16 = 0x0007;
 const VXLAN_FLAG_VNI: u8 = 0x08;
-const TZSP_ENCAP_ETHERNET: u16 = 1;
 
 /// What a tunnel carries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -398,6 +399,63 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Erspan3Packet<&'a T> {
     }
 }
 
+impl<T: AsRef<[u8]> + AsMut<[u8]>> Erspan3Packet<T> {
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        let at = self.header_len();
+        &mut self.buffer.as_mut()[at..]
+    }
+}
+
+/// An ERSPAN type III header as written (no platform subheader).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Erspan3Repr {
+    pub vlan: u16,
+    pub session_id: u16,
+    /// Timestamp in units of `granularity` (0: 100 µs).
+    pub timestamp: u32,
+    pub sgt: u16,
+    /// 0 Ethernet, 2 IP.
+    pub frame_type: u8,
+    pub hw_id: u8,
+    pub granularity: u8,
+}
+
+impl Erspan3Repr {
+    pub fn parse<T: AsRef<[u8]>>(p: &Erspan3Packet<T>) -> Self {
+        let flags = p.flags();
+        Erspan3Repr {
+            vlan: p.vlan(),
+            session_id: p.session_id(),
+            timestamp: p.timestamp(),
+            sgt: p.sgt(),
+            frame_type: p.frame_type(),
+            hw_id: ((flags >> 4) & 0x3F) as u8,
+            granularity: ((flags >> 1) & 0x3) as u8,
+        }
+    }
+    pub const fn buffer_len(&self) -> usize {
+        erspan3_field::PLATFORM.start
+    }
+    /// Writes the 12-byte header with the O bit clear; the buffer must hold `buffer_len()`.
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, p: &mut Erspan3Packet<T>) {
+        let b = p.buffer.as_mut();
+        NetworkEndian::write_u16(
+            &mut b[erspan3_field::VER_VLAN],
+            (2 << 12) | (self.vlan & 0x0FFF),
+        );
+        NetworkEndian::write_u16(
+            &mut b[erspan3_field::COS_BSO_T_SESSION],
+            self.session_id & 0x03FF,
+        );
+        NetworkEndian::write_u32(&mut b[erspan3_field::TIMESTAMP], self.timestamp);
+        NetworkEndian::write_u16(&mut b[erspan3_field::SGT], self.sgt);
+        let flags = (u16::from(self.frame_type & 0x1F) << 10)
+            | (u16::from(self.hw_id & 0x3F) << 4)
+            | (u16::from(self.granularity & 0x3) << 1);
+        NetworkEndian::write_u16(&mut b[erspan3_field::FLAGS], flags);
+    }
+}
+
 /// ERSPAN type III: version 2, 12-byte header, optional 8-byte platform subheader (O bit,
 /// the last bit of the header); frame type 0 is Ethernet, 2 is IP.
 pub fn erspan3(buf: &[u8]) -> Result<Inner<'_>, DecodeError> {
@@ -448,6 +506,37 @@ impl<T: AsRef<[u8]>> VxlanPacket<T> {
 impl<'a, T: AsRef<[u8]> + ?Sized> VxlanPacket<&'a T> {
     pub fn payload(&self) -> &'a [u8] {
         &self.buffer.as_ref()[vxlan_field::PAYLOAD..]
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> VxlanPacket<T> {
+    pub fn payload_mut(&mut self) -> &mut [u8] {
+        &mut self.buffer.as_mut()[vxlan_field::PAYLOAD..]
+    }
+}
+
+/// A VXLAN header as written: I flag set, reserved bits zero.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VxlanRepr {
+    /// 24-bit VXLAN network identifier.
+    pub vni: u32,
+}
+
+impl VxlanRepr {
+    pub fn parse<T: AsRef<[u8]>>(p: &VxlanPacket<T>) -> Result<Self, DecodeError> {
+        if !p.vni_valid() {
+            return Err(DecodeError::Malformed);
+        }
+        Ok(VxlanRepr { vni: p.vni() })
+    }
+    pub const fn buffer_len(&self) -> usize {
+        vxlan_field::PAYLOAD
+    }
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, p: &mut VxlanPacket<T>) {
+        let b = p.buffer.as_mut();
+        b[..vxlan_field::PAYLOAD].fill(0);
+        b[vxlan_field::FLAGS] = VXLAN_FLAG_VNI;
+        NetworkEndian::write_u24(&mut b[vxlan_field::VNI], self.vni & 0x00FF_FFFF);
     }
 }
 
@@ -518,6 +607,48 @@ impl<'a, T: AsRef<[u8]> + ?Sized> TzspPacket<&'a T> {
     pub fn payload(&self) -> Result<&'a [u8], DecodeError> {
         let at = self.header_len()?;
         self.buffer.as_ref().get(at..).ok_or(DecodeError::Truncated)
+    }
+}
+
+/// A TZSP header as written: version 1, no tags but END.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TzspRepr {
+    /// 0 received, 1 for transmit.
+    pub packet_type: u8,
+    /// Encapsulated protocol (1 = Ethernet).
+    pub encapsulation: u16,
+}
+
+impl TzspRepr {
+    pub fn parse<T: AsRef<[u8]>>(p: &TzspPacket<T>) -> Result<Self, DecodeError> {
+        if p.version() != 1 {
+            return Err(DecodeError::Malformed);
+        }
+        Ok(TzspRepr {
+            packet_type: p.packet_type(),
+            encapsulation: p.encapsulation(),
+        })
+    }
+    pub const fn buffer_len(&self) -> usize {
+        tzsp_field::TAGS + 1
+    }
+    pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, p: &mut TzspPacket<T>) {
+        let b = p.buffer.as_mut();
+        b[tzsp_field::VERSION] = 1;
+        b[tzsp_field::TYPE] = self.packet_type;
+        NetworkEndian::write_u16(&mut b[tzsp_field::ENCAP], self.encapsulation);
+        b[tzsp_field::TAGS] = TZSP_TAG_END;
+    }
+}
+
+impl<T: AsRef<[u8]> + AsMut<[u8]>> TzspPacket<T> {
+    /// The frame after the END tag (`Truncated` when the tags run off the end).
+    pub fn payload_mut(&mut self) -> Result<&mut [u8], DecodeError> {
+        let at = self.header_len()?;
+        self.buffer
+            .as_mut()
+            .get_mut(at..)
+            .ok_or(DecodeError::Truncated)
     }
 }
 
@@ -760,6 +891,54 @@ mod tests {
             TzspPacket::new_checked(&b[..3]).unwrap_err(),
             DecodeError::Truncated
         );
+    }
+
+    #[test]
+    fn erspan3_repr_emits_what_the_view_reads() {
+        let r = Erspan3Repr {
+            vlan: 100,
+            session_id: 5,
+            timestamp: 0x1234_5678,
+            sgt: 7,
+            frame_type: 0,
+            hw_id: 0x2a,
+            granularity: 3,
+        };
+        let mut b = [0xffu8; 12];
+        r.emit(&mut Erspan3Packet::new_unchecked(&mut b[..]));
+        // ver 2 / VLAN 100, session 5, timestamp, SGT 7, FT 0 / HW 0x2a / Gra 3 / O 0.
+        assert_eq!(
+            b,
+            [
+                0x20, 0x64, 0x00, 0x05, 0x12, 0x34, 0x56, 0x78, 0x00, 0x07, 0x02, 0xa6
+            ]
+        );
+        let h = Erspan3Packet::new_checked(&b[..]).unwrap();
+        assert_eq!(Erspan3Repr::parse(&h), r);
+        assert!(!h.has_platform());
+    }
+
+    #[test]
+    fn vxlan_repr_emits_the_rfc_7348_header() {
+        let mut b = [0xffu8; 9];
+        VxlanRepr { vni: 300 }.emit(&mut VxlanPacket::new_unchecked(&mut b[..]));
+        assert_eq!(b, [0x08, 0, 0, 0, 0x00, 0x01, 0x2c, 0, 0xff]);
+        let h = VxlanPacket::new_checked(&b[..]).unwrap();
+        assert_eq!(VxlanRepr::parse(&h), Ok(VxlanRepr { vni: 300 }));
+    }
+
+    #[test]
+    fn tzsp_repr_emits_version_type_encapsulation_and_end() {
+        let r = TzspRepr {
+            packet_type: 0,
+            encapsulation: TZSP_ENCAP_ETHERNET,
+        };
+        let mut b = [0xaau8; 6];
+        r.emit(&mut TzspPacket::new_unchecked(&mut b[..]));
+        assert_eq!(b, [0x01, 0x00, 0x00, 0x01, 0x01, 0xaa]);
+        let mut h = TzspPacket::new_checked(&mut b[..]).unwrap();
+        assert_eq!(TzspRepr::parse(&h), Ok(r));
+        assert_eq!(h.payload_mut().unwrap(), &[0xaa]);
     }
 
     /// Every prefix of every header above with each byte in turn set to 0x00 and 0xff:

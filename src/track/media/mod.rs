@@ -236,6 +236,40 @@ impl Media {
         counters: &mut Counters,
         out: &mut impl EventSink,
     ) -> Seen {
+        self.on_datagram(now, src, dst, payload, false, counters, out)
+    }
+
+    /// A packet carried inside another protocol (TURN, RFC 4571 over TCP), between the
+    /// wire addresses `src` and `dst`: the heuristic judges the packet alone, since the
+    /// ports are the carrier's (3478 is on its not-RTP list).
+    pub fn on_carried(
+        &mut self,
+        now: Instant,
+        src: SocketAddr,
+        dst: SocketAddr,
+        packet: &[u8],
+        counters: &mut Counters,
+        out: &mut impl EventSink,
+    ) -> Seen {
+        self.on_datagram(now, src, dst, packet, true, counters, out)
+    }
+
+    /// Whether SDP announced `src` or `dst` as a media endpoint.
+    pub fn is_endpoint(&mut self, src: SocketAddr, dst: SocketAddr) -> bool {
+        self.endpoints.find(src, dst).is_some()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn on_datagram(
+        &mut self,
+        now: Instant,
+        src: SocketAddr,
+        dst: SocketAddr,
+        payload: &[u8],
+        carried: bool,
+        counters: &mut Counters,
+        out: &mut impl EventSink,
+    ) -> Seen {
         let (ep_slot, toward_owner) = match self.endpoints.find(src, dst) {
             Some((s, toward)) => (Some(s), toward),
             None => (None, false),
@@ -274,7 +308,11 @@ impl Media {
             None => {
                 if ep_slot.is_none()
                     && !(self.cfg.heuristic
-                        && heuristic::looks_like_rtp(payload, src.port(), dst.port()))
+                        && if carried {
+                            heuristic::looks_like_carried_rtp(payload)
+                        } else {
+                            heuristic::looks_like_rtp(payload, src.port(), dst.port())
+                        })
                 {
                     counters.rtp.other_udp += 1;
                     return Seen::NotMedia;
