@@ -18,7 +18,7 @@ use rumqttc::{AsyncClient, ConnectionError, Event as MqEvent, EventLoop, Outgoin
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// Messages with rumqttc and not yet acknowledged: well under its in-flight window (100),
+/// Messages with rumqttc and not yet acknowledged: well under its in-flight window (`PKID_SPAN`),
 /// so its packet ids never collide and its channel never fills.
 const MAX_HANDED: usize = 64;
 
@@ -137,7 +137,7 @@ impl Publisher {
         ));
         // Persistent session: the broker keeps QoS 1 state across our reconnects.
         opts.set_clean_session(false);
-        opts.set_inflight(100);
+        opts.set_inflight(crate::publish::session::PKID_SPAN);
         let (client, mut eventloop) = AsyncClient::new(opts, MAX_HANDED * 2);
         let mut netopts = rumqttc::NetworkOptions::new();
         netopts.set_connection_timeout(s.connect.connect_timeout_s);

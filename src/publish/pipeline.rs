@@ -176,7 +176,7 @@ impl Pipeline {
             };
             self.emit(
                 Leaf::Health,
-                Class::Metric,
+                Class::Health,
                 self.qos.health,
                 &Message::Health(h),
             );
