@@ -409,12 +409,23 @@ async fn net_main(
                 Ok(_) => {}
                 Err(e) => {
                     // rumqttc would replay its unacknowledged list (or silently drop it when
-                    // the broker lost the session); ours is the one that counts. Its channel,
-                    // replay list and the events it queued before the failed write belong to
-                    // the dead connection: none of them may reach the session.
+                    // the broker lost the session); ours is the one that counts. Its channel
+                    // and replay list belong to the dead connection: none of them may reach
+                    // the new one.
+                    // The events rumqttc queued before the failure still happened: a PUBACK
+                    // read in the same batch as the EOF is the broker's, and applying a
+                    // write whose flush failed is harmless (everything unacked is requeued).
+                    for ev in eventloop.state.events.drain(..) {
+                        match ev {
+                            MqEvent::Outgoing(Outgoing::Publish(pkid)) => net.session.written(pkid),
+                            MqEvent::Incoming(Packet::PubAck(ack)) => {
+                                net.session.acked(ack.pkid);
+                            }
+                            _ => {}
+                        }
+                    }
                     eventloop.clean();
                     eventloop.pending.clear();
-                    eventloop.state.events.clear();
                     net.session.disconnected();
                     if net.stop || matches!(e, ConnectionError::RequestsDone) {
                         step = Step::Stop;

@@ -191,7 +191,7 @@ impl Sub {
                             .unwrap()
                             .push((p.topic.clone(), p.payload.to_vec())),
                         Ok(_) => {}
-                        Err(_) => std::thread::sleep(Duration::from_millis(200)),
+                        Err(_) => std::thread::sleep(Duration::from_millis(20)),
                     }
                 }
             });
