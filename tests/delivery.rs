@@ -455,3 +455,146 @@ fn mosquitto_killed_and_restarted_repeatedly_with_persistence_loses_no_call_even
 fn mosquitto_killed_and_restarted_repeatedly_without_persistence_loses_no_call_event() {
     mosquitto_killed_repeatedly(false);
 }
+
+#[test]
+fn the_first_broker_killed_mid_stream_fails_over_to_the_second_and_back_losing_no_call_event() {
+    const N: u32 = 400;
+    let dir_a = tempdir("deliv-fo-a");
+    let dir_b = tempdir("deliv-fo-b");
+    let extra = "allow_anonymous true\nmax_queued_messages 100000";
+    let Some(mut a) = Broker::start_on(&dir_a, free_port(), false, extra) else {
+        return;
+    };
+    let Some(b) = Broker::start_on(&dir_b, free_port(), false, extra) else {
+        return;
+    };
+    let sub_a = Sub::start(a.port, "deliv-fo-sub-a");
+    let sub_b = Sub::start(b.port, "deliv-fo-sub-b");
+    let mut c = cfg(&a.url(), 200, 1000);
+    c.mqtt.brokers = vec![b.url()];
+    let mut p = Publisher::start(&c).unwrap();
+    let (mut killed_at, mut back_at) = (Instant::now(), Instant::now());
+    for i in 1..=N {
+        p.publish(&call(i));
+        std::thread::sleep(Duration::from_millis(10));
+        if i == 100 {
+            a.kill();
+            killed_at = Instant::now();
+        }
+        if i == 250 {
+            a.restart();
+            back_at = Instant::now();
+        }
+    }
+    let stats = p.finish(Duration::from_secs(20)).unwrap();
+    let all = || {
+        let mut s = seqs(&sub_a);
+        s.extend(seqs(&sub_b));
+        s
+    };
+    wait_for(
+        "every call event on one broker or the other",
+        Duration::from_secs(10),
+        || all().len() == N as usize,
+    );
+    let (on_a, on_b) = (seqs(&sub_a), seqs(&sub_b));
+    println!(
+        "failover: {N} call events, {} on the first broker, {} on the second (killed after \
+         100, back after 250; {:.1} s down), 0 lost; sensor: {stats}",
+        on_a.len(),
+        on_b.len(),
+        (back_at - killed_at).as_secs_f64()
+    );
+    assert!(
+        on_b.contains(&150),
+        "failed over: the second broker got events meanwhile"
+    );
+    assert!(
+        (N - 50..=N).all(|s| on_a.contains(&u64::from(s))),
+        "returned to the first broker once it answered again"
+    );
+    assert_eq!(stats.outbox.dropped_calls, 0);
+}
+
+#[test]
+fn a_stop_with_the_broker_down_spools_the_queue_and_the_next_start_sends_it_first() {
+    let dir = tempdir("deliv-spool");
+    let port = free_port();
+    let url = format!("mqtt://127.0.0.1:{port}");
+    let spool = voipsensor::publish::spool::SpoolSettings {
+        dir: dir.join("spool"),
+        max_bytes: 1 << 20,
+    };
+    let settings = || {
+        let mut s = voipsensor::publish::PublishSettings::try_from(&cfg(&url, 100, 200)).unwrap();
+        s.spool = Some(spool.clone());
+        s
+    };
+    // The broker is down for the whole first run.
+    let mut p = Publisher::start(settings()).unwrap();
+    for i in 1..=40 {
+        p.publish(&call(i));
+    }
+    let stats = p.finish(Duration::from_secs(1)).unwrap();
+    assert_eq!(stats.outbox.dropped_calls, 0, "{stats}");
+    assert!(
+        spool.file().is_file(),
+        "spooled to {}",
+        spool.file().display()
+    );
+    let Some(_b) = Broker::start_on(&dir, port, false, "allow_anonymous true") else {
+        return;
+    };
+    let sub = Sub::start(port, "deliv-spool-sub");
+    let mut p = Publisher::start(settings()).unwrap();
+    for i in 1..=5 {
+        p.publish(&call(1000 + i));
+    }
+    p.finish(Duration::from_secs(10)).unwrap();
+    wait_for("45 call events", Duration::from_secs(10), || {
+        sub.on("/calls").len() >= 45
+    });
+    let got: Vec<u64> = sub.on("/calls").iter().map(|p| seq_of(p)).collect();
+    let want: Vec<u64> = (1..=40).chain(1..=5).collect();
+    assert_eq!(got, want, "the spooled run first, then the new one");
+    assert!(!spool.file().exists(), "the spool is taken once");
+}
+
+#[test]
+fn a_long_backoff_ends_as_soon_as_the_broker_answers_a_probe_and_at_once_on_shutdown() {
+    let dir = tempdir("deliv-probe");
+    let port = free_port();
+    let url = format!("mqtt://127.0.0.1:{port}");
+    // A 60 s backoff: only a probe (every second at most) can bring the reconnect earlier.
+    let mut p = Publisher::start(&cfg(&url, 60_000, 60_000)).unwrap();
+    p.publish(&call(1));
+    std::thread::sleep(Duration::from_millis(500));
+    let Some(_b) = Broker::start_on(&dir, port, false, "allow_anonymous true") else {
+        return;
+    };
+    let up = Instant::now();
+    let sub = Sub::start(port, "deliv-probe-sub");
+    wait_for(
+        "the call event, well before the backoff ends",
+        Duration::from_secs(5),
+        || !sub.on("/calls").is_empty(),
+    );
+    println!("delivered {:?} after the broker came up", up.elapsed());
+    p.finish(Duration::from_secs(5)).unwrap();
+
+    // Broker down again, a 60 s backoff running: a stop does not wait for it.
+    let port = free_port();
+    let mut p =
+        Publisher::start(&cfg(&format!("mqtt://127.0.0.1:{port}"), 60_000, 60_000)).unwrap();
+    p.publish(&call(2));
+    let t0 = Instant::now();
+    assert!(
+        p.finish(Duration::from_millis(500)).is_err(),
+        "undelivered: an error"
+    );
+    assert!(
+        t0.elapsed() < Duration::from_secs(4),
+        "stopped after {:?}",
+        t0.elapsed()
+    );
+}

@@ -213,7 +213,13 @@ impl Sink {
 
 fn start_output(s: &Settings) -> Result<Output> {
     if s.mqtt {
-        let p = Publisher::start(PublishSettings::try_from(&s.cfg)?)?;
+        let mut ps = PublishSettings::try_from(&s.cfg)?;
+        // The only file `run` writes: the queue at a stop with the broker down.
+        ps.spool = Some(voipsensor::publish::spool::SpoolSettings {
+            dir: s.cfg.mqtt.spool.clone(),
+            max_bytes: s.cfg.mqtt.spool_bytes,
+        });
+        let p = Publisher::start(ps)?;
         Ok(Output::Mqtt(Box::new(p)))
     } else {
         Ok(Output::Json(JsonLines {

@@ -233,6 +233,8 @@ mod tests {
 
     fn settings() -> PublishSettings {
         PublishSettings {
+            fallbacks: Vec::new(),
+            spool: None,
             connect: Default::default(),
             site: "s1".into(),
             sensor: "t1".into(),

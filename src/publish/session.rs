@@ -186,6 +186,15 @@ impl Session {
         done
     }
 
+    /// Everything not delivered, oldest first (the status excepted), leaving the session
+    /// empty: what a stop with the broker down spools.
+    pub fn take_pending(&mut self) -> Vec<OutMsg> {
+        let connected = self.connected;
+        self.disconnected();
+        self.connected = connected;
+        std::iter::from_fn(|| self.outbox.pop()).collect()
+    }
+
     pub fn is_connected(&self) -> bool {
         self.connected
     }
@@ -349,6 +358,23 @@ mod tests {
             s.hand().is_some(),
             "the window moves on with the oldest ack"
         );
+    }
+
+    #[test]
+    fn take_pending_returns_unacked_unwritten_and_queued_in_order() {
+        let mut s = session(8);
+        s.connected();
+        for b in 1..=4 {
+            s.push(call(b));
+        }
+        s.hand();
+        s.hand();
+        s.hand();
+        s.written(1); // status
+        s.written(2); // call 1, never acked
+        let p: Vec<u8> = s.take_pending().iter().map(|m| m.payload[0]).collect();
+        assert_eq!(p, [1, 2, 3, 4]);
+        assert_eq!(s.pending(), 0);
     }
 
     #[test]
