@@ -701,8 +701,13 @@ impl State {
         match self.sink.out {
             Output::Mqtt(mut p) => {
                 p.tick(Ts(wall), &report);
-                if let Err(e) = p.finish(Duration::from_secs(5)) {
-                    log::warn!("not everything reached the broker before stopping: {e:#}");
+                // The offline status goes out with the queue (the Last Will only fires on an
+                // unclean end); a broker still down after 5 s gets the spool instead.
+                match p.finish(Duration::from_secs(5)) {
+                    Ok(stats) => log::info!("published: {stats}"),
+                    Err(e) => {
+                        log::warn!("not everything reached the broker before stopping: {e:#}")
+                    }
                 }
             }
             Output::Json(mut j) => {
