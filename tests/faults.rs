@@ -103,6 +103,22 @@ impl Drop for Link {
     }
 }
 
+/// The sensor's file: capture `iface`, publish to `url`, spool in `spool`.
+fn config(iface: &str, url: &str, spool: &Path) -> PathBuf {
+    let cfg = spool.with_extension("toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[sensor]\nsite = \"s1\"\nid = \"f1\"\n[capture]\ninterfaces = [\"{iface}\"]\n\
+             [mqtt]\nurl = \"{url}\"\nreconnect_min_ms = 200\nreconnect_max_ms = 1000\n\
+             connect_timeout_s = 2\nspool = \"{}\"\n",
+            spool.display()
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
 /// `voipsensor run` publishing to `url`, stderr collected.
 struct Sensor {
     child: Child,
@@ -111,17 +127,7 @@ struct Sensor {
 
 impl Sensor {
     fn start(iface: &str, url: &str, spool: &Path) -> Sensor {
-        let cfg = spool.with_extension("toml");
-        std::fs::write(
-            &cfg,
-            format!(
-                "[sensor]\nsite = \"s1\"\nid = \"f1\"\n[capture]\ninterfaces = [\"{iface}\"]\n\
-                 [mqtt]\nurl = \"{url}\"\nreconnect_min_ms = 200\nreconnect_max_ms = 1000\n\
-                 connect_timeout_s = 2\nspool = \"{}\"\n",
-                spool.display()
-            ),
-        )
-        .unwrap();
+        let cfg = config(iface, url, spool);
         let mut child = Command::new(bin())
             .args(["run", "--health-interval-s", "1", "--config"])
             .arg(&cfg)
@@ -379,4 +385,105 @@ fn sigkill_and_a_supervisor_restart_shows_offline_then_delivers_the_new_run_comp
     );
     assert!(contiguous(&r[0]), "first run gaps: {:?}", r[0]);
     assert!(contiguous(&r[1]), "second run gaps: {:?}", r[1]);
+}
+
+/// Files opened for writing in an strace log (`openat(…, O_WRONLY|…)`).
+fn written_files(trace: &str) -> Vec<String> {
+    trace
+        .lines()
+        .filter(|l| l.contains("open") && (l.contains("O_WRONLY") || l.contains("O_RDWR")))
+        .filter(|l| !l.contains("= -1 "))
+        .filter_map(|l| l.split('"').nth(1).map(String::from))
+        .collect()
+}
+
+#[test]
+fn sigterm_with_the_broker_down_spools_the_queue_the_next_start_sends_it_first_and_run_writes_no_other_file()
+ {
+    let Some(link) = Link::new() else { return };
+    if !common::need_tool("strace", "strace") {
+        return;
+    }
+    let dir = tempdir("deliv-faults-spool");
+    let pcap = demo(&dir);
+    let port = common::broker::free_port();
+    let url = format!("mqtt://127.0.0.1:{port}");
+    let spool = dir.join("spool");
+    // First run, traced: the broker never comes up.
+    let trace = dir.join("strace.log");
+    let cfg = config(&link.cap, &url, &spool);
+    let mut child = Command::new("strace")
+        .args([
+            "-f",
+            "-qq",
+            "-e",
+            "trace=open,openat,creat,truncate,rename,mkdir",
+            "-o",
+        ])
+        .arg(&trace)
+        .arg(bin())
+        .args(["run", "--health-interval-s", "1", "--config"])
+        .arg(&cfg)
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let err = Arc::new(Mutex::new(Vec::new()));
+    {
+        let e = err.clone();
+        let stderr = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for l in BufReader::new(stderr).lines().map_while(Result::ok) {
+                e.lock().unwrap().push(l);
+            }
+        });
+    }
+    wait_for("capturing", Duration::from_secs(20), || {
+        err.lock().unwrap().iter().any(|l| l.contains("capturing"))
+    });
+    link.replay(&pcap, 4);
+    std::thread::sleep(Duration::from_secs(1));
+    // strace's child is the sensor: signal it, not strace.
+    let pid = std::fs::read_to_string(format!("/proc/{}/task/{}/children", child.id(), child.id()))
+        .unwrap();
+    let pid: i32 = pid.split_whitespace().next().unwrap().parse().unwrap();
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    assert!(child.wait().unwrap().success());
+    std::thread::sleep(Duration::from_millis(200));
+    let log = err.lock().unwrap().join("\n");
+    assert!(log.contains("spooled to"), "{log}");
+    let spool_file = spool.join("outbox");
+    assert!(spool_file.is_file(), "{log}");
+    let writes = written_files(&std::fs::read_to_string(&trace).unwrap());
+    let others: Vec<&String> = writes
+        .iter()
+        .filter(|f| !f.starts_with(&spool.display().to_string()))
+        .collect();
+    assert!(
+        others.is_empty(),
+        "run opened for writing more than its spool: {others:?}"
+    );
+    // The broker is back; the supervisor starts the sensor again.
+    let Some(b) = Broker::start_on(&dir, port, false, "allow_anonymous true") else {
+        return;
+    };
+    let sub = Sub::start(b.port, "deliv-faults-spool-sub");
+    let s = Sensor::start(&link.cap, &url, &spool);
+    link.replay(&pcap, 4);
+    std::thread::sleep(Duration::from_secs(1));
+    let published = s.stop();
+    let r = || runs(&sub);
+    wait_for("both runs", Duration::from_secs(10), || {
+        r().get(1).map_or(0, Vec::len) as u64 == published
+    });
+    let r = r();
+    println!(
+        "SIGTERM with the broker down: {} call events spooled, sent first by the next start; \
+         then {published} of the new run; files opened for writing: {writes:?}",
+        r[0].len()
+    );
+    assert!(r[0].len() >= 40, "spooled run: {:?}", r[0]);
+    assert!(contiguous(&r[0]) && contiguous(&r[1]));
+    assert!(!spool_file.exists());
 }
