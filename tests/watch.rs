@@ -149,4 +149,12 @@ fn a_named_session_receives_what_was_published_while_watch_was_away_and_a_restar
         err.contains("voipsensor watch: s1/t1: sensor restarted (seq back to 1 after"),
         "{err}"
     );
+    // At the end, the counts: both runs complete, nothing missing.
+    assert!(
+        err.contains(&format!(
+            "voipsensor watch: s1/t1: {calls} calls message(s), 0 missing, 0 duplicate(s), \
+             1 restart(s)"
+        )),
+        "{err}"
+    );
 }
