@@ -820,6 +820,25 @@ mod tests {
     }
 
     #[test]
+    fn fallback_brokers_are_checked_and_named_by_position() {
+        let base = "[sensor]\nsite = \"p\"\nid = \"t1\"\n[mqtt]\nurl = \"mqtt://a:1883\"\n";
+        let ok = parse_str(&format!("{base}brokers = [\"mqtt://b:1883\"]\n")).unwrap();
+        let s = PublishSettings::try_from(&ok).unwrap();
+        assert_eq!(s.fallbacks, ["mqtt://b:1883"]);
+        for (brokers, why) in [
+            ("[\"mqtt://b\", \"http://c\"]", "mqtt.brokers[1]"),
+            ("[\"mqtts://b\"]", "mixes mqtt:// and mqtts://"),
+            ("[\"mqtt://u:pw@b\"]", "credentials in a fallback"),
+        ] {
+            let e = parse_str(&format!("{base}brokers = {brokers}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(why), "{brokers}: {e}");
+            assert!(!e.contains("pw@"), "no password in errors: {e}");
+        }
+    }
+
+    #[test]
     fn unknown_key_is_named_with_its_line() {
         let e = parse_str("[sensor]\nsite = \"p\"\n[mqtt]\nqos_calls = 1\n")
             .unwrap_err()
