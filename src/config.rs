@@ -128,6 +128,13 @@ pub struct Mqtt {
     pub reconnect_max_ms: u64,
     /// Connection (TCP + TLS + CONNACK) timeout.
     pub connect_timeout_s: u64,
+    /// Further brokers after `url`, in order of preference (same credentials and TLS
+    /// files): used while the ones before are down; the first is probed and returned to.
+    pub brokers: Vec<String>,
+    /// `run`: where the queue is written when stopping with the broker down (RAM-backed
+    /// storage), sent first by the next start; at most `spool_bytes`.
+    pub spool: PathBuf,
+    pub spool_bytes: u64,
 }
 
 impl Default for Mqtt {
@@ -148,6 +155,9 @@ impl Default for Mqtt {
             reconnect_min_ms: 500,
             reconnect_max_ms: 60_000,
             connect_timeout_s: 10,
+            brokers: Vec::new(),
+            spool: crate::publish::spool::default_dir().to_path_buf(),
+            spool_bytes: 16 * 1024 * 1024,
         }
     }
 }
@@ -403,6 +413,34 @@ impl Config {
             m.password = password.map(Secret::new);
             m.url = stripped;
         }
+        for (i, b) in m.brokers.iter().enumerate() {
+            let key = format!("mqtt.brokers[{i}]");
+            let u = BrokerUrl::parse(b).map_err(|e| {
+                invalid(
+                    &key,
+                    format!("{:?}", e.url),
+                    e.why,
+                    "allowed mqtt://host[:port] or mqtts://host[:port]",
+                )
+            })?;
+            if broker::split_credentials(b).1.is_some() {
+                return Err(invalid(
+                    &key,
+                    format!("{:?}", broker::redact(b)),
+                    "credentials in a fallback broker's URL",
+                    "every broker uses mqtt.username/password",
+                ));
+            }
+            if u.tls != url.tls {
+                return Err(invalid(
+                    &key,
+                    format!("{b:?}"),
+                    "mixes mqtt:// and mqtts:// with mqtt.url",
+                    "use the same scheme for every broker",
+                ));
+            }
+        }
+        range("mqtt.spool_bytes", m.spool_bytes, 4096, 1 << 30)?;
         range("mqtt.keepalive_s", m.keepalive_s.into(), 5, 3600)?;
         for (k, q) in [
             ("mqtt.qos.calls", m.qos.calls),
@@ -553,6 +591,8 @@ impl TryFrom<&Config> for PublishSettings {
     fn try_from(c: &Config) -> Result<PublishSettings, ConfigError> {
         Ok(PublishSettings {
             connect: c.connect(),
+            fallbacks: c.mqtt.brokers.clone(),
+            spool: None,
             site: c.sensor.site.clone(),
             sensor: c.sensor_id()?,
             interfaces: c.capture.interfaces.clone(),
@@ -780,6 +820,25 @@ mod tests {
         assert_eq!(cfg.sensor_id().unwrap(), "t1");
         let e = parse_str("").unwrap_err().to_string();
         assert!(e.contains("sensor.site"), "{e}");
+    }
+
+    #[test]
+    fn fallback_brokers_are_checked_and_named_by_position() {
+        let base = "[sensor]\nsite = \"p\"\nid = \"t1\"\n[mqtt]\nurl = \"mqtt://a:1883\"\n";
+        let ok = parse_str(&format!("{base}brokers = [\"mqtt://b:1883\"]\n")).unwrap();
+        let s = PublishSettings::try_from(&ok).unwrap();
+        assert_eq!(s.fallbacks, ["mqtt://b:1883"]);
+        for (brokers, why) in [
+            ("[\"mqtt://b\", \"http://c\"]", "mqtt.brokers[1]"),
+            ("[\"mqtts://b\"]", "mixes mqtt:// and mqtts://"),
+            ("[\"mqtt://u:pw@b\"]", "credentials in a fallback"),
+        ] {
+            let e = parse_str(&format!("{base}brokers = {brokers}\n"))
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains(why), "{brokers}: {e}");
+            assert!(!e.contains("pw@"), "no password in errors: {e}");
+        }
     }
 
     #[test]

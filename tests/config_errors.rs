@@ -46,7 +46,8 @@ fn an_unknown_key_suggests_the_nearest_one() {
         error(&format!("{SITE}[mqtt]\nzzz = 1\n")),
         "/etc/voipsensor/sensor.toml:5: mqtt.zzz = 1: unknown key in [mqtt]; allowed: url, username, password, \
          password_file, ca_file, client_cert, client_key, keepalive_s, qos, max_message_bytes, \
-         outbox_messages, outbox_bytes, reconnect_min_ms, reconnect_max_ms, connect_timeout_s"
+         outbox_messages, outbox_bytes, reconnect_min_ms, reconnect_max_ms, connect_timeout_s, \
+         brokers, spool, spool_bytes"
     );
     assert_eq!(
         error(&format!("{SITE}[sensr]\nsite = \"x\"\n")),

@@ -219,7 +219,13 @@ impl Sink {
 
 fn start_output(s: &Settings) -> Result<Output> {
     if s.mqtt {
-        let p = Publisher::start(PublishSettings::try_from(&s.cfg)?)?;
+        let mut ps = PublishSettings::try_from(&s.cfg)?;
+        // The only file `run` writes: the queue at a stop with the broker down.
+        ps.spool = Some(voipsensor::publish::spool::SpoolSettings {
+            dir: s.cfg.mqtt.spool.clone(),
+            max_bytes: s.cfg.mqtt.spool_bytes,
+        });
+        let p = Publisher::start(ps)?;
         Ok(Output::Mqtt(Box::new(p)))
     } else {
         Ok(Output::Json(JsonLines {
@@ -709,8 +715,13 @@ impl State {
         match self.sink.out {
             Output::Mqtt(mut p) => {
                 p.tick(Ts(wall), &report);
-                if let Err(e) = p.finish(Duration::from_secs(5)) {
-                    log::warn!("not everything reached the broker before stopping: {e:#}");
+                // The offline status goes out with the queue (the Last Will only fires on an
+                // unclean end); a broker still down after 5 s gets the spool instead.
+                match p.finish(Duration::from_secs(5)) {
+                    Ok(stats) => log::info!("published: {stats}"),
+                    Err(e) => {
+                        log::warn!("not everything reached the broker before stopping: {e:#}")
+                    }
                 }
             }
             Output::Json(mut j) => {

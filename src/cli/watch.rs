@@ -97,7 +97,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
     let mut seqs = SeqCheck::default();
     // When the last message (or the subscription) was seen, while subscribed.
     let mut heard: Option<Instant> = None;
-    loop {
+    'watch: loop {
         let now = Instant::now();
         if let Some(h) = heard
             && now.duration_since(h) >= quiet
@@ -113,13 +113,13 @@ pub fn run(a: Args) -> Result<ExitCode> {
         if let Some(d) = deadline {
             match d.checked_duration_since(now) {
                 Some(w) => wait = wait.min(w),
-                None => return Ok(ExitCode::SUCCESS),
+                None => break 'watch,
             }
         }
         let ev = match conn.recv_timeout(wait.max(Duration::from_millis(10))) {
             Ok(ev) => ev,
             Err(rumqttc::RecvTimeoutError::Timeout) => continue,
-            Err(rumqttc::RecvTimeoutError::Disconnected) => return Ok(ExitCode::SUCCESS),
+            Err(rumqttc::RecvTimeoutError::Disconnected) => break 'watch,
         };
         match ev {
             Ok(rumqttc::Event::Incoming(rumqttc::Packet::ConnAck(_))) => {
@@ -160,8 +160,7 @@ pub fn run(a: Args) -> Result<ExitCode> {
                     writeln!(out, "{l}")?;
                     printed += 1;
                     if a.count.is_some_and(|c| printed >= c) {
-                        out.flush()?;
-                        return Ok(ExitCode::SUCCESS);
+                        break 'watch;
                     }
                 }
                 out.flush()?;
@@ -183,4 +182,9 @@ pub fn run(a: Args) -> Result<ExitCode> {
             }
         }
     }
+    out.flush()?;
+    for line in seqs.summary() {
+        eprintln!("voipsensor watch: {line}");
+    }
+    Ok(ExitCode::SUCCESS)
 }

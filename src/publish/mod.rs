@@ -15,6 +15,7 @@ pub mod privacy;
 pub mod rtp_batch;
 pub mod session;
 pub mod settings;
+pub mod spool;
 pub mod tls;
 pub mod topic;
 

@@ -4,21 +4,24 @@
 //! on the network. Everything that decides lives in those two; this moves bytes.
 
 use crate::publish::backoff::Backoff;
-use crate::publish::broker::{explain, mqtt_options};
+use crate::publish::broker::{BrokerUrl, explain, mqtt_options};
 use crate::publish::outbox::Outbox;
 use crate::publish::pace::Pace;
 use crate::publish::payload::{OutboxStats, State};
 use crate::publish::pipeline::Pipeline;
 use crate::publish::session::Session;
 use crate::publish::settings::PublishSettings;
+use crate::publish::spool::{self, SpoolSettings};
 use crate::publish::topic::{Leaf, Topics};
 use crate::track::event::{Event, EventSink, Ts};
 use anyhow::{Context, bail};
-use rumqttc::{AsyncClient, ConnectionError, Event as MqEvent, EventLoop, Outgoing, Packet, QoS};
+use rumqttc::{
+    AsyncClient, ConnectionError, Event as MqEvent, EventLoop, MqttOptions, Outgoing, Packet, QoS,
+};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
-/// Messages with rumqttc and not yet acknowledged: well under its in-flight window (100),
+/// Messages with rumqttc and not yet acknowledged: well under its in-flight window (`PKID_SPAN`),
 /// so its packet ids never collide and its channel never fills.
 const MAX_HANDED: usize = 64;
 
@@ -35,6 +38,8 @@ struct Net {
 struct Shared {
     net: Mutex<Net>,
     changed: Condvar,
+    /// Ends a backoff wait at once (shutdown).
+    wake: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -110,6 +115,7 @@ pub struct Publisher {
     thread: Option<std::thread::JoinHandle<()>>,
     url: String,
     pace: Option<Pace>,
+    spool: Option<SpoolSettings>,
 }
 
 impl Publisher {
@@ -123,44 +129,80 @@ impl Publisher {
     {
         let mut s: PublishSettings = settings.try_into().map_err(Into::into)?;
         let topics = Arc::new(Topics::new(&s.site, &s.sensor)?);
-        let (mut opts, _) = mqtt_options(&s.connect, &s.sensor, s.max_message_bytes + 4096)?;
+        let urls: Vec<String> = std::iter::once(s.connect.url.clone())
+            .chain(s.fallbacks.iter().cloned())
+            .collect();
+        let mut all_opts = Vec::with_capacity(urls.len());
+        for u in &urls {
+            let c = crate::publish::settings::Connect {
+                url: u.clone(),
+                ..s.connect.clone()
+            };
+            all_opts.push(mqtt_options(&c, &s.sensor, s.max_message_bytes + 4096)?.0);
+        }
         let privacy = std::mem::replace(&mut s.privacy, crate::publish::privacy::Privacy::none());
         let mut pipeline = Pipeline::new(&s, privacy, Ts(wall_us()));
         // The clock state as of the start goes into the first status (no extra message).
         pipeline.set_clock_synced(crate::clock::synchronised());
         pipeline.drain().for_each(drop);
-        opts.set_last_will(rumqttc::LastWill::new(
-            topics.get(Leaf::Status),
-            pipeline.status(State::Offline),
-            QoS::AtLeastOnce,
-            true,
-        ));
-        // Persistent session: the broker keeps QoS 1 state across our reconnects.
-        opts.set_clean_session(false);
-        opts.set_inflight(100);
-        let (client, mut eventloop) = AsyncClient::new(opts, MAX_HANDED * 2);
+        for opts in &mut all_opts {
+            opts.set_last_will(rumqttc::LastWill::new(
+                topics.get(Leaf::Status),
+                pipeline.status(State::Offline),
+                QoS::AtLeastOnce,
+                true,
+            ));
+            // Persistent session: the broker keeps QoS 1 state across our reconnects.
+            opts.set_clean_session(false);
+            opts.set_inflight(crate::publish::session::PKID_SPAN);
+        }
+        let route = Route::new(urls, all_opts, s.reconnect_min)?;
+        let (client, mut eventloop) = AsyncClient::new(route.opts[0].clone(), MAX_HANDED * 2);
         let mut netopts = rumqttc::NetworkOptions::new();
         netopts.set_connection_timeout(s.connect.connect_timeout_s);
         eventloop.set_network_options(netopts);
 
+        let mut session = Session::new(
+            Outbox::new(s.outbox_messages, s.outbox_bytes),
+            pipeline.status(State::Online),
+            MAX_HANDED,
+        );
+        // What the previous run could not deliver goes first.
+        if let Some(sp) = &s.spool {
+            match spool::take(sp) {
+                Ok((msgs, damaged)) => {
+                    if !msgs.is_empty() {
+                        log::info!(
+                            "sending first {} message(s) spooled at the last stop ({})",
+                            msgs.len(),
+                            sp.file().display()
+                        );
+                    }
+                    if damaged {
+                        log::warn!(
+                            "{}: damaged spool, read up to the damage",
+                            sp.file().display()
+                        );
+                    }
+                    msgs.into_iter().for_each(|m| session.push(m));
+                }
+                Err(e) => log::warn!("{}: cannot read the spool: {e}", sp.file().display()),
+            }
+        }
         let shared = Arc::new(Shared {
             net: Mutex::new(Net {
-                session: Session::new(
-                    Outbox::new(s.outbox_messages, s.outbox_bytes),
-                    pipeline.status(State::Online),
-                    MAX_HANDED,
-                ),
+                session,
                 last_error: None,
                 first: None,
                 stop: false,
                 done: false,
             }),
             changed: Condvar::new(),
+            wake: tokio::sync::Notify::new(),
         });
         let url = s.connect.url.clone();
         let thread = {
-            let (shared, client, topics, url) =
-                (shared.clone(), client.clone(), topics.clone(), url.clone());
+            let (shared, client, topics) = (shared.clone(), client.clone(), topics.clone());
             let backoff = Backoff::new(s.reconnect_min, s.reconnect_max);
             let rt = tokio::runtime::Builder::new_current_thread()
                 .enable_all()
@@ -174,7 +216,7 @@ impl Publisher {
                         client,
                         shared.clone(),
                         topics,
-                        url,
+                        route,
                         backoff,
                     ));
                     shared.lock().done = true;
@@ -201,6 +243,7 @@ impl Publisher {
             thread: Some(thread),
             url,
             pace: None,
+            spool: s.spool.clone(),
         };
         match first {
             Some(Err((msg, true))) => {
@@ -304,8 +347,38 @@ impl Publisher {
                 .unwrap_or_else(|p| p.into_inner());
             net.session.pending()
         };
-        let stats = self.stats();
+        let mut stats = self.stats();
         self.stop_thread_by(deadline.max(Instant::now() + Duration::from_secs(2)));
+        if left > 0
+            && let Some(sp) = &self.spool
+        {
+            let msgs = self.shared.lock().session.take_pending();
+            match spool::write(sp, &msgs) {
+                Ok(st) => {
+                    stats.outbox.dropped_calls += st.lost_calls;
+                    stats.outbox.dropped_metrics += st.lost_metrics;
+                    let lost = if st.lost_calls + st.lost_metrics > 0 {
+                        format!(
+                            "; {} call event(s) and {} metric(s) did not fit in {} bytes: lost",
+                            st.lost_calls, st.lost_metrics, sp.max_bytes
+                        )
+                    } else {
+                        String::new()
+                    };
+                    log::warn!(
+                        "{} not reachable: {} call event(s) and {} metric(s) spooled to {} for                          the next start{lost}",
+                        self.url,
+                        st.calls,
+                        st.metrics,
+                        sp.file().display()
+                    );
+                    if st.lost_calls == 0 {
+                        return Ok(stats);
+                    }
+                }
+                Err(e) => log::error!("{}: cannot write the spool: {e}", sp.file().display()),
+            }
+        }
         if left > 0 {
             bail!(
                 "{left} message(s) not delivered to {} within {:?}{}",
@@ -327,6 +400,7 @@ impl Publisher {
 
     fn stop_thread_by(&mut self, deadline: Instant) {
         self.shared.lock().stop = true;
+        self.shared.wake.notify_one();
         // A clean DISCONNECT: the broker then does not publish the Last Will (we published
         // the offline status ourselves).
         let _ = self.client.try_disconnect();
@@ -365,61 +439,181 @@ enum Step {
     Stop,
 }
 
+/// The ordered broker list: the one in use, and how to reach each for a probe.
+struct Route {
+    urls: Vec<String>,
+    addrs: Vec<(String, u16)>,
+    opts: Vec<MqttOptions>,
+    cur: usize,
+    /// How often a down broker (or the first, while on another) is probed.
+    probe_every: Duration,
+}
+
+impl Route {
+    fn new(urls: Vec<String>, opts: Vec<MqttOptions>, min: Duration) -> anyhow::Result<Route> {
+        let addrs = urls
+            .iter()
+            .map(|u| BrokerUrl::parse(u).map(|b| (b.host, b.port)))
+            .collect::<Result<_, _>>()
+            .map_err(|e| anyhow::anyhow!("{}: {}", e.url, e.why))?;
+        Ok(Route {
+            urls,
+            addrs,
+            opts,
+            cur: 0,
+            probe_every: min.clamp(Duration::from_millis(100), Duration::from_secs(1)),
+        })
+    }
+
+    fn url(&self) -> &str {
+        &self.urls[self.cur]
+    }
+
+    /// The next connection attempt goes to broker `i`.
+    fn switch(&mut self, eventloop: &mut EventLoop, i: usize) {
+        if i != self.cur {
+            log::info!("broker {} next (was {})", self.urls[i], self.url());
+        }
+        self.cur = i;
+        eventloop.mqtt_options = self.opts[i].clone();
+    }
+}
+
+/// A TCP connect to `addr` succeeds within `limit`.
+async fn answers(addr: &(String, u16), limit: Duration) -> bool {
+    matches!(
+        tokio::time::timeout(
+            limit,
+            tokio::net::TcpStream::connect((addr.0.as_str(), addr.1))
+        )
+        .await,
+        Ok(Ok(_))
+    )
+}
+
+/// Returns the index of the first of `addrs[..upto]` that answers, probing every `every`.
+async fn probe_until(addrs: &[(String, u16)], upto: usize, every: Duration) -> usize {
+    loop {
+        tokio::time::sleep(every).await;
+        for (i, a) in addrs.iter().enumerate().take(upto) {
+            if answers(a, every).await {
+                return i;
+            }
+        }
+    }
+}
+
+/// Ends the connection on our side: what rumqttc had queued is applied, its channel and
+/// replay list are dropped, and the session takes back everything not acknowledged.
+fn drop_connection(eventloop: &mut EventLoop, session: &mut Session) {
+    // The events rumqttc queued before the failure still happened: a PUBACK read in the
+    // same batch as the EOF is the broker's, and applying a write whose flush failed is
+    // harmless (everything unacknowledged is requeued).
+    for ev in eventloop.state.events.drain(..) {
+        match ev {
+            MqEvent::Outgoing(Outgoing::Publish(pkid)) => session.written(pkid),
+            MqEvent::Incoming(Packet::PubAck(ack)) => {
+                session.acked(ack.pkid);
+            }
+            _ => {}
+        }
+    }
+    // rumqttc would replay its unacknowledged list (or silently drop it when the broker
+    // lost the session); ours is the one that counts. Its channel and replay list belong
+    // to the dead connection: none of them may reach the new one.
+    eventloop.clean();
+    eventloop.pending.clear();
+    session.disconnected();
+}
+
 async fn net_main(
     mut eventloop: EventLoop,
     client: AsyncClient,
     shared: Arc<Shared>,
     topics: Arc<Topics>,
-    url: String,
+    mut route: Route,
     mut backoff: Backoff,
 ) {
+    let n = route.urls.len();
+    // While on a fallback, the first broker is probed by a task of its own (the poll below
+    // is never cancelled for it) that says when it answers.
+    let on_fallback = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let first_answers = Arc::new(tokio::sync::Notify::new());
+    if n > 1 {
+        let (on_fallback, first_answers) = (on_fallback.clone(), first_answers.clone());
+        let (addr, every) = (route.addrs[0].clone(), route.probe_every);
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                if on_fallback.load(std::sync::atomic::Ordering::Relaxed)
+                    && answers(&addr, every).await
+                {
+                    first_answers.notify_one();
+                }
+            }
+        });
+    }
+    // A broker that refused us (credentials, TLS) is not retried early on a probe.
+    let mut refused = false;
     loop {
-        let ev = eventloop.poll().await;
+        // On a fallback, once the first broker answers this connection is left for it (the
+        // poll is dropped with the connection; the session requeues its part).
+        on_fallback.store(route.cur > 0, std::sync::atomic::Ordering::Relaxed);
+        let ev = if route.cur > 0 {
+            tokio::select! {
+                ev = eventloop.poll() => Some(ev),
+                _ = first_answers.notified() => None,
+            }
+        } else {
+            Some(eventloop.poll().await)
+        };
         // The lock is released before any await (the backoff sleep).
         let mut step = Step::Go;
         {
             let mut net = shared.lock();
             match ev {
-                Ok(MqEvent::Incoming(Packet::ConnAck(_))) => {
+                None => {
+                    log::info!("{} answers again: leaving {}", route.urls[0], route.url());
+                    drop_connection(&mut eventloop, &mut net.session);
+                    route.switch(&mut eventloop, 0);
+                    if net.stop {
+                        step = Step::Stop;
+                    }
+                }
+                Some(Ok(MqEvent::Incoming(Packet::ConnAck(_)))) => {
                     net.session.connected();
                     net.last_error = None;
                     net.first.get_or_insert(Ok(()));
                     backoff.reset();
                     if net.session.link().connections > 1 {
                         log::info!(
-                            "reconnected to {url}; {} message(s) queued",
+                            "connected to {}; {} message(s) queued",
+                            route.url(),
                             net.session.queued()
                         );
                     }
                     feed(&mut net.session, &client, &topics);
                 }
-                Ok(MqEvent::Outgoing(Outgoing::Publish(pkid))) => {
+                Some(Ok(MqEvent::Outgoing(Outgoing::Publish(pkid)))) => {
                     net.session.written(pkid);
                     feed(&mut net.session, &client, &topics);
                 }
-                Ok(MqEvent::Incoming(Packet::PubAck(ack))) => {
+                Some(Ok(MqEvent::Incoming(Packet::PubAck(ack)))) => {
                     if net.session.acked(ack.pkid) {
                         feed(&mut net.session, &client, &topics);
                     }
                 }
-                Ok(MqEvent::Outgoing(Outgoing::Disconnect)) => {
+                Some(Ok(MqEvent::Outgoing(Outgoing::Disconnect))) => {
                     net.session.disconnected();
                     step = Step::Stop;
                 }
-                Ok(_) => {}
-                Err(e) => {
-                    // rumqttc would replay its unacknowledged list (or silently drop it when
-                    // the broker lost the session); ours is the one that counts. Its channel,
-                    // replay list and the events it queued before the failed write belong to
-                    // the dead connection: none of them may reach the session.
-                    eventloop.clean();
-                    eventloop.pending.clear();
-                    eventloop.state.events.clear();
-                    net.session.disconnected();
+                Some(Ok(_)) => {}
+                Some(Err(e)) => {
+                    drop_connection(&mut eventloop, &mut net.session);
                     if net.stop || matches!(e, ConnectionError::RequestsDone) {
                         step = Step::Stop;
                     }
-                    let (msg, fatal) = explain(&e, &url);
+                    let (msg, fatal) = explain(&e, route.url());
                     // The first outcome is reported once, by whoever waits for it.
                     if net.first.is_some() && net.last_error.as_deref() != Some(msg.as_str()) {
                         if fatal {
@@ -428,10 +622,17 @@ async fn net_main(
                             log::warn!("{msg}")
                         }
                     }
+                    refused = fatal;
                     net.last_error = Some(msg.clone());
                     net.first.get_or_insert(Err((msg, fatal)));
                     if step == Step::Go {
-                        step = Step::Backoff;
+                        // The next broker at once; after the last, the first after a wait.
+                        if route.cur + 1 < n {
+                            route.switch(&mut eventloop, route.cur + 1);
+                        } else {
+                            route.switch(&mut eventloop, 0);
+                            step = Step::Backoff;
+                        }
                     }
                 }
             }
@@ -440,7 +641,19 @@ async fn net_main(
         match step {
             Step::Go => {}
             Step::Stop => break,
-            Step::Backoff => tokio::time::sleep(backoff.next_wait()).await,
+            Step::Backoff => {
+                // Woken early by a shutdown, or by a broker that answers a probe.
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff.next_wait()) => {}
+                    _ = shared.wake.notified() => {}
+                    i = probe_until(&route.addrs, n, route.probe_every), if !refused => {
+                        route.switch(&mut eventloop, i)
+                    }
+                }
+                if shared.lock().stop {
+                    break;
+                }
+            }
         }
     }
 }

@@ -2,9 +2,11 @@
 //!
 //! Bounded both in messages and in bytes, so a long WAN outage costs a fixed amount of
 //! memory. When full, the oldest per-second metrics go first, then the oldest call events;
-//! a new metric never pushes out a call event. Every drop is counted (and reported in
-//! `health`). Calls and metrics are kept in two queues so a drop is O(1); a push sequence
-//! number restores the overall order when sending.
+//! a new metric never pushes out a call event. `health` is coalesced to the latest (one
+//! slot: only the newest counters matter) and goes last, after every call event, so the
+//! NOC always learns the drop counts. Every drop is counted (and reported in `health`).
+//! Calls and metrics are kept in two queues so a drop is O(1); a push sequence number
+//! restores the overall order when sending.
 
 use crate::publish::payload::OutboxStats;
 use crate::publish::topic::Leaf;
@@ -15,8 +17,10 @@ use std::collections::VecDeque;
 pub enum Class {
     /// `calls`: kept as long as anything else can go.
     Call,
-    /// `rtp`, `health`, `kpi`.
+    /// `rtp`, `kpi`.
     Metric,
+    /// `health`: the latest one only, kept longer than anything else.
+    Health,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -48,6 +52,7 @@ impl OutMsg {
 pub struct Outbox {
     calls: VecDeque<OutMsg>,
     metrics: VecDeque<OutMsg>,
+    health: Option<OutMsg>,
     bytes: u64,
     next_order: u64,
     stats: OutboxStats,
@@ -61,6 +66,7 @@ impl Outbox {
             // is nearly empty, and the byte bound is what caps memory.
             calls: VecDeque::with_capacity((max_messages as usize).min(1024)),
             metrics: VecDeque::with_capacity((max_messages as usize).min(1024)),
+            health: None,
             bytes: 0,
             next_order: 0,
             stats: OutboxStats {
@@ -72,7 +78,7 @@ impl Outbox {
     }
 
     pub fn len(&self) -> usize {
-        self.calls.len() + self.metrics.len()
+        self.calls.len() + self.metrics.len() + usize::from(self.health.is_some())
     }
     pub fn is_empty(&self) -> bool {
         self.len() == 0
@@ -115,15 +121,30 @@ impl Outbox {
             self.count_drop(msg.class);
             return;
         }
+        if msg.class == Class::Health {
+            match &self.health {
+                // A requeued health older than the queued one is superseded by it.
+                Some(h) if h.order > msg.order => return,
+                Some(_) => {
+                    if let Some(old) = self.health.take() {
+                        self.bytes -= old.payload.len() as u64;
+                    }
+                }
+                None => {}
+            }
+        }
         while self.len() as u32 >= self.stats.capacity
             || self.bytes + size > self.stats.capacity_bytes
         {
             let victim = if !self.metrics.is_empty() {
                 self.metrics.pop_front()
-            } else if msg.class == Class::Call {
+            } else if msg.class != Class::Metric && !self.calls.is_empty() {
                 self.calls.pop_front()
+            } else if msg.class != Class::Metric {
+                // Nothing but the health slot (a capacity of one): the newer one stays.
+                self.health.take()
             } else {
-                // Only call events queued: the new metric is the one to go.
+                // Only call events and health queued: the new metric is the one to go.
                 None
             };
             match victim {
@@ -141,6 +162,11 @@ impl Outbox {
         let q = match msg.class {
             Class::Call => &mut self.calls,
             Class::Metric => &mut self.metrics,
+            Class::Health => {
+                self.health = Some(msg);
+                self.stats.high_water = self.stats.high_water.max(self.len() as u32);
+                return;
+            }
         };
         if front {
             q.push_front(msg);
@@ -153,21 +179,26 @@ impl Outbox {
     fn count_drop(&mut self, class: Class) {
         match class {
             Class::Call => self.stats.dropped_calls += 1,
-            Class::Metric => self.stats.dropped_metrics += 1,
+            Class::Metric | Class::Health => self.stats.dropped_metrics += 1,
         }
     }
 
-    /// The oldest message of either queue.
+    /// The oldest message of the queues and the health slot.
     pub fn pop(&mut self) -> Option<OutMsg> {
-        let take_call = match (self.calls.front(), self.metrics.front()) {
-            (Some(c), Some(m)) => c.order < m.order,
-            (Some(_), None) => true,
-            (None, _) => false,
-        };
-        let m = if take_call {
+        let order = |m: Option<&OutMsg>| m.map_or(u64::MAX, |m| m.order);
+        let (c, m, h) = (
+            order(self.calls.front()),
+            order(self.metrics.front()),
+            order(self.health.as_ref()),
+        );
+        let m = if c == u64::MAX && m == u64::MAX && h == u64::MAX {
+            None
+        } else if c <= m && c <= h {
             self.calls.pop_front()
-        } else {
+        } else if m <= h {
             self.metrics.pop_front()
+        } else {
+            self.health.take()
         }?;
         self.bytes -= m.payload.len() as u64;
         Some(m)
@@ -236,6 +267,49 @@ mod tests {
         assert_eq!(o.stats().dropped_calls, 2);
         o.push(OutMsg::new(Leaf::Calls, Class::Call, 1, vec![0; 36]));
         assert_eq!(o.stats().dropped_calls, 3);
+    }
+
+    fn health(b: u8) -> OutMsg {
+        OutMsg::new(Leaf::Health, Class::Health, 0, vec![b; 10])
+    }
+
+    #[test]
+    fn health_is_coalesced_to_the_latest_in_its_place_in_time() {
+        let mut o = Outbox::new(10, 1000);
+        o.push(call(1));
+        o.push(health(2));
+        o.push(metric(3));
+        o.push(health(4));
+        o.push(call(5));
+        assert_eq!(o.len(), 4);
+        assert_eq!(o.bytes(), 40);
+        assert_eq!(drain(&mut o), vec![1, 3, 4, 5]);
+        assert_eq!(o.stats().dropped_metrics, 0, "coalescing is not a drop");
+    }
+
+    #[test]
+    fn when_full_health_outlasts_every_call_event() {
+        let mut o = Outbox::new(3, 1000);
+        o.push(health(1));
+        o.push(call(2));
+        o.push(metric(3));
+        o.push(call(4)); // drops metric 3
+        o.push(call(5)); // drops call 2, not the health
+        o.push(call(6)); // drops call 4
+        o.push(health(7)); // replaces health 1: nothing dropped
+        assert_eq!(drain(&mut o), vec![5, 6, 7]);
+        let s = o.stats();
+        assert_eq!((s.dropped_metrics, s.dropped_calls), (1, 2));
+    }
+
+    #[test]
+    fn a_requeued_health_older_than_the_queued_one_is_superseded() {
+        let mut o = Outbox::new(10, 1000);
+        o.push(health(1));
+        let old = o.pop().unwrap();
+        o.push(health(2));
+        o.requeue_front(std::iter::once(old));
+        assert_eq!(drain(&mut o), vec![2]);
     }
 
     #[test]

@@ -176,7 +176,7 @@ impl Pipeline {
             };
             self.emit(
                 Leaf::Health,
-                Class::Metric,
+                Class::Health,
                 self.qos.health,
                 &Message::Health(h),
             );
@@ -233,6 +233,8 @@ mod tests {
 
     fn settings() -> PublishSettings {
         PublishSettings {
+            fallbacks: Vec::new(),
+            spool: None,
             connect: Default::default(),
             site: "s1".into(),
             sensor: "t1".into(),

@@ -8,7 +8,15 @@
 //! until its PUBACK, in any order. When the connection drops, everything not done goes
 //! back to the front of the outbox in its original order, and nothing learnt on the old
 //! connection (ids, pending writes) is applied to the new one: the driver clears rumqttc's
-//! replay list and its queued events. A broker restart that loses the session loses
+//! replay list and its queued events.
+//!
+//! rumqttc numbers QoS 1 publishes 1, 2, … `PKID_SPAN` and round again, per connection,
+//! in the order it takes them from its channel; an id still awaiting its ack when the
+//! count comes round again would "collide" (rumqttc then holds that message back and
+//! reports it out of order). So a QoS 1 message is handed only while fewer than
+//! `PKID_SPAN` QoS 1 messages were handed since the oldest one still unacknowledged: the
+//! ids in use are then all distinct, and each `Outgoing::Publish(pkid)` names the
+//! message handed in that position. A broker restart that loses the session loses
 //! nothing, at the price of possible duplicates (QoS 1 is at-least-once; `seq` lets
 //! consumers drop them).
 
@@ -17,8 +25,13 @@ use crate::publish::payload::OutboxStats;
 use crate::publish::topic::Leaf;
 use std::collections::{BTreeMap, VecDeque};
 
+/// rumqttc's packet ids on one connection run 1..=this (its `inflight` option).
+pub const PKID_SPAN: u16 = 100;
+
 struct Handed {
     msg: OutMsg,
+    /// Position among the QoS 1 messages handed on this connection.
+    q1_no: u64,
     /// The online status sent on connect: re-made on the next connect, never requeued.
     online: bool,
 }
@@ -35,6 +48,8 @@ pub struct Session {
     max_unacked: usize,
     connected: bool,
     connections: u64,
+    /// QoS 1 messages handed on this connection.
+    q1_handed: u64,
 }
 
 /// Connection and queue figures for `health`.
@@ -58,6 +73,7 @@ impl Session {
             max_unacked: max_unacked.max(1),
             connected: false,
             connections: 0,
+            q1_handed: 0,
         }
     }
 
@@ -76,6 +92,7 @@ impl Session {
         self.connected = true;
         self.connections += 1;
         self.online_due = true;
+        self.q1_handed = 0;
     }
 
     /// The connection is gone: all that was not done is queued again, oldest first.
@@ -98,19 +115,36 @@ impl Session {
         if !self.connected || self.handed.len() + self.inflight.len() >= self.max_unacked {
             return None;
         }
-        let h = if std::mem::take(&mut self.online_due) {
+        // Both the status and any call event are QoS 1: stop while an id could collide.
+        let oldest = self
+            .handed
+            .iter()
+            .chain(self.inflight.values())
+            .filter(|h| h.msg.qos > 0)
+            .map(|h| h.q1_no)
+            .min();
+        if oldest.is_some_and(|o| self.q1_handed - o >= u64::from(PKID_SPAN) - 1) {
+            return None;
+        }
+        let mut h = if std::mem::take(&mut self.online_due) {
             let mut m = OutMsg::new(Leaf::Status, Class::Call, 1, self.online.clone());
             m.retain = true;
             Handed {
                 msg: m,
+                q1_no: 0,
                 online: true,
             }
         } else {
             Handed {
                 msg: self.outbox.pop()?,
+                q1_no: 0,
                 online: false,
             }
         };
+        if h.msg.qos > 0 {
+            h.q1_no = self.q1_handed;
+            self.q1_handed += 1;
+        }
         self.handed.push_back(h);
         self.handed.back().map(|h| &h.msg)
     }
@@ -118,6 +152,9 @@ impl Session {
     /// The client could not take the last message from [`hand`](Self::hand).
     pub fn unhand(&mut self) {
         if let Some(h) = self.handed.pop_back() {
+            if h.msg.qos > 0 {
+                self.q1_handed -= 1;
+            }
             if h.online {
                 self.online_due = true;
             } else {
@@ -147,6 +184,15 @@ impl Session {
             self.outbox.count_sent(1);
         }
         done
+    }
+
+    /// Everything not delivered, oldest first (the status excepted), leaving the session
+    /// empty: what a stop with the broker down spools.
+    pub fn take_pending(&mut self) -> Vec<OutMsg> {
+        let connected = self.connected;
+        self.disconnected();
+        self.connected = connected;
+        std::iter::from_fn(|| self.outbox.pop()).collect()
     }
 
     pub fn is_connected(&self) -> bool {
@@ -282,6 +328,53 @@ mod tests {
         assert!(s.hand().is_none());
         s.acked(2);
         assert_eq!(hand_all(&mut s), [2]);
+    }
+
+    #[test]
+    fn an_unacked_message_stops_handing_before_its_packet_id_comes_round_again() {
+        let mut s = Session::new(Outbox::new(200, 1 << 20), b"online".to_vec(), 8);
+        s.connected();
+        for b in 0..120u8 {
+            s.push(call(b));
+        }
+        // The status (id 1) is never acknowledged; every call is, as soon as written.
+        let mut pkid = 0u16;
+        let mut handed = 0;
+        while s.hand().is_some() {
+            handed += 1;
+            pkid = pkid % PKID_SPAN + 1;
+            s.written(pkid);
+            if pkid != 1 {
+                assert!(s.acked(pkid));
+            }
+        }
+        assert_eq!(
+            handed,
+            usize::from(PKID_SPAN) - 1,
+            "ids 1..=99 in use once each"
+        );
+        assert!(s.acked(1));
+        assert!(
+            s.hand().is_some(),
+            "the window moves on with the oldest ack"
+        );
+    }
+
+    #[test]
+    fn take_pending_returns_unacked_unwritten_and_queued_in_order() {
+        let mut s = session(8);
+        s.connected();
+        for b in 1..=4 {
+            s.push(call(b));
+        }
+        s.hand();
+        s.hand();
+        s.hand();
+        s.written(1); // status
+        s.written(2); // call 1, never acked
+        let p: Vec<u8> = s.take_pending().iter().map(|m| m.payload[0]).collect();
+        assert_eq!(p, [1, 2, 3, 4]);
+        assert_eq!(s.pending(), 0);
     }
 
     #[test]

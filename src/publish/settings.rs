@@ -56,6 +56,11 @@ impl std::fmt::Debug for Connect {
 /// Everything the publisher is configured with.
 pub struct PublishSettings {
     pub connect: Connect,
+    /// Further brokers after `connect.url`, in order of preference (same credentials and
+    /// TLS files): used while the ones before are down, left when the first answers again.
+    pub fallbacks: Vec<String>,
+    /// Where the queue goes when the process stops with a broker down (`run` only).
+    pub spool: Option<crate::publish::spool::SpoolSettings>,
     pub site: String,
     pub sensor: String,
     /// Capture interfaces (or the file replayed), named in the status.
