@@ -2,6 +2,8 @@
 //! …`) line of its ```sh blocks runs against the real binary, with the README's example paths
 //! replaced by real files, and must not be refused as a usage (2) or configuration (3) error.
 
+mod common;
+use common::broker::{free_port, tempdir};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -43,8 +45,7 @@ fn the_readme_lists_commands_for_each_main_use() {
 #[test]
 fn every_readme_command_example_is_accepted_by_the_cli() {
     let bin = env!("CARGO_BIN_EXE_voipsensor");
-    let dir = std::env::temp_dir().join(format!("vs-readme-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = tempdir("readme");
     let pcap = dir.join("some.pcap");
     assert!(
         Command::new(bin)
@@ -55,11 +56,7 @@ fn every_readme_command_example_is_accepted_by_the_cli() {
             .success()
     );
     // The daemon's file, pointing at a closed port so nothing leaves this machine.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = free_port();
     let cfg = dir.join("sensor.toml");
     std::fs::write(
         &cfg,

@@ -3,40 +3,14 @@
 //! a port that speaks HTTP fails with the reason.
 
 mod common;
+use common::broker::{Broker, free_port, tempdir};
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn tempdir(tag: &str) -> PathBuf {
-    let d = std::env::temp_dir().join(format!("vs-selftest-{tag}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&d);
-    std::fs::create_dir_all(&d).unwrap();
-    d
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// mosquitto on a free loopback port: user `sensor` may use its own tree only.
-struct Broker {
-    child: Child,
-    port: u16,
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn broker(dir: &Path) -> Option<Broker> {
     broker_with(dir, "")
 }
@@ -59,35 +33,16 @@ fn broker_with(dir: &Path, extra: &str) -> Option<Broker> {
     assert!(st.success());
     let acl = dir.join("acl");
     std::fs::write(&acl, "user sensor\ntopic readwrite voipsensor/v1/s1/t1/#\n").unwrap();
-    let port = free_port();
-    let conf = dir.join("mosquitto.conf");
-    std::fs::write(
-        &conf,
-        format!(
-            "user root\nlistener {port} 127.0.0.1\n{extra}\nallow_anonymous false\npassword_file {}\n\
-             acl_file {}\nlog_dest file {}/mosquitto.log\n",
+    Broker::start_on(
+        dir,
+        free_port(),
+        false,
+        &format!(
+            "{extra}\nallow_anonymous false\npassword_file {}\nacl_file {}",
             pw.display(),
-            acl.display(),
-            dir.display()
+            acl.display()
         ),
     )
-    .unwrap();
-    let child = Command::new("mosquitto")
-        .arg("-c")
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            t0.elapsed() < Duration::from_secs(10),
-            "mosquitto did not start"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    Some(Broker { child, port })
 }
 
 /// Runs `selftest --json` on a config for `url`; returns the exit code and the items.

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod broker;
 pub mod skip;
 pub mod tshark;
 #[allow(unused_imports)]
