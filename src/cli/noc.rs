@@ -19,7 +19,7 @@ pub struct Args {
     /// HTTP address for /metrics and the pages (default 127.0.0.1:9108).
     #[arg(long)]
     pub listen: Option<SocketAddr>,
-    /// MQTT v5 shared-subscription group: instances in one group share calls/rtp/kpi/health.
+    /// MQTT v5 shared-subscription group: instances in one group share calls/rtp/kpi.
     #[arg(long)]
     pub share_group: Option<String>,
     /// MQTT client id (default voipsensor-noc-PID).

@@ -2,9 +2,9 @@
 //! lower MOS): site, sensor, online/offline and since when, calls now, ASR, MOS and loss over
 //! the last hour, active warnings. Plain HTML and CSS from the binary, refreshed every 10 s.
 
-use super::http::encode;
 use super::ingest::Noc;
 use super::state::Sensor;
+use super::url::encode;
 use crate::report::page::utc;
 use crate::report::svg::{esc, num};
 use crate::track::event::Ts;

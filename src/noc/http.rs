@@ -2,6 +2,7 @@
 //! one call). hyper over tokio; optional TLS (rustls) and HTTP basic auth.
 
 use super::ingest::Noc;
+use super::url::decode;
 use super::{fleet, site};
 use anyhow::{Context, Result};
 use base64::Engine;
@@ -192,15 +193,4 @@ pub fn respond<B>(req: &Request<B>, noc: &Mutex<Noc>, auth: Option<&str>) -> Res
             _ => reply(StatusCode::NOT_FOUND, "text/plain", "not found\n".into()),
         },
     }
-}
-
-fn decode(s: &str) -> String {
-    percent_encoding::percent_decode_str(&s.replace('+', " "))
-        .decode_utf8_lossy()
-        .into_owned()
-}
-
-/// Percent-encodes a path or query part.
-pub fn encode(s: &str) -> String {
-    percent_encoding::utf8_percent_encode(s, percent_encoding::NON_ALPHANUMERIC).to_string()
 }

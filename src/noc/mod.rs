@@ -20,6 +20,7 @@ pub mod settings;
 pub mod site;
 pub mod state;
 pub mod subscribe;
+pub mod url;
 
 pub use ingest::Noc;
 pub use settings::NocSettings;

@@ -4,9 +4,9 @@
 
 use super::chart::{CSS as CHART_CSS, axis, stream_charts};
 use super::fleet::{CSS, since, state_word};
-use super::http::encode;
 use super::ingest::Noc;
 use super::state::{CallRow, Sensor};
+use super::url::encode;
 use crate::report::page::utc;
 use crate::report::svg::{esc, num};
 use std::fmt::Write;

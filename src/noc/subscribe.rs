@@ -1,10 +1,11 @@
 //! The MQTT v5 side: connects (TLS and credentials as the sensor's own settings), subscribes
 //! to the tree and hands every message to [`Noc::on_message`].
 //!
-//! With a share group, `calls`, `rtp`, `kpi` and `health` are subscribed as
+//! With a share group, `calls`, `rtp` and `kpi` are subscribed as
 //! `$share/GROUP/voipsensor/v1/+/+/LEAF`: the broker gives each message to one member of
-//! the group, so the counters of all instances sum to the fleet's. `status` is always a
-//! plain subscription: every instance reads the retained record (and the Last Will).
+//! the group, so the counters of all instances sum to the fleet's. `status` (retained, and
+//! the Last Will) and `health` (the sensor's own cumulative counters and warnings, small and
+//! every 10 s) stay plain subscriptions: every instance has the whole sensor state.
 
 use super::ingest::Noc;
 use crate::publish::backoff::Backoff;
@@ -29,7 +30,7 @@ pub struct MqttSettings {
     /// CA bundle (PEM) for mqtts://; default the system roots.
     pub ca_file: Option<std::path::PathBuf>,
     pub client_id: String,
-    /// MQTT v5 shared-subscription group for calls, rtp, kpi and health.
+    /// MQTT v5 shared-subscription group for calls, rtp and kpi.
     pub share_group: Option<String>,
     pub keepalive_s: u16,
 }
@@ -55,7 +56,9 @@ pub fn filters(group: Option<&str>) -> Vec<String> {
         .map(|leaf| {
             let f = format!("{ROOT}/+/+/{}", leaf.as_str());
             match group {
-                Some(g) if leaf != Leaf::Status => format!("$share/{g}/{f}"),
+                Some(g) if matches!(leaf, Leaf::Calls | Leaf::Rtp | Leaf::Kpi) => {
+                    format!("$share/{g}/{f}")
+                }
                 _ => f,
             }
         })
