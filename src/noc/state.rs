@@ -370,13 +370,13 @@ impl Sensor {
         w
     }
 
-    /// Orders the fleet worst first: offline, then more warnings, then lower MOS.
-    pub fn badness(&self) -> (u8, usize, i64) {
+    /// Sort key, worst first (ascending): offline, then more warnings, then lower MOS.
+    pub fn badness(&self) -> (bool, std::cmp::Reverse<usize>, i64) {
         let mos = self.hour().mos.unwrap_or(5.0);
         (
-            u8::from(!self.online()),
-            self.active_warnings().len(),
-            -((mos * 1000.0) as i64),
+            self.online(),
+            std::cmp::Reverse(self.active_warnings().len()),
+            (mos * 1000.0) as i64,
         )
     }
 }

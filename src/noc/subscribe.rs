@@ -49,20 +49,27 @@ impl Default for MqttSettings {
     }
 }
 
-/// The subscription filters, shared ones first.
+/// The subscription filters; `status` last, so that once its retained records arrive the
+/// other subscriptions are in place (a broker handles one client's packets in order).
 pub fn filters(group: Option<&str>) -> Vec<String> {
-    Leaf::ALL
-        .into_iter()
-        .map(|leaf| {
-            let f = format!("{ROOT}/+/+/{}", leaf.as_str());
-            match group {
-                Some(g) if matches!(leaf, Leaf::Calls | Leaf::Rtp | Leaf::Kpi) => {
-                    format!("$share/{g}/{f}")
-                }
-                _ => f,
+    [
+        Leaf::Calls,
+        Leaf::Rtp,
+        Leaf::Kpi,
+        Leaf::Health,
+        Leaf::Status,
+    ]
+    .into_iter()
+    .map(|leaf| {
+        let f = format!("{ROOT}/+/+/{}", leaf.as_str());
+        match group {
+            Some(g) if matches!(leaf, Leaf::Calls | Leaf::Rtp | Leaf::Kpi) => {
+                format!("$share/{g}/{f}")
             }
-        })
-        .collect()
+            _ => f,
+        }
+    })
+    .collect()
 }
 
 fn options(s: &MqttSettings) -> Result<MqttOptions> {
