@@ -408,3 +408,87 @@ fn on_kpi(m: &Metrics, e: &mut Entry, k: &Kpi) {
         m.kpi_acd.get_or_create(s).set(v);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::publish::payload::{Format, encode};
+    use crate::track::event::{MediaHealth, Ts};
+
+    fn status(started: u64) -> Vec<u8> {
+        encode(
+            &Message::Status(Status {
+                state: State::Online,
+                site: "s".into(),
+                sensor: "t".into(),
+                version: "1".into(),
+                interfaces: vec![],
+                vlans: vec![],
+                encapsulations: vec![],
+                started: Ts(started),
+                clock_synced: true,
+                error: None,
+            }),
+            Format::Postcard,
+        )
+    }
+
+    fn problem(seq: u64) -> Vec<u8> {
+        encode(
+            &Message::Event {
+                seq,
+                event: Event::MediaHealth(MediaHealth {
+                    ts: Ts(1_000_000),
+                    problem: MediaProblem::MediaStopped,
+                    call_id: None,
+                    src: None,
+                    dst: None,
+                    silent_ms: 1,
+                }),
+            },
+            Format::Postcard,
+        )
+    }
+
+    fn problems(n: &Noc) -> u64 {
+        n.metrics
+            .media_problems
+            .get_or_create(&ProblemL {
+                site: "s".into(),
+                sensor: "t".into(),
+                problem: "media_stopped".into(),
+            })
+            .get()
+    }
+
+    #[test]
+    fn sensors_beyond_the_cap_are_counted_not_tracked() {
+        let mut n = Noc::new(Limits {
+            max_sensors: 2,
+            ..Limits::default()
+        });
+        for s in ["a", "b", "c", "d"] {
+            n.on_message(&format!("voipsensor/v1/x/{s}/status"), &status(1), 0);
+        }
+        assert_eq!(n.sensors().count(), 2);
+        assert_eq!(n.metrics.noc_sensors_rejected.get(), 2);
+        n.on_message("elsewhere/x", b"{}", 0);
+        assert_eq!(n.metrics.noc_unknown_topics.get(), 1);
+    }
+
+    #[test]
+    fn a_redelivered_seq_counts_once_and_a_restart_numbers_again() {
+        let mut n = Noc::new(Limits::default());
+        let calls = "voipsensor/v1/s/t/calls";
+        n.on_message("voipsensor/v1/s/t/status", &status(1), 0);
+        for seq in [1, 2, 3, 2, 3] {
+            n.on_message(calls, &problem(seq), 0);
+        }
+        assert_eq!(problems(&n), 3);
+        assert_eq!(n.metrics.noc_duplicates.get(), 2);
+        // A new publisher run (new `started`) numbers from 1: seq 2 is new again.
+        n.on_message("voipsensor/v1/s/t/status", &status(2), 0);
+        n.on_message(calls, &problem(2), 0);
+        assert_eq!(problems(&n), 4);
+    }
+}
