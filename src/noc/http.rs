@@ -194,3 +194,59 @@ pub fn respond<B>(req: &Request<B>, noc: &Mutex<Noc>, auth: Option<&str>) -> Res
         },
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::noc::state::Limits;
+
+    fn req(path: &str, auth: Option<&str>) -> Request<()> {
+        let mut b = Request::builder().uri(path);
+        if let Some(a) = auth {
+            b = b.header(hyper::header::AUTHORIZATION, a);
+        }
+        b.body(()).unwrap()
+    }
+
+    #[test]
+    fn basic_auth_guards_every_route_and_unknown_paths_are_404() {
+        let dir = std::env::temp_dir().join(format!("vs-noc-auth-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let pw = dir.join("pw");
+        std::fs::write(&pw, "s3cret\n").unwrap();
+        let want = expected_auth(&HttpSettings {
+            username: Some("prom".into()),
+            password_file: Some(pw),
+            ..HttpSettings::default()
+        })
+        .unwrap();
+        std::fs::remove_dir_all(&dir).ok();
+        // "prom:s3cret" in base64.
+        assert_eq!(want.as_deref(), Some("Basic cHJvbTpzM2NyZXQ="));
+        let noc = Mutex::new(Noc::new(Limits::default()));
+        for path in ["/metrics", "/", "/site/x"] {
+            let r = respond(&req(path, None), &noc, want.as_deref());
+            assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{path}");
+            assert!(r.headers().contains_key(hyper::header::WWW_AUTHENTICATE));
+            let r = respond(
+                &req(path, Some("Basic cHJvbTp3cm9uZw==")),
+                &noc,
+                want.as_deref(),
+            );
+            assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{path}");
+        }
+        let ok = |p| respond(&req(p, want.as_deref()), &noc, want.as_deref()).status();
+        assert_eq!(ok("/metrics"), StatusCode::OK);
+        assert_eq!(ok("/"), StatusCode::OK);
+        assert_eq!(ok("/site/unknown"), StatusCode::NOT_FOUND);
+        assert_eq!(ok("/nothing"), StatusCode::NOT_FOUND);
+        assert!(
+            expected_auth(&HttpSettings {
+                username: Some("prom".into()),
+                ..HttpSettings::default()
+            })
+            .is_err(),
+            "a user without a password file is refused"
+        );
+    }
+}
