@@ -14,6 +14,7 @@ PKGS=(
   qemu-system-arm qemu-efi-aarch64         # the image's boot test (tests/image_boot.rs)
   mtools dosfstools fdisk zstd xz-utils python3 debian-archive-keyring  # image/build-image.sh
   socat openssh-client qemu-user-static    # image tests: guestfwd per connection, ssh into the guest, chronyd under qemu-user
+  prometheus rabbitmq-server curl          # noc tests: Prometheus (+ promtool) scraping noc, RabbitMQ's MQTT plugin
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -30,6 +30,7 @@ pub mod config;
 pub mod fixture;
 pub mod led;
 pub mod network;
+pub mod noc;
 pub mod policy;
 pub mod publish;
 pub mod report;

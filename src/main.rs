@@ -35,6 +35,8 @@ enum Cmd {
     Decode(cli::decode::Args),
     /// Subscribe to the voipsensor topic tree and print every message as JSON lines.
     Watch(cli::watch::Args),
+    /// NOC side: subscribe to the tree, serve /metrics (Prometheus), a fleet page and site pages.
+    Noc(cli::noc::Args),
     /// Parse and validate a configuration file.
     CheckConfig(cli::check_config::Args),
     /// For the appliance's /init: sensor.toml as shell variables, or the error (and --report it).
@@ -58,6 +60,7 @@ fn main() -> ExitCode {
         Cmd::Fixture(a) => cli::fixture::run(a),
         Cmd::Decode(a) => cli::decode::run(a),
         Cmd::Watch(a) => cli::watch::run(a),
+        Cmd::Noc(a) => cli::noc::run(a),
         Cmd::CheckConfig(a) => cli::check_config::run(a),
         Cmd::BootConfig(a) => cli::boot_config::run(a),
         Cmd::PublishTest(a) => cli::publish_test::run(a),

@@ -29,6 +29,7 @@ const LAYERS: &[(&str, u8)] = &[
     ("policy", 3),
     ("report", 3),
     ("network", 3),
+    ("noc", 3),
     ("clock", 3),
     ("led", 3),
     ("config", 4),

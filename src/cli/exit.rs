@@ -102,6 +102,11 @@ pub fn input(e: impl Into<anyhow::Error>) -> anyhow::Error {
     coded(Exit::Input, e)
 }
 
+/// A configuration file that cannot work (exit 3), for files other than sensor.toml.
+pub fn config(e: impl Into<anyhow::Error>) -> anyhow::Error {
+    coded(Exit::Config, e)
+}
+
 /// A command line that cannot work (exit 2).
 pub fn usage(msg: impl fmt::Display) -> anyhow::Error {
     coded(Exit::Usage, anyhow::anyhow!("{msg}"))

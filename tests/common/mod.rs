@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod broker;
+pub mod chromium;
 pub mod skip;
 pub mod tshark;
 #[allow(unused_imports)]
