@@ -3,6 +3,12 @@
 //! Static payload types follow RFC 3551 §6 table 4. Note the G.722 quirk: its RTP clock
 //! rate is 8000 although it samples at 16 kHz (RFC 3551 §4.5.2, kept for historical
 //! compatibility), and Wireshark computes jitter with 8000 too.
+// No panic on packet data by construction: every index, unwrap and expect here is a
+// checked one (`get`, `?`, `let else`); tests may panic.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
 
 /// RFC 3551 table 4: `(encoding name, clock rate)` for static audio/video payload types.
 pub fn static_pt(pt: u8) -> Option<(&'static str, u32)> {

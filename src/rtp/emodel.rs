@@ -19,6 +19,12 @@
 //!
 //! The MOS is G.107 Annex B's conversion of R, i.e. a *listening-quality estimate*
 //! (MOS-LQE, ITU-T P.800.1 terminology), not a measured MOS.
+// No panic on packet data by construction: every index, unwrap and expect here is a
+// checked one (`get`, `?`, `let else`); tests may panic.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
 
 /// `Ro - Is` with G.107 default parameters.
 pub const R_DEFAULT: f64 = 93.2;

@@ -14,6 +14,12 @@
 //! lag is short (80 ms at 20 ms packets) so a second's losses are judged in that second
 //! and its MOS can use its own burst ratio; the stream's end settles the rest. Fixed size,
 //! O(1) per packet (a jump settles its gap arithmetically).
+// No panic on packet data by construction: every index, unwrap and expect here is a
+// checked one (`get`, `?`, `let else`); tests may panic.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
 
 /// Sequence numbers the highest must be ahead before one is judged received or lost.
 pub const SETTLE_LAG: u64 = 4;
@@ -104,11 +110,15 @@ impl LossShape {
     }
 
     fn record_run(&mut self, len: u64) {
-        add(&mut self.runs[bucket(&RUN_BUCKETS, len)], 1);
+        if let Some(n) = self.runs.get_mut(bucket(&RUN_BUCKETS, len)) {
+            add(n, 1);
+        }
     }
 
     fn record_gap(&mut self, len: u64) {
-        add(&mut self.gaps[bucket(&GAP_BUCKETS, len)], 1);
+        if let Some(n) = self.gaps.get_mut(bucket(&GAP_BUCKETS, len)) {
+            add(n, 1);
+        }
     }
 }
 

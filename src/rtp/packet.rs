@@ -1,6 +1,13 @@
 //! RTP fixed header view (RFC 3550 §5.1), RFC 4733 telephone-event payload, RTCP-mux demux.
+// No panic on packet data by construction: every index, unwrap and expect here is a
+// checked one (`get`, `?`, `let else`); tests may panic.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
 
 use super::{Error, Result, check_padding, first_octet_v2};
+use crate::view::read::{be16, be32, slice, u8_at};
 use byteorder::{ByteOrder, NetworkEndian};
 
 mod field {
@@ -57,7 +64,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
 
     fn b0(&self) -> u8 {
-        self.buffer.as_ref()[field::VPXCC]
+        u8_at(self.buffer.as_ref(), field::VPXCC)
     }
 
     pub fn version(&self) -> u8 {
@@ -73,19 +80,19 @@ impl<T: AsRef<[u8]>> Packet<T> {
         self.b0() & 0x0f
     }
     pub fn marker(&self) -> bool {
-        self.buffer.as_ref()[field::M_PT] & 0x80 != 0
+        u8_at(self.buffer.as_ref(), field::M_PT) & 0x80 != 0
     }
     pub fn payload_type(&self) -> u8 {
-        self.buffer.as_ref()[field::M_PT] & 0x7f
+        u8_at(self.buffer.as_ref(), field::M_PT) & 0x7f
     }
     pub fn sequence_number(&self) -> u16 {
-        NetworkEndian::read_u16(&self.buffer.as_ref()[field::SEQUENCE])
+        be16(self.buffer.as_ref(), field::SEQUENCE)
     }
     pub fn timestamp(&self) -> u32 {
-        NetworkEndian::read_u32(&self.buffer.as_ref()[field::TIMESTAMP])
+        be32(self.buffer.as_ref(), field::TIMESTAMP)
     }
     pub fn ssrc(&self) -> u32 {
-        NetworkEndian::read_u32(&self.buffer.as_ref()[field::SSRC])
+        be32(self.buffer.as_ref(), field::SSRC)
     }
     fn csrc_end(&self) -> usize {
         field::CSRC + 4 * usize::from(self.csrc_count())
@@ -97,7 +104,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
         if !self.extension() {
             return at;
         }
-        let words = NetworkEndian::read_u16(&self.buffer.as_ref()[at + 2..at + 4]);
+        let words = be16(self.buffer.as_ref(), at + 2..at + 4);
         at + 4 + 4 * usize::from(words)
     }
     /// Number of padding octets (0 when the P bit is clear).
@@ -113,7 +120,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
 impl<'a, T: AsRef<[u8]> + ?Sized> Packet<&'a T> {
     /// The contributing sources, in order.
     pub fn csrcs(&self) -> impl Iterator<Item = u32> + 'a {
-        let buf = &self.buffer.as_ref()[field::CSRC..self.csrc_end()];
+        let buf = slice(self.buffer.as_ref(), field::CSRC..self.csrc_end());
         buf.chunks_exact(4).map(NetworkEndian::read_u32)
     }
     /// Header extension `(profile, data)`, if present.
@@ -124,17 +131,23 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Packet<&'a T> {
         let at = self.csrc_end();
         let buf = self.buffer.as_ref();
         Some((
-            NetworkEndian::read_u16(&buf[at..at + 2]),
-            &buf[at + 4..self.payload_start()],
+            be16(buf, at..at + 2),
+            slice(buf, at + 4..self.payload_start()),
         ))
     }
     /// Payload after CSRCs and extension, without padding.
     pub fn payload(&self) -> &'a [u8] {
         let buf = self.buffer.as_ref();
-        &buf[self.payload_start()..buf.len() - self.padding_len()]
+        slice(
+            buf,
+            self.payload_start()..buf.len().saturating_sub(self.padding_len()),
+        )
     }
 }
 
+// Writing: the caller sized the buffer for the header (`buffer_len`); a short one is a
+// bug in the writer, never packet data.
+#[allow(clippy::indexing_slicing)]
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Packet<T> {
     /// Version 2, no padding, no extension, no CSRC.
     pub fn set_plain_header(&mut self) {
@@ -225,19 +238,19 @@ impl<T: AsRef<[u8]>> EventPacket<T> {
         Ok(())
     }
     pub fn event(&self) -> u8 {
-        self.buffer.as_ref()[event_field::EVENT]
+        u8_at(self.buffer.as_ref(), event_field::EVENT)
     }
     /// E bit: this is (a retransmission of) the final packet of the event.
     pub fn end(&self) -> bool {
-        self.buffer.as_ref()[event_field::E_R_VOLUME] & 0x80 != 0
+        u8_at(self.buffer.as_ref(), event_field::E_R_VOLUME) & 0x80 != 0
     }
     /// Power level in -dBm0 (0..=63).
     pub fn volume(&self) -> u8 {
-        self.buffer.as_ref()[event_field::E_R_VOLUME] & 0x3f
+        u8_at(self.buffer.as_ref(), event_field::E_R_VOLUME) & 0x3f
     }
     /// Duration so far in timestamp units (§2.5.1.3).
     pub fn duration(&self) -> u16 {
-        NetworkEndian::read_u16(&self.buffer.as_ref()[event_field::DURATION])
+        be16(self.buffer.as_ref(), event_field::DURATION)
     }
     /// DTMF digit for events 0..=15 (RFC 4733 §3.2 table 1), `'?'` otherwise.
     pub fn digit(&self) -> char {

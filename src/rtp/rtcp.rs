@@ -3,8 +3,15 @@
 //!
 //! Everything is a view over the datagram: report blocks, SDES items and XR blocks are
 //! iterated in place, so parsing allocates nothing.
+// No panic on packet data by construction: every index, unwrap and expect here is a
+// checked one (`get`, `?`, `let else`); tests may panic.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
 
 use super::{Error, Result, check_padding, first_octet_v2};
+use crate::view::read::{be16, be32, be64, slice, u8_at};
 use byteorder::{ByteOrder, NetworkEndian};
 
 pub const PT_SR: u8 = 200;
@@ -73,27 +80,27 @@ impl<T: AsRef<[u8]>> Packet<T> {
             return Err(Error::Truncated);
         }
         if b0 & 0x20 != 0 {
-            check_padding(buf[len - 1], len - field::BODY)?;
+            check_padding(u8_at(buf, len - 1), len - field::BODY)?;
         }
         Ok(())
     }
 
     pub fn version(&self) -> u8 {
-        self.buffer.as_ref()[field::V_P_COUNT] >> 6
+        u8_at(self.buffer.as_ref(), field::V_P_COUNT) >> 6
     }
     pub fn padding(&self) -> bool {
-        self.buffer.as_ref()[field::V_P_COUNT] & 0x20 != 0
+        u8_at(self.buffer.as_ref(), field::V_P_COUNT) & 0x20 != 0
     }
     /// Report count (SR/RR), source count (SDES/BYE) or subtype (APP), 5 bits.
     pub fn count(&self) -> u8 {
-        self.buffer.as_ref()[field::V_P_COUNT] & 0x1f
+        u8_at(self.buffer.as_ref(), field::V_P_COUNT) & 0x1f
     }
     pub fn packet_type(&self) -> u8 {
-        self.buffer.as_ref()[field::PACKET_TYPE]
+        u8_at(self.buffer.as_ref(), field::PACKET_TYPE)
     }
     /// Whole packet length in bytes, header included.
     pub fn len(&self) -> usize {
-        let words = NetworkEndian::read_u16(&self.buffer.as_ref()[field::LENGTH]);
+        let words = be16(self.buffer.as_ref(), field::LENGTH);
         4 * (usize::from(words) + 1)
     }
     pub fn is_empty(&self) -> bool {
@@ -101,7 +108,7 @@ impl<T: AsRef<[u8]>> Packet<T> {
     }
     /// First word after the header: the sender's SSRC for every type defined here.
     pub fn ssrc(&self) -> u32 {
-        let body = &self.buffer.as_ref()[field::BODY..self.len()];
+        let body = slice(self.buffer.as_ref(), field::BODY..self.len());
         body.get(field::SSRC).map_or(0, NetworkEndian::read_u32)
     }
 }
@@ -112,18 +119,18 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Packet<&'a T> {
         let buf = self.buffer.as_ref();
         let end = self.len();
         let pad = if self.padding() {
-            usize::from(buf[end - 1])
+            usize::from(u8_at(buf, end - 1))
         } else {
             0
         };
-        &buf[field::BODY..end - pad]
+        slice(buf, field::BODY..end - pad)
     }
 
     /// Parses the packet into its typed form.
     pub fn repr(&self) -> Result<RtcpRepr<'a>> {
         let body = self.body();
         let rc = usize::from(self.count());
-        let be32 = |r: core::ops::Range<usize>| NetworkEndian::read_u32(&body[r]);
+        let be32 = |r: core::ops::Range<usize>| be32(body, r);
         match self.packet_type() {
             PT_SR => {
                 let at = field::SR_BLOCKS;
@@ -132,7 +139,7 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Packet<&'a T> {
                     .ok_or(Error::Truncated)?;
                 Ok(RtcpRepr::SenderReport {
                     ssrc: be32(field::SSRC),
-                    ntp: NetworkEndian::read_u64(&body[field::SR_NTP]),
+                    ntp: be64(body, field::SR_NTP),
                     rtp_ts: be32(field::SR_RTP_TS),
                     packet_count: be32(field::SR_PACKETS),
                     octet_count: be32(field::SR_OCTETS),
@@ -166,8 +173,8 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Packet<&'a T> {
                 Ok(RtcpRepr::App {
                     subtype: self.count(),
                     ssrc: be32(field::SSRC),
-                    name: [name[0], name[1], name[2], name[3]],
-                    data: &body[field::APP_DATA..],
+                    name: name.try_into().map_err(|_| Error::Truncated)?,
+                    data: body.get(field::APP_DATA..).unwrap_or(&[]),
                 })
             }
             PT_XR => {
@@ -272,7 +279,7 @@ pub struct ReportBlock {
 impl ReportBlock {
     /// `b` is one whole block (`ReportBlocks` hands out exactly 24 bytes).
     fn parse(b: &[u8]) -> ReportBlock {
-        let be32 = |r: core::ops::Range<usize>| NetworkEndian::read_u32(&b[r]);
+        let be32 = |r: core::ops::Range<usize>| be32(b, r);
         let w1 = be32(field::RB_LOST);
         // Sign-extend the 24-bit cumulative count.
         let cum = ((w1 << 8) as i32) >> 8;
@@ -464,10 +471,10 @@ impl VoipMetrics {
             return Err(Error::Truncated);
         }
         // Length checked above: every offset below is inside the block.
-        let o = |i: usize| b[i];
-        let be16 = |at: usize| NetworkEndian::read_u16(&b[at..at + 2]);
+        let o = |i: usize| u8_at(b, i);
+        let be16 = |at: usize| be16(b, at..at + 2);
         Ok(VoipMetrics {
-            ssrc: NetworkEndian::read_u32(&b[0..4]),
+            ssrc: be32(b, 0..4),
             loss_rate: o(4),
             discard_rate: o(5),
             burst_density: o(6),

@@ -32,6 +32,12 @@
 //! re-synchronise instead of counting the jump as lost; RTP timestamps that wrap past
 //! 2^32 stay "in time" (tshark 4.0 flags them); and ms = ticks · 1000 / clock exactly,
 //! where Wireshark divides by the integer `clock/1000` (only 44.1/11.025/22.05 kHz differ).
+// No panic on packet data by construction: every index, unwrap and expect here is a
+// checked one (`get`, `?`, `let else`); tests may panic.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)
+)]
 
 use super::loss_pattern::{LossPattern, LossShape};
 use super::packet::TelephoneEvent;
