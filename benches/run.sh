@@ -22,10 +22,10 @@ PI4_BUDGET_NS=1900 # 1 GbE line rate of 238-byte mirrored G.711 frames: ~525,000
 
 if [ $QUICK = 1 ]; then
   S1K=10 S10K=3 CHURN=(3000 100 3) FLOOD_CALLS=200 FLOOD_S=10 FLOOD_N=200000
-  LIVE_S=3 RATES=(50000 200000 400000) TSHARK_10K=1
+  LIVE_S=3 LIVE_GEN_S=5 RATES=(50000 200000 400000) TSHARK_10K=1
 else
   S1K=30 S10K=10 CHURN=(3000 1000 3) FLOOD_CALLS=1000 FLOOD_S=30 FLOOD_N=1000000
-  LIVE_S=60 RATES=(100000 200000 300000 400000 500000 600000) TSHARK_10K=1
+  LIVE_S=60 LIVE_GEN_S=20 RATES=(100000 200000 300000 400000 500000 600000) TSHARK_10K=1
 fi
 
 log() { echo "bench: $*" >&2; }
@@ -147,7 +147,7 @@ row "ns/packet here (1,000 calls) → Pi 4 estimate at ${A72_RATIO}x slower per 
 if [ "$(id -u)" -ne 0 ] || ! command -v tcpreplay >/dev/null; then
   row "live capture" "skipped" "needs root and tcpreplay"
 else
-  gen live --scenario long --calls 1000 --seconds 20 --call-seconds 30
+  gen live --scenario long --calls 1000 --seconds $LIVE_GEN_S --call-seconds 30
   ip link add vsperf0 type veth peer name vsperf1
   ip netns add "$NS"
   ip link set vsperf1 netns "$NS"
@@ -160,7 +160,7 @@ else
     pid=$!
     sleep 1.5
     rss1=$(awk '/VmRSS/ {print $2}' /proc/$pid/status)
-    timeout $((LIVE_S + 30)) taskset -c 1 tcpreplay -q -i vsperf0 --pps="$rate" --loop=0 --duration="$LIVE_S" "$T/live.pcap" >"$T/tcpreplay.out" 2>&1 || true
+    timeout $((LIVE_S + 60)) taskset -c 1 tcpreplay -K -i vsperf0 --pps="$rate" --loop=0 --duration="$LIVE_S" "$T/live.pcap" >"$T/tcpreplay.out" 2>&1 || true
     sleep 2
     hwm=$(awk '/VmHWM/ {print $2}' /proc/$pid/status)
     kill -TERM $pid
