@@ -9,6 +9,7 @@ PKGS=(
   mosquitto mosquitto-clients              # a real MQTT broker for the tests
   tcpreplay                                # live-capture tests replay captures onto a veth
   strace                                   # tests/faults.rs: `run` opens no file for writing but its spool
+  time util-linux bc                       # benches/run.sh: /usr/bin/time (peak RSS), taskset, arithmetic
   chromium fonts-dejavu-core               # the report test renders the HTML report headless
   iproute2 openssl ca-certificates procps file binutils
   qemu-system-arm qemu-efi-aarch64         # the image's boot test (tests/image_boot.rs)

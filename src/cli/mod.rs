@@ -7,6 +7,7 @@ pub mod exit;
 pub mod fixture;
 pub mod interfaces;
 pub mod log_filter;
+pub mod memory;
 pub mod noc;
 pub mod publish_test;
 pub mod replay;

@@ -159,8 +159,12 @@ fn settings(a: &Args) -> Result<Settings> {
     }
     let mut tracker = cfg.tracker_config();
     tracker.media.heuristic = !a.no_rtp_heuristic;
+    let opts = cfg.capture_options();
+    let rings = u64::from(opts.buffer_bytes) * cfg.capture.interfaces.len() as u64;
+    let meminfo = std::fs::read_to_string("/proc/meminfo").ok();
+    super::memory::check(tracker.memory_bytes() as u64, rings, meminfo.as_deref())?;
     Ok(Settings {
-        opts: cfg.capture_options(),
+        opts,
         policy: cfg.policy_config(a.no_traffic_s),
         cfg,
         mqtt,

@@ -1,11 +1,16 @@
 //! TCP stream reassembly for message-oriented protocols (SIP over TCP), protocol-agnostic:
 //! the caller supplies the framing rule as a closure, so `wire/` does not depend on `sip/`.
 //!
-//! Each direction of a connection is one stream with a fixed buffer taken from a pool
-//! allocated in [`TcpStreams::new`]; the buffer of table slot `i` is `i`-th chunk of the
-//! pool, so nothing is allocated per segment. The buffer holds the undelivered in-order
-//! bytes at its head, and segments that arrived past a gap at their offsets behind it
-//! (up to [`MAX_HELD`] ranges). A gap that is not filled within [`GAP_TIMEOUT`], or
+//! Each direction of a connection is one stream. Its bytes live in the `i`-th
+//! [`SLOT_BYTES`] chunk of the slot pool (table slot `i`), enough for nearly every SIP
+//! message; a stream whose undelivered bytes outgrow that borrows a full-size buffer
+//! (`buf_size`) from a shared pool of [`TcpStreams::large_buffers`] and gives it back as
+//! soon as its bytes fit the slot again. Both pools are allocated in [`TcpStreams::new`],
+//! so nothing is allocated per segment and memory is bounded by the capacity, not by the
+//! traffic. When the shared pool is exhausted the stream stays in its slot: a message
+//! larger than the slot is then flushed like any overflow, and `pool_exhausted` counts it.
+//! The buffer holds the undelivered in-order bytes at its head, and segments that arrived
+//! past a gap at their offsets behind it (up to [`MAX_HELD`] ranges). A gap that is not filled within [`GAP_TIMEOUT`], or
 //! a segment that cannot be held, makes the stream resync past the gap: on a mirror port
 //! a lost segment may never be seen again, even though the endpoints recovered it.
 
@@ -14,6 +19,11 @@ use crate::table::{Inserted, Table, TableStats};
 use core::net::SocketAddr;
 use embassy_time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
+
+/// Bytes of a stream's own buffer (per table slot).
+pub const SLOT_BYTES: usize = 2048;
+/// One full-size buffer in the shared pool per this many streams (at least one).
+pub const STREAMS_PER_LARGE: usize = 16;
 
 /// Out-of-order ranges held per stream past the first gap.
 pub const MAX_HELD: usize = 4;
@@ -70,6 +80,10 @@ pub struct TcpCounters {
     pub streams_evicted: u64,
     /// Streams dropped after the idle timeout.
     pub streams_expired: u64,
+    /// Times a stream outgrew its slot and the shared pool had no buffer left.
+    pub pool_exhausted: u64,
+    /// Shared full-size buffers lent out (a stream outgrew its slot).
+    pub large_borrowed: u64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -83,6 +97,8 @@ struct Stream {
     nheld: usize,
     gap_since: Option<Instant>,
     last_seen: Instant,
+    /// Index of the shared full-size buffer holding the bytes, if borrowed.
+    large: Option<u16>,
 }
 
 impl Stream {
@@ -94,6 +110,7 @@ impl Stream {
             nheld: 0,
             gap_since: None,
             last_seen: now,
+            large: None,
         }
     }
     fn next_seq(&self) -> u32 {
@@ -111,33 +128,80 @@ impl Stream {
     }
 }
 
-/// The streams table and its buffer pool.
+/// The shared full-size buffers and the stack of free ones (never reallocated: it is
+/// created with room for every index).
+struct LargePool {
+    bytes: Vec<u8>,
+    size: usize,
+    free: Vec<u16>,
+}
+
+impl LargePool {
+    fn new(count: usize, size: usize) -> Self {
+        LargePool {
+            bytes: vec![0; count * size],
+            size,
+            free: (0..count as u16).rev().collect(),
+        }
+    }
+    fn chunk(&mut self, i: u16) -> &mut [u8] {
+        let at = i as usize * self.size;
+        self.bytes.get_mut(at..at + self.size).unwrap_or(&mut [])
+    }
+    fn release(&mut self, s: &mut Stream) {
+        if let Some(i) = s.large.take() {
+            self.free.push(i);
+        }
+    }
+}
+
+/// The streams table and its buffer pools.
 pub struct TcpStreams {
     table: Table<FlowKey, Stream>,
-    pool: Vec<u8>,
-    buf_size: usize,
+    /// One [`SLOT_BYTES`] (or `buf_size`, if smaller) chunk per table slot.
+    slots: Vec<u8>,
+    slot_size: usize,
+    large: LargePool,
     idle_timeout: Duration,
     counters: TcpCounters,
 }
 
 impl TcpStreams {
-    /// Heap bytes `new(capacity, buf_size, _)` allocates.
-    pub fn memory_bytes(capacity: usize, buf_size: usize) -> usize {
-        Table::<FlowKey, Stream>::memory_bytes(capacity) + capacity * buf_size.max(1)
+    /// Shared full-size buffers for `capacity` streams.
+    pub fn large_buffers(capacity: usize) -> usize {
+        capacity
+            .div_ceil(STREAMS_PER_LARGE)
+            .clamp(1, u16::MAX as usize)
     }
 
-    /// Allocates the table and `capacity * buf_size` bytes of buffers now.
+    /// Heap bytes `new(capacity, buf_size, _)` allocates.
+    pub fn memory_bytes(capacity: usize, buf_size: usize) -> usize {
+        let buf_size = buf_size.max(1);
+        Table::<FlowKey, Stream>::memory_bytes(capacity)
+            + capacity * buf_size.min(SLOT_BYTES)
+            + Self::large_buffers(capacity) * (buf_size + 2)
+    }
+
+    /// Allocates the table, a slot chunk per stream and the shared full-size buffers now;
+    /// `buf_size` is the largest message a stream can reassemble.
     pub fn new(capacity: usize, buf_size: usize, idle_timeout: Duration) -> Self {
         let table = Table::new("tcp_streams", capacity);
         let buf_size = buf_size.max(1);
-        let pool = vec![0; table.capacity() * buf_size];
+        let slot_size = buf_size.min(SLOT_BYTES);
+        let slots = vec![0; table.capacity() * slot_size];
         TcpStreams {
+            large: LargePool::new(Self::large_buffers(table.capacity()), buf_size),
             table,
-            pool,
-            buf_size,
+            slots,
+            slot_size,
             idle_timeout,
             counters: TcpCounters::default(),
         }
+    }
+
+    /// Shared full-size buffers not lent out.
+    pub fn large_free(&self) -> usize {
+        self.large.free.len()
     }
 
     pub fn counters(&self) -> TcpCounters {
@@ -169,7 +233,8 @@ impl TcpStreams {
     ) {
         self.counters.segments += 1;
         if flags.rst {
-            if self.table.remove(&key).is_some() {
+            if let Some(mut s) = self.table.remove(&key) {
+                self.large.release(&mut s);
                 self.counters.streams_closed += 1;
             }
             return;
@@ -183,6 +248,7 @@ impl TcpStreams {
                     && s.base_seq != data_seq
                 {
                     // A new connection on the same 4-tuple.
+                    self.large.release(s);
                     *s = Stream::new(data_seq, now);
                 }
                 slot
@@ -197,7 +263,10 @@ impl TcpStreams {
                         .insert_or_evict(key, Stream::new(data_seq, now), |_, s| Some(s.last_seen));
                 match inserted {
                     Inserted::Stored => {}
-                    Inserted::Evicted(..) => self.counters.streams_evicted += 1,
+                    Inserted::Evicted(_, mut old) => {
+                        self.large.release(&mut old);
+                        self.counters.streams_evicted += 1;
+                    }
                     Inserted::Rejected(..) => return,
                 }
                 self.counters.streams_opened += 1;
@@ -207,19 +276,24 @@ impl TcpStreams {
                 }
             }
         };
-        let base = slot as usize * self.buf_size;
-        if let (Some((_, s)), Some(buf)) = (
+        let base = slot as usize * self.slot_size;
+        if let (Some((_, s)), Some(small)) = (
             self.table.by_slot_mut(slot),
-            self.pool.get_mut(base..base + self.buf_size),
+            self.slots.get_mut(base..base + self.slot_size),
         ) {
             s.last_seen = now;
             let mut io = Io {
-                buf,
+                small,
+                large: &mut self.large,
                 c: &mut self.counters,
                 framer: &mut framer,
                 deliver: &mut deliver,
             };
             io.ingest(s, now, data_seq, payload);
+            io.shrink(s);
+            if flags.fin {
+                self.large.release(s);
+            }
         }
         if flags.fin {
             self.table.remove_slot(slot);
@@ -235,6 +309,9 @@ impl TcpStreams {
                 now.saturating_duration_since(s.last_seen) >= self.idle_timeout
             });
             if idle {
+                if let Some((_, s)) = self.table.by_slot_mut(slot) {
+                    self.large.release(s);
+                }
                 self.table.remove_slot(slot);
                 self.counters.streams_expired += 1;
             }
@@ -243,20 +320,70 @@ impl TcpStreams {
     }
 }
 
-/// One stream's buffer plus the caller's closures, for the duration of one segment.
+/// One stream's buffers plus the caller's closures, for the duration of one segment.
 struct Io<'b, F, D> {
-    buf: &'b mut [u8],
+    /// The stream's slot chunk.
+    small: &'b mut [u8],
+    large: &'b mut LargePool,
     c: &'b mut TcpCounters,
     framer: &'b mut F,
     deliver: &'b mut D,
 }
 
+/// The buffer holding `s`'s bytes: its borrowed full-size buffer, else its slot chunk.
+fn buf_of<'a>(small: &'a mut [u8], large: &'a mut LargePool, s: &Stream) -> &'a mut [u8] {
+    match s.large {
+        Some(i) => large.chunk(i),
+        None => small,
+    }
+}
+
 impl<F: FnMut(&[u8]) -> Framing, D: FnMut(&[u8])> Io<'_, F, D> {
+    fn buf(&mut self, s: &Stream) -> &mut [u8] {
+        buf_of(self.small, self.large, s)
+    }
+
+    /// Room for `end` buffered bytes, moving to a shared full-size buffer if the slot is
+    /// too small and one is free.
+    fn room(&mut self, s: &mut Stream, end: usize) -> bool {
+        if end <= self.buf(s).len() {
+            return true;
+        }
+        if s.large.is_some() || end > self.large.size {
+            return false;
+        }
+        let Some(i) = self.large.free.pop() else {
+            self.c.pool_exhausted += 1;
+            return false;
+        };
+        let used = s.used_end();
+        let (from, to) = (self.small.get(..used), self.large.chunk(i).get_mut(..used));
+        if let (Some(from), Some(to)) = (from, to) {
+            to.copy_from_slice(from);
+        }
+        s.large = Some(i);
+        self.c.large_borrowed += 1;
+        true
+    }
+
+    /// Gives the shared buffer back once the bytes fit the slot again.
+    fn shrink(&mut self, s: &mut Stream) {
+        let Some(i) = s.large else { return };
+        let used = s.used_end();
+        if used > self.small.len() {
+            return;
+        }
+        let (from, to) = (self.large.chunk(i).get(..used), self.small.get_mut(..used));
+        if let (Some(from), Some(to)) = (from, to) {
+            to.copy_from_slice(from);
+        }
+        self.large.release(s);
+    }
+
     fn ingest(&mut self, s: &mut Stream, now: Instant, seq: u32, payload: &[u8]) {
         if payload.is_empty() {
             return;
         }
-        let size = self.buf.len();
         let mut data = payload;
         let mut off;
         loop {
@@ -270,7 +397,7 @@ impl<F: FnMut(&[u8]) -> Framing, D: FnMut(&[u8])> Io<'_, F, D> {
                 break;
             }
             let start = s.len + off as usize;
-            if start + data.len() <= size && self.can_hold(s, start, start + data.len()) {
+            if self.can_hold(s, start, start + data.len()) && self.room(s, start + data.len()) {
                 break;
             }
             // Cannot hold it: give up on the oldest gap, or on the stream's head.
@@ -305,8 +432,9 @@ impl<F: FnMut(&[u8]) -> Framing, D: FnMut(&[u8])> Io<'_, F, D> {
         }
         self.c.bytes += data.len() as u64;
         while !data.is_empty() {
-            let n = (size - s.len).min(data.len());
-            if let (Some(dst), Some(src)) = (self.buf.get_mut(s.len..s.len + n), data.get(..n)) {
+            let buf = self.buf(s);
+            let n = (buf.len() - s.len).min(data.len());
+            if let (Some(dst), Some(src)) = (buf.get_mut(s.len..s.len + n), data.get(..n)) {
                 dst.copy_from_slice(src);
             }
             s.len += n;
@@ -323,7 +451,7 @@ impl<F: FnMut(&[u8]) -> Framing, D: FnMut(&[u8])> Io<'_, F, D> {
 
     fn hold(&mut self, s: &mut Stream, start: usize, data: &[u8]) {
         let end = start + data.len();
-        if let Some(dst) = self.buf.get_mut(start..end) {
+        if let Some(dst) = self.buf(s).get_mut(start..end) {
             dst.copy_from_slice(data);
         }
         // Insert keeping ranges sorted, then merge overlapping/adjacent neighbours.
@@ -401,7 +529,7 @@ impl<F: FnMut(&[u8]) -> Framing, D: FnMut(&[u8])> Io<'_, F, D> {
     fn consume(&mut self, s: &mut Stream, n: usize) {
         let end = s.used_end();
         let n = n.min(end);
-        self.buf.copy_within(n..end, 0);
+        self.buf(s).copy_within(n..end, 0);
         s.base_seq = s.base_seq.wrapping_add(n as u32);
         s.len = s.len.saturating_sub(n);
         for r in s.held.iter_mut().take(s.nheld) {
@@ -413,7 +541,9 @@ impl<F: FnMut(&[u8]) -> Framing, D: FnMut(&[u8])> Io<'_, F, D> {
     /// Runs the framer over the head until it needs more; flushes a full buffer.
     fn frame(&mut self, s: &mut Stream) {
         while s.len > 0 {
-            let head = self.buf.get(..s.len).unwrap_or(&[]);
+            let head = buf_of(self.small, self.large, s)
+                .get(..s.len)
+                .unwrap_or(&[]);
             match (self.framer)(head) {
                 Framing::Complete(n) if n > 0 => {
                     let n = n.min(s.len);
@@ -429,7 +559,7 @@ impl<F: FnMut(&[u8]) -> Framing, D: FnMut(&[u8])> Io<'_, F, D> {
                 _ => break,
             }
         }
-        if s.len == self.buf.len() {
+        if s.len == self.buf(s).len() && !self.room(s, s.len + 1) {
             // Full and still no message: the framer can never succeed on this head.
             self.c.overflows += 1;
             let n = s.len;
@@ -478,6 +608,11 @@ mod tests {
         syn: false,
         fin: true,
         rst: false,
+    };
+    const RST: TcpFlags = TcpFlags {
+        syn: false,
+        fin: false,
+        rst: true,
     };
 
     struct Rig {
@@ -642,6 +777,102 @@ mod tests {
         let c = r.t.counters();
         assert_eq!((c.messages, c.resyncs, c.overflows), (300, 0, 0));
         assert!(c.retransmitted_segments > 0 && c.out_of_order > 0);
+    }
+
+    fn flow(port: u16) -> FlowKey {
+        FlowKey {
+            src: SocketAddr::from(([10, 0, 0, 1], port)),
+            dst: SocketAddr::from(([10, 0, 0, 2], 5060)),
+        }
+    }
+
+    /// A `len`-byte "message": 'x's and a final newline.
+    fn big_line(len: usize) -> Vec<u8> {
+        let mut m = vec![b'x'; len - 1];
+        m.push(b'\n');
+        m
+    }
+
+    /// Sends `msg` on `key` in 1000-byte segments from sequence number 0.
+    fn send(t: &mut TcpStreams, key: FlowKey, msg: &[u8], out: &mut Vec<usize>) {
+        for (i, part) in msg.chunks(1000).enumerate() {
+            let seq = (i * 1000) as u32;
+            t.segment(Instant::from_secs(1), key, seq, ACK, part, lines, |m| {
+                out.push(m.len())
+            });
+        }
+    }
+
+    #[test]
+    fn a_message_larger_than_the_slot_borrows_a_shared_buffer_and_returns_it() {
+        let mut t = TcpStreams::new(32, 16384, Duration::from_secs(60));
+        assert_eq!(t.large_free(), 2);
+        let mut out = Vec::new();
+        send(&mut t, flow(1), &big_line(5000), &mut out);
+        assert_eq!(out, [5000]);
+        let c = t.counters();
+        assert_eq!((c.large_borrowed, c.pool_exhausted, c.overflows), (1, 0, 0));
+        // Delivered, so the bytes fit the slot again and the buffer went back.
+        assert_eq!(t.large_free(), 2);
+    }
+
+    #[test]
+    fn an_exhausted_pool_flushes_the_oversized_message_and_counts_it() {
+        let mut t = TcpStreams::new(32, 16384, Duration::from_secs(60));
+        let mut out = Vec::new();
+        // Two streams hold the two shared buffers with unfinished 3000-byte heads.
+        for port in [1, 2] {
+            send(&mut t, flow(port), &vec![b'y'; 3000], &mut out);
+        }
+        assert_eq!(t.large_free(), 0);
+        // A third oversized message cannot grow: flushed, counted; small ones still work.
+        send(&mut t, flow(3), &big_line(5000), &mut out);
+        let c = t.counters();
+        assert!(c.pool_exhausted >= 1 && c.overflows >= 1, "{c:?}");
+        assert!(!out.contains(&5000));
+        out.clear();
+        send(&mut t, flow(4), b"short\n", &mut out);
+        assert_eq!(out, [6]);
+        // Closing a holder returns its buffer; the next oversized message fits again.
+        t.segment(
+            Instant::from_secs(2),
+            flow(1),
+            3000,
+            FIN,
+            b"",
+            lines,
+            |_| {},
+        );
+        assert_eq!(t.large_free(), 1);
+        out.clear();
+        send(&mut t, flow(5), &big_line(5000), &mut out);
+        assert_eq!(out, [5000]);
+    }
+
+    #[test]
+    fn evicted_expired_and_reset_streams_give_their_shared_buffer_back() {
+        let mut t = TcpStreams::new(2, 16384, Duration::from_secs(5));
+        let mut out = Vec::new();
+        send(&mut t, flow(1), &vec![b'y'; 3000], &mut out);
+        assert_eq!(t.large_free(), 0);
+        t.segment(Instant::from_secs(2), flow(1), 0, RST, b"", lines, |_| {});
+        assert_eq!(t.large_free(), 1);
+        send(&mut t, flow(2), &vec![b'y'; 3000], &mut out);
+        t.expire(Instant::from_secs(60));
+        assert_eq!(t.large_free(), 1);
+        // Two small streams fill the table; a third evicts the holder of the buffer.
+        send(&mut t, flow(3), &vec![b'y'; 3000], &mut out);
+        send(&mut t, flow(4), b"a", &mut out);
+        t.segment(Instant::from_secs(9), flow(5), 0, ACK, b"b", lines, |_| {});
+        assert_eq!(t.counters().streams_evicted, 1);
+        assert_eq!(t.large_free(), 1);
+    }
+
+    #[test]
+    fn default_capacity_reassembly_fits_in_a_fraction_of_a_fixed_buffer_per_flow() {
+        // 1,024 streams of up to 16 KiB each: 16 MiB as fixed buffers.
+        let bytes = TcpStreams::memory_bytes(1024, 16 * 1024);
+        assert!(bytes < 4 << 20, "{bytes}");
     }
 
     #[test]

@@ -1,0 +1,98 @@
+//! The hot functions one at a time (criterion): frame decode, SIP parse, RTP statistics
+//! update, and one tracker step in steady state. `cargo bench --bench hot`; without
+//! `--bench` (as `cargo test --all-targets` runs it) each runs once as a smoke test.
+//! `benches/run.sh` measures the whole program; these say where its time goes.
+
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
+use embassy_time::{Duration, Instant};
+use std::hint::black_box;
+use voipsensor::fixture::{self, Builder, CallSpec};
+use voipsensor::rtp::{PacketKind, StreamStats};
+use voipsensor::sip::Message;
+use voipsensor::track::event::CountingSink;
+use voipsensor::track::tracker::{Tracker, TrackerConfig};
+use voipsensor::wire::{Decoder, LinkType};
+
+/// Ethernet + IPv4 + UDP headers of the fixture's untagged frames.
+const UDP_PAYLOAD_AT: usize = 14 + 20 + 8;
+
+/// One call's frames, sorted: SIP first, then RTP both ways.
+fn call_frames(n: u8) -> Vec<(u64, Vec<u8>)> {
+    let mut b = Builder::new();
+    let mut c = CallSpec::new(
+        &format!("bench-{n}@voipsensor.bench"),
+        format!("10.0.1.{n}:5060").parse().expect("addr"),
+        format!("10.0.2.{n}:5060").parse().expect("addr"),
+        1_767_225_600_000_000, // 2026-01-01, the fixture's epoch
+    );
+    c.talk_ms = 20_000;
+    fixture::add_call(&mut b, &c);
+    b.frames()
+        .into_iter()
+        .map(|(t, f)| (t, f.to_vec()))
+        .collect()
+}
+
+fn hot(c: &mut Criterion) {
+    let frames = call_frames(1);
+    let invite = &frames[0].1;
+    let rtp = &frames.iter().find(|(_, f)| f.len() == 214).expect("RTP frame").1;
+
+    let mut g = c.benchmark_group("hot");
+    g.throughput(Throughput::Elements(1));
+    let mut dec = Decoder::new(256, Duration::from_secs(5));
+    let now = Instant::from_secs(1);
+    g.bench_function("decode_rtp_frame", |b| {
+        b.iter(|| {
+            black_box(
+                dec.decode(now, LinkType::Ethernet, black_box(rtp))
+                    .is_ok_and(|p| p.is_some()),
+            )
+        })
+    });
+    let sip = &invite[UDP_PAYLOAD_AT..];
+    g.bench_function("parse_sip_invite", |b| {
+        b.iter(|| black_box(Message::parse(black_box(sip)).is_ok()))
+    });
+    let mut st = StreamStats::default();
+    let mut i: u32 = 0;
+    g.bench_function("rtp_stats_update", |b| {
+        b.iter(|| {
+            i = i.wrapping_add(1);
+            black_box(st.on_packet(
+                i as u64 * 20_000,
+                i as u16,
+                i.wrapping_mul(160),
+                0,
+                false,
+                8000,
+                PacketKind::Audio,
+            ))
+        })
+    });
+    g.finish();
+
+    // Tracker step: 50 concurrent calls' frames through a warm tracker, per frame.
+    let mut all: Vec<(u64, Vec<u8>)> = (1..=50).flat_map(call_frames).collect();
+    all.sort_by_key(|f| f.0);
+    let mut g = c.benchmark_group("tracker");
+    g.throughput(Throughput::Elements(all.len() as u64));
+    g.sample_size(10);
+    g.bench_function("on_frame_50_calls", |b| {
+        b.iter_batched_ref(
+            || Tracker::new(TrackerConfig::default()),
+            |t| {
+                let mut sink = CountingSink::default();
+                for (ts, f) in &all {
+                    t.on_frame(Instant::from_micros(*ts), LinkType::Ethernet, f, &mut sink);
+                }
+                black_box(sink.0)
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, hot);
+criterion_main!(benches);
