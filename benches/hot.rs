@@ -36,7 +36,11 @@ fn call_frames(n: u8) -> Vec<(u64, Vec<u8>)> {
 fn hot(c: &mut Criterion) {
     let frames = call_frames(1);
     let invite = &frames[0].1;
-    let rtp = &frames.iter().find(|(_, f)| f.len() == 214).expect("RTP frame").1;
+    let rtp = &frames
+        .iter()
+        .find(|(_, f)| f.len() == 214)
+        .expect("RTP frame")
+        .1;
 
     let mut g = c.benchmark_group("hot");
     g.throughput(Throughput::Elements(1));
