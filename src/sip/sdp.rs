@@ -248,7 +248,7 @@ impl MediaDesc {
     /// `TCP/RTP/SAVP`; RFC 4571 §3), also behind TLS (`TCP/TLS/RTP/SAVP`).
     pub fn rtp_over_tcp(&self) -> bool {
         let p = self.proto.as_bytes();
-        let prefix = |s: &[u8]| p.len() >= s.len() && p[..s.len()].eq_ignore_ascii_case(s);
+        let prefix = |s: &[u8]| p.get(..s.len()).is_some_and(|h| h.eq_ignore_ascii_case(s));
         prefix(b"TCP/RTP/") || prefix(b"TCP/TLS/RTP/")
     }
 }

@@ -34,12 +34,12 @@ pub fn media_tcp(idle: Duration) -> TcpStreams {
 /// A UDP datagram on the TURN port relaying data: the data goes to media as a packet
 /// between `src` and `dst`. `None`: not TURN-relayed data (other STUN messages included),
 /// for the caller to handle as plain UDP.
-pub fn on_udp<'m>(
+pub fn on_udp(
     now: Instant,
     src: SocketAddr,
     dst: SocketAddr,
     payload: &[u8],
-    media: &'m mut Media,
+    media: &mut Media,
     counters: &mut Counters,
     out: &mut impl EventSink,
 ) -> Option<Seen> {
