@@ -71,6 +71,7 @@ pub struct LogCounters {
 pub struct SipLog {
     decoder: Decoder,
     tcp: TcpStreams,
+    sctp: crate::wire::sctp::SctpReassembler,
     ws_scratch: Box<[u8]>,
     calls: HashMap<String, CallLog>,
     pub counters: LogCounters,
@@ -95,6 +96,7 @@ impl SipLog {
                 buf,
                 Duration::from_secs(300),
             ),
+            sctp: crate::wire::sctp::SctpReassembler::new(),
             ws_scratch: vec![0; buf].into_boxed_slice(),
             calls: HashMap::new(),
             counters: LogCounters::default(),
@@ -110,6 +112,7 @@ impl SipLog {
         let SipLog {
             decoder,
             tcp,
+            sctp,
             ws_scratch,
             calls,
             counters,
@@ -125,7 +128,17 @@ impl SipLog {
                     record(calls, counters, ts, key.src, key.dst, payload);
                 }
             }
-            Transport::Sctp { .. } => {} // the report reads UDP and TCP signalling
+            Transport::Sctp { chunks, .. } => {
+                // One message per DATA chunk (fragments rebuilt), as the tracker reads it.
+                let mut sc = crate::wire::sctp::SctpCounters::default();
+                sctp.packet(key, chunks, &mut sc, |_ppid, msg| {
+                    let sip = sip::looks_like_sip(msg);
+                    if sip {
+                        record(calls, counters, ts, key.src, key.dst, msg);
+                    }
+                    sip
+                });
+            }
             Transport::Tcp {
                 seq,
                 flags,
