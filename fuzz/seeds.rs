@@ -256,6 +256,8 @@ fn main() {
                     body.extend_from_slice(payload);
                     record(&mut tcp_seed, head, &body);
                 }
+                // The decode target's seeds carry SCTP frames whole; no separate corpus.
+                Transport::Sctp { .. } => {}
             }
         }
         rtp.add(rtp_seed);
