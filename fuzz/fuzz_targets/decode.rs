@@ -16,7 +16,11 @@ fuzz_target!(|data: &[u8]| {
     if let Ok(Some(p)) = d.decode(Instant::from_micros(0), voipsensor_fuzz::link(sel), frame) {
         black_box(p.flow());
         match p.transport {
-            Transport::Udp { payload, .. } | Transport::Tcp { payload, .. } => {
+            Transport::Udp { payload, .. }
+            | Transport::Tcp { payload, .. }
+            | Transport::Sctp {
+                chunks: payload, ..
+            } => {
                 assert!(payload.len() <= frame.len().max(voipsensor::wire::frag::FRAG_BUF));
                 black_box(payload);
             }
