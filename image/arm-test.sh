@@ -33,11 +33,11 @@ test_scope() { # TARGET -> cargo test-target arguments (empty: --all-targets min
     echo "--lib --bins --test shared_captures --test rtp_conformance --test rtp_streams --test call_rules --test quality --test alloc"
 }
 # Test executables (by name, without cargo's hash) not run under qemu-user; see below.
-VS_QEMU_SKIP_TESTS=${VS_QEMU_SKIP_TESTS-live selftest image_boot report}
+VS_QEMU_SKIP_TESTS=${VS_QEMU_SKIP_TESTS-live faults selftest image_boot report}
 # Why each is not run under qemu-user (reported by .ci/run's closing line, apart from skips).
 not_run_reason() {
     case "$1" in
-        live) echo "live capture needs ethtool ioctls qemu-user does not emulate" ;;
+        live | faults) echo "live capture needs ethtool ioctls qemu-user does not emulate" ;;
         selftest) echo "its interface check opens a capture: the ethtool ioctl qemu-user does not emulate" ;;
         image_boot) echo "boots the image in qemu-system: the aarch64 binary runs there on an emulated CPU already" ;;
         report) echo "drives the host's Chromium; the report's Rust code is the same on every target (replay is compared byte for byte)" ;;
