@@ -4,10 +4,11 @@
 
 mod common;
 use common::broker::{Broker, free_port, tempdir};
+use common::tls::{make_ca, server_cert};
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// mosquitto on a free loopback port: user `sensor` may use its own tree only.
@@ -206,68 +207,14 @@ fn publishing_to_a_broker_that_refuses_the_credentials_exits_5_saying_so_once() 
     assert!(!err.contains("wrong-pass"), "{err}");
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let st = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .stderr(Stdio::null())
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(st.success(), "openssl {args:?}");
-}
-
 #[test]
 fn a_tls_certificate_for_another_name_fails_naming_the_certificates_names() {
     if !common::need_tool("openssl", "openssl") {
         return;
     }
     let dir = tempdir("tls");
-    let days = ["-days", "2"];
-    openssl(
-        &dir,
-        &[
-            &["req", "-x509", "-newkey", "rsa:2048", "-nodes"][..],
-            &days,
-            &["-subj", "/CN=ca", "-keyout", "ca.key", "-out", "ca.pem"],
-        ]
-        .concat(),
-    );
-    openssl(
-        &dir,
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-        ],
-    );
-    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
-    openssl(
-        &dir,
-        &[
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "server.csr",
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-            ][..],
-            &days,
-            &["-extfile", "san.ext", "-out", "server.pem"],
-        ]
-        .concat(),
-    );
+    make_ca(&dir, "ca");
+    server_cert(&dir);
     let d = dir.display();
     let Some(b) = broker_with(
         &dir,

@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use voipsensor::publish::payload::{self, Message, State};
 
 /// A fresh, empty folder under the system temporary folder, unique per test process and `tag`.
 pub fn tempdir(tag: &str) -> PathBuf {
@@ -211,6 +212,15 @@ impl Sub {
             .filter(|(t, _)| t.ends_with(leaf))
             .map(|(_, p)| p.clone())
             .collect()
+    }
+
+    /// The state in the last `status` message received; `None` before any, or when it does
+    /// not decode as a status.
+    pub fn last_state(&self) -> Option<State> {
+        match payload::decode(self.on("/status").last()?) {
+            Ok(Message::Status(s)) => Some(s.state),
+            _ => None,
+        }
     }
 }
 
