@@ -160,6 +160,14 @@ fn demo() -> PathBuf {
     .clone()
 }
 
+/// Replays the demo into `iface` at top speed, gives the sensor 1.5 s to read it all and
+/// stops it: its JSON lines.
+fn demo_then_stop(ns: &Ns, iface: &str, s: Sensor) -> Vec<Value> {
+    ns.replay(iface, &demo(), &["--topspeed"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    s.stop()
+}
+
 /// The call events' fields that do not depend on packet timing, for comparing a live run
 /// with `replay` (tcpreplay re-times packets; timeouts and the final closure differ).
 fn call_facts(lines: &[Value]) -> Vec<String> {
@@ -390,9 +398,7 @@ fn capture_resumes_after_the_interface_is_deleted_and_recreated() {
     });
     ns.veth("vsa", "vsb");
     s.wait_err("capture resumed", Duration::from_secs(20));
-    ns.replay("vsa", &demo(), &["--topspeed"]);
-    std::thread::sleep(Duration::from_millis(1500));
-    let lines = s.stop();
+    let lines = demo_then_stop(&ns, "vsa", s);
     assert!(lines.iter().filter(|l| l["type"] == "call").count() > 20);
     let h = lines.iter().rev().find(|l| l["type"] == "health").unwrap();
     assert_eq!(h["interfaces"][0]["state"], "capturing");
@@ -552,9 +558,7 @@ fn after_dropping_to_a_user_only_the_capture_capabilities_remain() {
     s.wait_err("capture lost", Duration::from_secs(10));
     ns.veth("vsa", "vsb");
     s.wait_err("capture resumed", Duration::from_secs(20));
-    ns.replay("vsa", &demo(), &["--topspeed"]);
-    std::thread::sleep(Duration::from_millis(1500));
-    let lines = s.stop();
+    let lines = demo_then_stop(&ns, "vsa", s);
     assert!(lines.iter().filter(|l| l["type"] == "call").count() > 20);
 }
 
@@ -724,9 +728,7 @@ fn a_bpf_filter_still_passes_vlan_tagged_traffic() {
     let Some(ns) = Ns::new("vslive") else { return };
     ns.veth("vsa", "vsb");
     let s = Sensor::start(&ns, &["-i", "vsb", "--bpf", "udp port 5060"]);
-    ns.replay("vsa", &demo(), &["--topspeed"]);
-    std::thread::sleep(Duration::from_millis(1500));
-    let lines = s.stop();
+    let lines = demo_then_stop(&ns, "vsa", s);
     let calls: Vec<&Value> = lines.iter().filter(|l| l["type"] == "call").collect();
     assert!(
         calls.iter().any(|c| c["call_id"] == "vlan@voipsensor.demo"),
@@ -787,9 +789,7 @@ fn sighup_reloads_the_config_and_a_bad_one_is_refused() {
     s.signal(libc::SIGHUP);
     s.wait_err("not reloaded", Duration::from_secs(5));
     // Still capturing on both.
-    ns.replay("vsc", &demo(), &["--topspeed"]);
-    std::thread::sleep(Duration::from_millis(1500));
-    let lines = s.stop();
+    let lines = demo_then_stop(&ns, "vsc", s);
     assert!(lines.iter().filter(|l| l["type"] == "call").count() > 20);
 }
 
@@ -808,8 +808,6 @@ fn capture_continues_after_the_link_goes_down_and_up() {
             && v["interfaces"][0]["link"] == "up"
             && v["interfaces"][0]["state"] == "capturing"
     });
-    ns.replay("vsa", &demo(), &["--topspeed"]);
-    std::thread::sleep(Duration::from_millis(1500));
-    let lines = s.stop();
+    let lines = demo_then_stop(&ns, "vsa", s);
     assert!(lines.iter().filter(|l| l["type"] == "call").count() > 20);
 }

@@ -2,7 +2,7 @@
 //! (a visible skip, a failure under `CI`, when the `mosquitto` binary is missing).
 
 mod common;
-use common::broker::{Broker, Sub, tempdir, wait_for};
+use common::broker::{Broker, Sub, password_file, tempdir, wait_for};
 use common::tls::{make_ca, server_cert};
 
 use std::io::{BufRead, BufReader};
@@ -320,15 +320,7 @@ fn bad_credentials_are_a_clear_error() {
         return;
     }
     let dir = tempdir("auth");
-    let pw = dir.join("passwd");
-    let st = Command::new("mosquitto_passwd")
-        .arg("-b")
-        .arg("-c")
-        .arg(&pw)
-        .args(["sensor", "right-pass"])
-        .status()
-        .unwrap();
-    assert!(st.success());
+    let pw = password_file(&dir);
     let Some(b) = Broker::start(
         &dir,
         &format!("allow_anonymous false\npassword_file {}", pw.display()),

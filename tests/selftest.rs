@@ -3,7 +3,7 @@
 //! a port that speaks HTTP fails with the reason.
 
 mod common;
-use common::broker::{Broker, free_port, tempdir};
+use common::broker::{Broker, free_port, password_file, tempdir};
 use common::tls::{make_ca, server_cert};
 use std::io::{Read, Write};
 use std::net::TcpListener;
@@ -23,15 +23,7 @@ fn broker_with(dir: &Path, extra: &str) -> Option<Broker> {
     {
         return None;
     }
-    let pw = dir.join("passwd");
-    let st = Command::new("mosquitto_passwd")
-        .arg("-b")
-        .arg("-c")
-        .arg(&pw)
-        .args(["sensor", "right-pass"])
-        .status()
-        .unwrap();
-    assert!(st.success());
+    let pw = password_file(dir);
     let acl = dir.join("acl");
     std::fs::write(&acl, "user sensor\ntopic readwrite voipsensor/v1/s1/t1/#\n").unwrap();
     Broker::start_on(

@@ -30,6 +30,21 @@ pub fn free_port() -> u16 {
         .port()
 }
 
+/// `dir/passwd`, mosquitto's password file with one user, `sensor` / `right-pass`
+/// (`mosquitto_passwd`: callers check for the tool).
+pub fn password_file(dir: &Path) -> PathBuf {
+    let pw = dir.join("passwd");
+    let st = Command::new("mosquitto_passwd")
+        .arg("-b")
+        .arg("-c")
+        .arg(&pw)
+        .args(["sensor", "right-pass"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    pw
+}
+
 /// Polls `ok` every 50 ms; panics naming `what` after `limit`.
 #[track_caller]
 pub fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
