@@ -43,25 +43,12 @@ pub fn shared(name: &str) -> Option<PathBuf> {
 /// Call `i`'s `kind` event from 10.0.0.1 (`+3314000<i>`) to 10.0.0.2 (`+33140009999`),
 /// `i × ts_step_us` after a fixed start, no figures: a test sets those it publishes.
 pub fn call_event(i: u32, kind: CallEventKind, ts_step_us: u64) -> CallEvent {
-    let mut c = CallEvent {
-        ts: Ts(1_700_000_000_000_000 + u64::from(i) * ts_step_us),
-        event: kind,
-        call_id: Default::default(),
-        caller: Default::default(),
-        callee: Default::default(),
-        src: "10.0.0.1:5060".parse().unwrap(),
-        dst: "10.0.0.2:5060".parse().unwrap(),
-        code: None,
-        reason: None,
-        ended_by: None,
-        setup_ms: None,
-        pdd_ms: None,
-        duration_ms: None,
-        retransmissions: 0,
-        user_agent: None,
-        quality_caller: None,
-        quality_callee: None,
-    };
+    let mut c = CallEvent::new(
+        Ts(1_700_000_000_000_000 + u64::from(i) * ts_step_us),
+        kind,
+        "10.0.0.1:5060".parse().unwrap(),
+        "10.0.0.2:5060".parse().unwrap(),
+    );
     fill(&mut c.call_id, &format!("call-{i}@10.0.0.1"));
     fill(&mut c.caller, &format!("+3314000{i:04}"));
     fill(&mut c.callee, "+33140009999");
