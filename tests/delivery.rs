@@ -23,31 +23,13 @@ use std::time::{Duration, Instant};
 use voipsensor::config::{self, Config};
 use voipsensor::publish::Publisher;
 use voipsensor::publish::payload::{self, Format, Message};
-use voipsensor::track::event::{CallEvent, CallEventKind, Event, Ts, fill};
+use voipsensor::track::event::{CallEventKind, Event};
 
 fn call(i: u32) -> Event {
-    let mut c = CallEvent {
-        ts: Ts(1_700_000_000_000_000 + u64::from(i) * 1_000),
-        event: CallEventKind::Answered,
-        call_id: Default::default(),
-        caller: Default::default(),
-        callee: Default::default(),
-        src: "10.0.0.1:5060".parse().unwrap(),
-        dst: "10.0.0.2:5060".parse().unwrap(),
-        code: Some(200),
-        reason: None,
-        ended_by: None,
-        setup_ms: Some(1200),
-        pdd_ms: Some(700),
-        duration_ms: None,
-        retransmissions: 0,
-        user_agent: None,
-        quality_caller: None,
-        quality_callee: None,
-    };
-    fill(&mut c.call_id, &format!("call-{i}@10.0.0.1"));
-    fill(&mut c.caller, &format!("+3314000{i:04}"));
-    fill(&mut c.callee, "+33140009999");
+    let mut c = common::call_event(i, CallEventKind::Answered, 1_000);
+    c.code = Some(200);
+    c.setup_ms = Some(1200);
+    c.pdd_ms = Some(700);
     Event::Call(c)
 }
 

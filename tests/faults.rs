@@ -10,7 +10,7 @@
 mod common;
 
 use common::broker::{Broker, Sub, tempdir, wait_for};
-use std::io::{BufRead, BufReader};
+use common::netns::{Ns, must};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -22,21 +22,12 @@ fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_voipsensor")
 }
 
-fn must(args: &[&str]) {
-    let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 static SEQ: AtomicU32 = AtomicU32::new(0);
 
-/// A namespace holding the sending end of a veth pair; the capturing end `cap` stays in
-/// the test's namespace. Deleted on drop.
+/// A namespace holding the sending end `peer` of a veth pair; the capturing end `cap` stays
+/// in the test's namespace. Both deleted on drop.
 struct Link {
-    ns: String,
+    ns: Ns,
     cap: String,
     peer: String,
 }
@@ -44,34 +35,22 @@ struct Link {
 impl Link {
     #[track_caller]
     fn new() -> Option<Link> {
-        if !common::need_root() {
-            return None;
-        }
-        for (tool, package) in [("ip", "iproute2"), ("tcpreplay", "tcpreplay")] {
-            if !common::need_tool(tool, package) {
-                return None;
-            }
-        }
+        let ns = Ns::new("vsdeliv")?;
+        // Interface names have 15 bytes at most.
         let n = SEQ.fetch_add(1, Ordering::Relaxed);
         let id = std::process::id() % 100_000;
         let l = Link {
-            ns: format!("vsdeliv{id}-{n}"),
+            ns,
             cap: format!("vdl{id}c{n}"),
             peer: format!("vdl{id}p{n}"),
         };
-        must(&["ip", "netns", "add", &l.ns]);
         l.plug();
         Some(l)
     }
 
     /// (Re)creates the pair, the peer end in the namespace.
     fn plug(&self) {
-        must(&[
-            "ip", "link", "add", &self.cap, "mtu", "9000", "type", "veth", "peer", "name",
-            &self.peer, "mtu", "9000", "netns", &self.ns,
-        ]);
-        must(&["ip", "link", "set", &self.cap, "up"]);
-        must(&["ip", "-n", &self.ns, "link", "set", &self.peer, "up"]);
+        self.ns.veth_out(&self.cap, &self.peer);
     }
 
     /// Removes the pair (the capture interface disappears).
@@ -81,25 +60,15 @@ impl Link {
 
     /// Sends `pcap` into the capture interface, `speed` times faster than recorded.
     fn replay(&self, pcap: &Path, speed: u32) {
-        let out = Command::new("ip")
-            .args(["netns", "exec", &self.ns, "tcpreplay", "-q"])
-            .arg(format!("--multiplier={speed}"))
-            .args(["-i", &self.peer])
-            .arg(pcap)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "tcpreplay: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        self.ns
+            .replay(&self.peer, pcap, &[&format!("--multiplier={speed}")]);
     }
 }
 
 impl Drop for Link {
     fn drop(&mut self) {
+        // The capture end is outside the namespace: dropping `ns` would leave it.
         let _ = Command::new("ip").args(["link", "del", &self.cap]).status();
-        let _ = Command::new("ip").args(["netns", "del", &self.ns]).status();
     }
 }
 
@@ -136,14 +105,7 @@ impl Sensor {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let err = Arc::new(Mutex::new(Vec::new()));
-        let e = err.clone();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for l in BufReader::new(stderr).lines().map_while(Result::ok) {
-                e.lock().unwrap().push(l);
-            }
-        });
+        let err = common::lines_of(child.stderr.take().unwrap());
         let s = Sensor { child, err };
         s.wait_err("capturing", 1, Duration::from_secs(20));
         s
@@ -264,28 +226,58 @@ fn contiguous(r: &[u64]) -> bool {
     r.iter().copied().eq(1..=r.len() as u64)
 }
 
+/// The link, a broker that queues plenty, its subscriber `TAG-sub`, the demo capture in
+/// the folder `TAG`; with the sensor capturing on the link and publishing to the broker.
+struct Rig {
+    link: Link,
+    dir: PathBuf,
+    b: Broker,
+    sub: Sub,
+    pcap: PathBuf,
+}
+
+impl Rig {
+    #[track_caller]
+    fn start(tag: &str) -> Option<(Rig, Sensor)> {
+        let link = Link::new()?;
+        let dir = tempdir(tag);
+        let b = Broker::start(&dir, "allow_anonymous true\nmax_queued_messages 100000")?;
+        let sub = Sub::start(b.port, &format!("{tag}-sub"));
+        let pcap = demo(&dir);
+        let s = Sensor::start(&link.cap, &b.url(), &dir.join("spool"));
+        Some((
+            Rig {
+                link,
+                dir,
+                b,
+                sub,
+                pcap,
+            },
+            s,
+        ))
+    }
+}
+
 #[test]
 fn capture_interface_removed_and_restored_keeps_capturing_and_every_call_event_arrives() {
-    let Some(link) = Link::new() else { return };
-    let dir = tempdir("deliv-faults-if");
-    let Some(b) = Broker::start(&dir, "allow_anonymous true\nmax_queued_messages 100000") else {
+    let Some((rig, s)) = Rig::start("deliv-faults-if") else {
         return;
     };
-    let sub = Sub::start(b.port, "deliv-faults-if-sub");
-    let pcap = demo(&dir);
-    let s = Sensor::start(&link.cap, &b.url(), &dir.join("spool"));
-    link.replay(&pcap, 4);
+    let Rig {
+        link, sub, pcap, ..
+    } = &rig;
+    link.replay(pcap, 4);
     link.unplug();
     s.wait_err("interface disappeared", 1, Duration::from_secs(10));
     link.plug();
     s.wait_err("capture resumed", 1, Duration::from_secs(10));
-    link.replay(&pcap, 4);
+    link.replay(pcap, 4);
     std::thread::sleep(Duration::from_secs(1));
     let published = s.stop();
     wait_for("every call event", Duration::from_secs(10), || {
-        one_run(&sub).len() as u64 == published
+        one_run(sub).len() as u64 == published
     });
-    let r = one_run(&sub);
+    let r = one_run(sub);
     println!(
         "interface removed and restored: {published} call events published, {} received, \
          no gap",
@@ -301,39 +293,29 @@ fn capture_interface_removed_and_restored_keeps_capturing_and_every_call_event_a
 
 #[test]
 fn broker_flapping_during_live_capture_loses_no_call_event() {
-    let Some(link) = Link::new() else { return };
-    let dir = tempdir("deliv-faults-flap");
-    let Some(mut b) = Broker::start(&dir, "allow_anonymous true\nmax_queued_messages 100000")
-    else {
+    let Some((mut rig, s)) = Rig::start("deliv-faults-flap") else {
         return;
     };
-    let sub = Sub::start(b.port, "deliv-faults-flap-sub");
-    let pcap = demo(&dir);
-    let s = Sensor::start(&link.cap, &b.url(), &dir.join("spool"));
+    let Rig {
+        link, b, sub, pcap, ..
+    } = &mut rig;
     // The demo at real speed (12.5 s) while the broker is SIGKILLed three times.
-    let sender = {
-        let (ns, peer, pcap) = (link.ns.clone(), link.peer.clone(), pcap.clone());
-        std::thread::spawn(move || {
-            Command::new("ip")
-                .args(["netns", "exec", &ns, "tcpreplay", "-q", "-i", &peer])
-                .arg(&pcap)
-                .status()
-                .unwrap()
-        })
-    };
-    for _ in 0..3 {
-        std::thread::sleep(Duration::from_millis(1500));
-        b.kill();
-        std::thread::sleep(Duration::from_millis(1500));
-        b.restart();
-    }
-    assert!(sender.join().unwrap().success());
+    std::thread::scope(|t| {
+        let sender = t.spawn(|| link.ns.replay(&link.peer, pcap, &[]));
+        for _ in 0..3 {
+            std::thread::sleep(Duration::from_millis(1500));
+            b.kill();
+            std::thread::sleep(Duration::from_millis(1500));
+            b.restart();
+        }
+        assert!(sender.join().is_ok(), "tcpreplay failed");
+    });
     std::thread::sleep(Duration::from_secs(1));
     let published = s.stop();
     wait_for("every call event", Duration::from_secs(10), || {
-        one_run(&sub).len() as u64 == published
+        one_run(sub).len() as u64 == published
     });
-    let r = one_run(&sub);
+    let r = one_run(sub);
     println!(
         "broker SIGKILLed 3 times during live capture: {published} call events published, \
          {} received, no gap",
@@ -345,38 +327,38 @@ fn broker_flapping_during_live_capture_loses_no_call_event() {
 
 #[test]
 fn sigkill_and_a_supervisor_restart_shows_offline_then_delivers_the_new_run_completely() {
-    let Some(link) = Link::new() else { return };
-    let dir = tempdir("deliv-faults-kill");
-    let Some(b) = Broker::start(&dir, "allow_anonymous true\nmax_queued_messages 100000") else {
+    let Some((rig, s)) = Rig::start("deliv-faults-kill") else {
         return;
     };
-    let sub = Sub::start(b.port, "deliv-faults-kill-sub");
-    let pcap = demo(&dir);
-    let s = Sensor::start(&link.cap, &b.url(), &dir.join("spool"));
-    link.replay(&pcap, 4);
+    let Rig {
+        link,
+        dir,
+        b,
+        sub,
+        pcap,
+    } = &rig;
+    link.replay(pcap, 4);
     wait_for(
         "the first run's call events",
         Duration::from_secs(10),
-        || runs(&sub).first().map_or(0, Vec::len) >= 40,
+        || runs(sub).first().map_or(0, Vec::len) >= 40,
     );
     s.kill();
     // The broker publishes the Last Will: a retained offline status.
     wait_for("the Last Will", Duration::from_secs(10), || {
-        sub.on("/status").last().is_some_and(|p| {
-            matches!(payload::decode(p), Ok(Message::Status(st)) if st.state == payload::State::Offline)
-        })
+        sub.last_state() == Some(payload::State::Offline)
     });
     // The supervisor starts it again.
     let s = Sensor::start(&link.cap, &b.url(), &dir.join("spool"));
-    link.replay(&pcap, 4);
+    link.replay(pcap, 4);
     std::thread::sleep(Duration::from_secs(1));
     let published = s.stop();
     wait_for(
         "the second run's call events",
         Duration::from_secs(10),
-        || runs(&sub).get(1).map_or(0, Vec::len) as u64 == published,
+        || runs(sub).get(1).map_or(0, Vec::len) as u64 == published,
     );
-    let r = runs(&sub);
+    let r = runs(sub);
     println!(
         "SIGKILL + restart: first run {} call events received before the kill (no gap), \
          second run {published} published, {} received",
@@ -429,16 +411,7 @@ fn sigterm_with_the_broker_down_spools_the_queue_the_next_start_sends_it_first_a
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let err = Arc::new(Mutex::new(Vec::new()));
-    {
-        let e = err.clone();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for l in BufReader::new(stderr).lines().map_while(Result::ok) {
-                e.lock().unwrap().push(l);
-            }
-        });
-    }
+    let err = common::lines_of(child.stderr.take().unwrap());
     wait_for("capturing", Duration::from_secs(20), || {
         err.lock().unwrap().iter().any(|l| l.contains("capturing"))
     });

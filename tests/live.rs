@@ -4,11 +4,10 @@
 
 mod common;
 
+use common::netns::{Ns, must};
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -20,99 +19,6 @@ fn tmp(name: &str) -> PathBuf {
     let d = std::env::temp_dir().join(format!("voipsensor-live-{}", std::process::id()));
     std::fs::create_dir_all(&d).unwrap();
     d.join(name)
-}
-
-fn sh(args: &[&str]) -> bool {
-    Command::new(args[0])
-        .args(&args[1..])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
-fn must(args: &[&str]) {
-    let out = Command::new(args[0]).args(&args[1..]).output().unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A network namespace, deleted on drop (with everything in it).
-struct Ns(String);
-
-static NS_SEQ: AtomicU32 = AtomicU32::new(0);
-
-impl Ns {
-    /// `None` after a visible skip when not root or namespaces are unavailable.
-    #[track_caller]
-    fn new() -> Option<Ns> {
-        if !common::need_root() {
-            return None;
-        }
-        for (tool, package) in [("ip", "iproute2"), ("tcpreplay", "tcpreplay")] {
-            if !common::need_tool(tool, package) {
-                return None;
-            }
-        }
-        let name = format!(
-            "vslive{}-{}",
-            std::process::id(),
-            NS_SEQ.fetch_add(1, Ordering::Relaxed)
-        );
-        if !common::need(
-            sh(&["ip", "netns", "add", &name]),
-            "`ip netns add` failed (no namespace support here)",
-        ) {
-            return None;
-        }
-        let ns = Ns(name);
-        must(&["ip", "-n", &ns.0, "link", "set", "lo", "up"]);
-        // No IPv6 autoconfiguration chatter on the test links: only the test's traffic.
-        let _ = ns
-            .exec(&["sysctl", "-qw", "net.ipv6.conf.default.disable_ipv6=1"])
-            .status();
-        Some(ns)
-    }
-
-    /// A veth pair `a`–`b` inside the namespace, both up, large MTU (captures may hold
-    /// frames bigger than 1500).
-    fn veth(&self, a: &str, b: &str) {
-        must(&[
-            "ip", "-n", &self.0, "link", "add", a, "mtu", "9000", "type", "veth", "peer", "name",
-            b, "mtu", "9000",
-        ]);
-        must(&["ip", "-n", &self.0, "link", "set", a, "up"]);
-        must(&["ip", "-n", &self.0, "link", "set", b, "up"]);
-    }
-
-    fn exec(&self, args: &[&str]) -> Command {
-        let mut c = Command::new("ip");
-        c.args(["netns", "exec", &self.0]).args(args);
-        c
-    }
-
-    fn replay(&self, iface: &str, pcap: &Path, extra: &[&str]) {
-        let out = self
-            .exec(&["tcpreplay", "-q", "-i", iface])
-            .args(extra)
-            .arg(pcap)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "tcpreplay: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-}
-
-impl Drop for Ns {
-    fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.0]).status();
-    }
 }
 
 /// `voipsensor run` in a namespace, stdout and stderr collected line by line.
@@ -132,21 +38,8 @@ impl Sensor {
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let out = Arc::new(Mutex::new(Vec::new()));
-        let err = Arc::new(Mutex::new(Vec::new()));
-        let (o, e) = (out.clone(), err.clone());
-        let stdout = child.stdout.take().unwrap();
-        let stderr = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for l in BufReader::new(stdout).lines().map_while(Result::ok) {
-                o.lock().unwrap().push(l);
-            }
-        });
-        std::thread::spawn(move || {
-            for l in BufReader::new(stderr).lines().map_while(Result::ok) {
-                e.lock().unwrap().push(l);
-            }
-        });
+        let out = common::lines_of(child.stdout.take().unwrap());
+        let err = common::lines_of(child.stderr.take().unwrap());
         let s = Sensor { child, out, err };
         s.wait_err("capturing", Duration::from_secs(20));
         s
@@ -227,6 +120,33 @@ impl Drop for Sensor {
     }
 }
 
+/// mosquitto on `port` inside a namespace, given half a second to listen; killed on drop.
+struct NsBroker(Child);
+
+impl NsBroker {
+    #[track_caller]
+    fn start(ns: &Ns, port: u16) -> Option<NsBroker> {
+        if !common::need_tool("mosquitto", "mosquitto") {
+            return None;
+        }
+        let child = ns
+            .exec(&["mosquitto", "-p", &port.to_string()])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        Some(NsBroker(child))
+    }
+}
+
+impl Drop for NsBroker {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// The demo capture, written once per test process (parallel tests must not read it
 /// half-written).
 fn demo() -> PathBuf {
@@ -238,6 +158,14 @@ fn demo() -> PathBuf {
         p
     })
     .clone()
+}
+
+/// Replays the demo into `iface` at top speed, gives the sensor 1.5 s to read it all and
+/// stops it: its JSON lines.
+fn demo_then_stop(ns: &Ns, iface: &str, s: Sensor) -> Vec<Value> {
+    ns.replay(iface, &demo(), &["--topspeed"]);
+    std::thread::sleep(Duration::from_millis(1500));
+    s.stop()
 }
 
 /// The call events' fields that do not depend on packet timing, for comparing a live run
@@ -298,7 +226,7 @@ fn ethernet(p: &Path) -> bool {
 
 #[test]
 fn live_capture_of_a_replayed_capture_gives_the_same_calls_as_replay() {
-    let Some(ns) = Ns::new() else { return };
+    let Some(ns) = Ns::new("vslive") else { return };
     ns.veth("vsa", "vsb");
     let mut inputs = vec![demo()];
     for name in [
@@ -340,12 +268,14 @@ fn live_capture_of_a_replayed_capture_gives_the_same_calls_as_replay() {
 
 #[test]
 fn a_sipp_call_is_seen_and_measured_as_json_lines() {
-    let Some(ns) = Ns::new() else { return };
+    let Some(ns) = Ns::new("vslive") else { return };
     if !common::need_tool("sipp", "sip-tester") {
         return;
     }
     // Two namespaces so the call really crosses the veth: UAC in `peer`, UAS in `ns`.
-    let Some(peer) = Ns::new() else { return };
+    let Some(peer) = Ns::new("vslive") else {
+        return;
+    };
     ns.veth("vsa", "vsb");
     must(&["ip", "-n", &ns.0, "link", "set", "vsa", "netns", &peer.0]);
     must(&[
@@ -458,7 +388,7 @@ fn a_sipp_call_is_seen_and_measured_as_json_lines() {
 
 #[test]
 fn capture_resumes_after_the_interface_is_deleted_and_recreated() {
-    let Some(ns) = Ns::new() else { return };
+    let Some(ns) = Ns::new("vslive") else { return };
     ns.veth("vsa", "vsb");
     let s = Sensor::start(&ns, &["-i", "vsb"]);
     must(&["ip", "-n", &ns.0, "link", "del", "vsa"]);
@@ -468,9 +398,7 @@ fn capture_resumes_after_the_interface_is_deleted_and_recreated() {
     });
     ns.veth("vsa", "vsb");
     s.wait_err("capture resumed", Duration::from_secs(20));
-    ns.replay("vsa", &demo(), &["--topspeed"]);
-    std::thread::sleep(Duration::from_millis(1500));
-    let lines = s.stop();
+    let lines = demo_then_stop(&ns, "vsa", s);
     assert!(lines.iter().filter(|l| l["type"] == "call").count() > 20);
     let h = lines.iter().rev().find(|l| l["type"] == "health").unwrap();
     assert_eq!(h["interfaces"][0]["state"], "capturing");
@@ -479,7 +407,7 @@ fn capture_resumes_after_the_interface_is_deleted_and_recreated() {
 
 #[test]
 fn an_interface_absent_at_start_is_waited_for() {
-    let Some(ns) = Ns::new() else { return };
+    let Some(ns) = Ns::new("vslive") else { return };
     let child = ns
         .exec(&[bin(), "run", "-i", "vsb", "--health-interval-s", "1"])
         .stdout(Stdio::null())
@@ -500,7 +428,7 @@ fn an_interface_absent_at_start_is_waited_for() {
 
 #[test]
 fn sigterm_ends_the_open_calls_with_sensor_stopped_and_exits_0() {
-    let Some(ns) = Ns::new() else { return };
+    let Some(ns) = Ns::new("vslive") else { return };
     ns.veth("vsa", "vsb");
     let s = Sensor::start(&ns, &["-i", "vsb"]);
     // The first 400 frames: calls answered, none hung up yet.
@@ -522,7 +450,7 @@ fn sigterm_ends_the_open_calls_with_sensor_stopped_and_exits_0() {
 
 #[test]
 fn a_one_direction_only_mirror_raises_the_unidirectional_warning() {
-    let Some(ns) = Ns::new() else { return };
+    let Some(ns) = Ns::new("vslive") else { return };
     if !common::need_tool("tshark", "tshark") {
         return;
     }
@@ -563,7 +491,7 @@ fn a_one_direction_only_mirror_raises_the_unidirectional_warning() {
 
 #[test]
 fn kernel_drops_appear_in_health_when_the_ring_overflows() {
-    let Some(ns) = Ns::new() else { return };
+    let Some(ns) = Ns::new("vslive") else { return };
     let load = tmp("load.pcap");
     if !load.exists() {
         must(&[
@@ -609,7 +537,7 @@ fn kernel_drops_appear_in_health_when_the_ring_overflows() {
 
 #[test]
 fn after_dropping_to_a_user_only_the_capture_capabilities_remain() {
-    let Some(ns) = Ns::new() else { return };
+    let Some(ns) = Ns::new("vslive") else { return };
     ns.veth("vsa", "vsb");
     let s = Sensor::start(&ns, &["-i", "vsb", "--user", "nobody"]);
     let status =
@@ -630,15 +558,13 @@ fn after_dropping_to_a_user_only_the_capture_capabilities_remain() {
     s.wait_err("capture lost", Duration::from_secs(10));
     ns.veth("vsa", "vsb");
     s.wait_err("capture resumed", Duration::from_secs(20));
-    ns.replay("vsa", &demo(), &["--topspeed"]);
-    std::thread::sleep(Duration::from_millis(1500));
-    let lines = s.stop();
+    let lines = demo_then_stop(&ns, "vsa", s);
     assert!(lines.iter().filter(|l| l["type"] == "call").count() > 20);
 }
 
 #[test]
 fn a_frame_mirrored_to_two_interfaces_is_counted_once() {
-    let Some(ns) = Ns::new() else { return };
+    let Some(ns) = Ns::new("vslive") else { return };
     // A hub: a bridge that learns nothing floods every frame from x1 to y1 and z1, so the
     // sensor sees each frame on y0 and on z0, as with two SPAN sessions covering one port.
     must(&[
@@ -675,18 +601,11 @@ fn a_frame_mirrored_to_two_interfaces_is_counted_once() {
 
 #[test]
 fn events_and_health_reach_a_broker() {
-    let Some(ns) = Ns::new() else { return };
-    if !common::need_tool("mosquitto", "mosquitto") {
-        return;
-    }
+    let Some(ns) = Ns::new("vslive") else { return };
     ns.veth("vsa", "vsb");
-    let mut broker = ns
-        .exec(&["mosquitto", "-p", "18831"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    let Some(broker) = NsBroker::start(&ns, 18831) else {
+        return;
+    };
     let cfg = tmp(&format!("mqtt-{}.toml", ns.0));
     std::fs::write(
         &cfg,
@@ -707,14 +626,7 @@ fn events_and_health_reach_a_broker() {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
-    let l2 = lines.clone();
-    let out = watch.stdout.take().unwrap();
-    std::thread::spawn(move || {
-        for l in BufReader::new(out).lines().map_while(Result::ok) {
-            l2.lock().unwrap().push(l);
-        }
-    });
+    let lines = common::lines_of(watch.stdout.take().unwrap());
     let s = Sensor::start(&ns, &["--config", cfg.to_str().unwrap()]);
     ns.replay("vsa", &demo(), &["--topspeed"]);
     std::thread::sleep(Duration::from_secs(3));
@@ -722,8 +634,7 @@ fn events_and_health_reach_a_broker() {
     std::thread::sleep(Duration::from_secs(1));
     let _ = watch.kill();
     let _ = watch.wait();
-    let _ = broker.kill();
-    let _ = broker.wait();
+    drop(broker);
     assert!(stdout.is_empty(), "events went to stdout with a broker set");
     let got = lines.lock().unwrap().join("\n");
     assert!(
@@ -780,18 +691,11 @@ fn selftest_gives_a_verdict_per_item_and_fails_on_what_is_wrong() {
 
 #[test]
 fn selftest_passes_with_a_live_interface_and_a_reachable_broker() {
-    let Some(ns) = Ns::new() else { return };
-    if !common::need_tool("mosquitto", "mosquitto") {
-        return;
-    }
+    let Some(ns) = Ns::new("vslive") else { return };
     ns.veth("vsa", "vsb");
-    let mut broker = ns
-        .exec(&["mosquitto", "-p", "18832"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    let Some(broker) = NsBroker::start(&ns, 18832) else {
+        return;
+    };
     let cfg = tmp(&format!("selftest-{}.toml", ns.0));
     std::fs::write(
         &cfg,
@@ -803,8 +707,7 @@ fn selftest_passes_with_a_live_interface_and_a_reachable_broker() {
         .exec(&[bin(), "selftest", "--config", cfg.to_str().unwrap()])
         .output()
         .unwrap();
-    let _ = broker.kill();
-    let _ = broker.wait();
+    drop(broker);
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{text}");
     assert!(text.contains("OK   interface vsb"), "{text}");
@@ -822,12 +725,10 @@ fn selftest_passes_with_a_live_interface_and_a_reachable_broker() {
 
 #[test]
 fn a_bpf_filter_still_passes_vlan_tagged_traffic() {
-    let Some(ns) = Ns::new() else { return };
+    let Some(ns) = Ns::new("vslive") else { return };
     ns.veth("vsa", "vsb");
     let s = Sensor::start(&ns, &["-i", "vsb", "--bpf", "udp port 5060"]);
-    ns.replay("vsa", &demo(), &["--topspeed"]);
-    std::thread::sleep(Duration::from_millis(1500));
-    let lines = s.stop();
+    let lines = demo_then_stop(&ns, "vsa", s);
     let calls: Vec<&Value> = lines.iter().filter(|l| l["type"] == "call").collect();
     assert!(
         calls.iter().any(|c| c["call_id"] == "vlan@voipsensor.demo"),
@@ -839,7 +740,7 @@ fn a_bpf_filter_still_passes_vlan_tagged_traffic() {
 
 #[test]
 fn a_silent_mirror_port_is_reported_as_no_mirror_traffic() {
-    let Some(ns) = Ns::new() else { return };
+    let Some(ns) = Ns::new("vslive") else { return };
     ns.veth("vsa", "vsb");
     let s = Sensor::start(&ns, &["-i", "vsb", "--no-traffic-s", "2"]);
     let h = s.wait_json(Duration::from_secs(10), |v| {
@@ -867,7 +768,7 @@ fn a_silent_mirror_port_is_reported_as_no_mirror_traffic() {
 
 #[test]
 fn sighup_reloads_the_config_and_a_bad_one_is_refused() {
-    let Some(ns) = Ns::new() else { return };
+    let Some(ns) = Ns::new("vslive") else { return };
     ns.veth("vsa", "vsb");
     ns.veth("vsc", "vsd");
     let cfg = tmp(&format!("hup-{}.toml", ns.0));
@@ -888,15 +789,13 @@ fn sighup_reloads_the_config_and_a_bad_one_is_refused() {
     s.signal(libc::SIGHUP);
     s.wait_err("not reloaded", Duration::from_secs(5));
     // Still capturing on both.
-    ns.replay("vsc", &demo(), &["--topspeed"]);
-    std::thread::sleep(Duration::from_millis(1500));
-    let lines = s.stop();
+    let lines = demo_then_stop(&ns, "vsc", s);
     assert!(lines.iter().filter(|l| l["type"] == "call").count() > 20);
 }
 
 #[test]
 fn capture_continues_after_the_link_goes_down_and_up() {
-    let Some(ns) = Ns::new() else { return };
+    let Some(ns) = Ns::new("vslive") else { return };
     ns.veth("vsa", "vsb");
     let s = Sensor::start(&ns, &["-i", "vsb"]);
     must(&["ip", "-n", &ns.0, "link", "set", "vsb", "down"]);
@@ -909,8 +808,6 @@ fn capture_continues_after_the_link_goes_down_and_up() {
             && v["interfaces"][0]["link"] == "up"
             && v["interfaces"][0]["state"] == "capturing"
     });
-    ns.replay("vsa", &demo(), &["--topspeed"]);
-    std::thread::sleep(Duration::from_millis(1500));
-    let lines = s.stop();
+    let lines = demo_then_stop(&ns, "vsa", s);
     assert!(lines.iter().filter(|l| l["type"] == "call").count() > 20);
 }

@@ -2,7 +2,8 @@
 //! (a visible skip, a failure under `CI`, when the `mosquitto` binary is missing).
 
 mod common;
-use common::broker::{Broker, Sub, tempdir, wait_for};
+use common::broker::{Broker, Sub, password_file, tempdir, wait_for};
+use common::tls::{make_ca, server_cert};
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -11,31 +12,12 @@ use std::time::{Duration, Instant};
 use voipsensor::config::{self, Config};
 use voipsensor::publish::Publisher;
 use voipsensor::publish::payload::{self, Format, Message, State};
-use voipsensor::track::event::{CallEvent, CallEventKind, Event, RtpInterval, Ts, fill};
+use voipsensor::track::event::{CallEventKind, Event, RtpInterval, Ts};
 
 fn call(i: u32, kind: CallEventKind) -> Event {
-    let mut c = CallEvent {
-        ts: Ts(1_700_000_000_000_000 + u64::from(i) * 1_000_000),
-        event: kind,
-        call_id: Default::default(),
-        caller: Default::default(),
-        callee: Default::default(),
-        src: "10.0.0.1:5060".parse().unwrap(),
-        dst: "10.0.0.2:5060".parse().unwrap(),
-        code: (kind == CallEventKind::Failed).then_some(486),
-        reason: None,
-        ended_by: None,
-        setup_ms: None,
-        pdd_ms: Some(700 + i),
-        duration_ms: None,
-        retransmissions: 0,
-        user_agent: None,
-        quality_caller: None,
-        quality_callee: None,
-    };
-    fill(&mut c.call_id, &format!("call-{i}@10.0.0.1"));
-    fill(&mut c.caller, &format!("+3314000{i:04}"));
-    fill(&mut c.callee, "+33140009999");
+    let mut c = common::call_event(i, kind, 1_000_000);
+    c.code = (kind == CallEventKind::Failed).then_some(486);
+    c.pdd_ms = Some(700 + i);
     Event::Call(c)
 }
 
@@ -165,9 +147,7 @@ fn published_events_arrive_in_order_and_decode_equal_with_retained_online_status
     );
     // After a clean finish the retained status says offline.
     wait_for("offline status", Duration::from_secs(5), || {
-        sub.on("/status").last().is_some_and(
-            |p| matches!(payload::decode(p), Ok(Message::Status(s)) if s.state == State::Offline),
-        )
+        sub.last_state() == Some(State::Offline)
     });
 }
 
@@ -227,21 +207,13 @@ fn last_will_marks_a_killed_publisher_offline() {
         .read_line(&mut line)
         .unwrap();
     assert!(line.starts_with("published"), "{line}");
-    let status = |sub: &Sub| {
-        sub.on("/status")
-            .last()
-            .and_then(|p| match payload::decode(p) {
-                Ok(Message::Status(s)) => Some(s.state),
-                _ => None,
-            })
-    };
     wait_for("online status", Duration::from_secs(5), || {
-        status(&sub) == Some(State::Online)
+        sub.last_state() == Some(State::Online)
     });
     child.kill().unwrap(); // SIGKILL: no clean disconnect, the broker must send the will
     child.wait().unwrap();
     wait_for("offline will", Duration::from_secs(10), || {
-        status(&sub) == Some(State::Offline)
+        sub.last_state() == Some(State::Offline)
     });
     assert_eq!(calls(&sub).len(), 2);
 }
@@ -303,38 +275,6 @@ fn broker_down_20s_mid_stream_loses_no_call_event_and_counts_metric_drops() {
     );
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let st = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .stderr(Stdio::null())
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(st.success(), "openssl {args:?}");
-}
-
-fn make_ca(dir: &Path, name: &str) {
-    openssl(
-        dir,
-        &[
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            &format!("/CN={name}"),
-            "-keyout",
-            &format!("{name}.key"),
-            "-out",
-            &format!("{name}.pem"),
-        ],
-    );
-}
-
 #[test]
 fn tls_with_a_test_ca_works_and_a_wrong_ca_is_rejected_clearly() {
     if !common::need_tool("openssl", "openssl") {
@@ -343,42 +283,7 @@ fn tls_with_a_test_ca_works_and_a_wrong_ca_is_rejected_clearly() {
     let dir = tempdir("tls");
     make_ca(&dir, "ca");
     make_ca(&dir, "otherca");
-    openssl(
-        &dir,
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-        ],
-    );
-    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
-    openssl(
-        &dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "server.csr",
-            "-CA",
-            "ca.pem",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-days",
-            "2",
-            "-extfile",
-            "san.ext",
-            "-out",
-            "server.pem",
-        ],
-    );
+    server_cert(&dir);
     let d = dir.display();
     let Some(b) = Broker::start(
         &dir,
@@ -415,15 +320,7 @@ fn bad_credentials_are_a_clear_error() {
         return;
     }
     let dir = tempdir("auth");
-    let pw = dir.join("passwd");
-    let st = Command::new("mosquitto_passwd")
-        .arg("-b")
-        .arg("-c")
-        .arg(&pw)
-        .args(["sensor", "right-pass"])
-        .status()
-        .unwrap();
-    assert!(st.success());
+    let pw = password_file(&dir);
     let Some(b) = Broker::start(
         &dir,
         &format!("allow_anonymous false\npassword_file {}", pw.display()),

@@ -4,11 +4,10 @@
 
 mod common;
 use std::collections::BTreeMap;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use voipsensor::fixture::{self, Builder, LoadSpec};
 use voipsensor::publish::privacy::Privacy;
 use voipsensor::report::{self, Options, page};
@@ -38,59 +37,14 @@ impl Drop for TmpDir {
     }
 }
 
-/// A Chromium run in its own process group: killed (the whole group) on drop.
-struct Running(Child);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        // SAFETY: kill has no memory preconditions; the group is the one we created.
-        unsafe { libc::kill(-(self.0.id() as i32), libc::SIGKILL) };
-        let _ = self.0.wait();
-    }
-}
-
-/// Runs headless Chromium on `url` with a fresh profile; returns its stdout.
-/// One browser at a time: the machine is small, and the load-time test must not share it
-/// with another Chromium of this process.
+/// Runs headless Chromium (`common::chromium`: one browser at a time, so the load-time test
+/// shares the machine with no other Chromium of this process) on `url` with a fresh profile,
+/// reading the report's `file://` URLs; returns its stdout. 180 s: the hour-long report is
+/// large.
 fn chromium(extra: &[&str], url: &str) -> String {
-    static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
     let profile = TmpDir::new("chromium");
-    let out = profile.0.join("stdout");
-    let mut cmd = Command::new("chromium");
-    cmd.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--allow-file-access-from-files",
-    ])
-    .arg(format!(
-        "--user-data-dir={}",
-        profile.0.join("profile").display()
-    ))
-    .args(extra)
-    .arg(url)
-    .stdin(Stdio::null())
-    .stdout(std::fs::File::create(&out).unwrap())
-    .stderr(Stdio::null())
-    .process_group(0);
-    let mut run = Running(cmd.spawn().expect("start chromium"));
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        if let Some(st) = run.0.try_wait().unwrap() {
-            assert!(st.success(), "chromium failed on {url}: {st}");
-            break;
-        }
-        assert!(Instant::now() < deadline, "chromium hung on {url}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    drop(run);
-    std::fs::read_to_string(&out).unwrap()
+    let extra = [&["--allow-file-access-from-files"][..], extra].concat();
+    common::chromium::chromium_within(&profile.0, &extra, url, Duration::from_secs(180))
 }
 
 /// The DOM after the page's script ran.

@@ -5,30 +5,16 @@
 //! or 0.01 ms, max delta within 0.01 ms. A visible skip (a failure under `CI`) without tshark.
 
 mod common;
-use common::tshark::{Row, close, parse_row};
+use common::tshark::{self, Row, close};
 use common::*;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use voipsensor::fixture::{Builder, Impairments, RtpStreamSpec, add_rtp_stream};
 use voipsensor::track::event::Event;
 
+/// tshark's streams of `pcap`, heuristic RTP on (the fixture's streams have no SDP).
 fn tshark_streams(pcap: &Path) -> Vec<Row> {
-    let out = Command::new("tshark")
-        .args(["-n", "-r"])
-        .arg(pcap)
-        .args(["-o", "rtp.heuristic_rtp:TRUE", "-q", "-z", "rtp,streams"])
-        .output()
-        .expect("run tshark");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .filter_map(parse_row)
-        .collect()
+    tshark::streams(pcap, &["-o", "rtp.heuristic_rtp:TRUE"]).0
 }
 
 fn temp_pcap(name: &str) -> PathBuf {

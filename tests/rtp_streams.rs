@@ -89,13 +89,7 @@ fn check(file: &str, expected: &str, skip: &[(u32, &str)]) -> Option<Vec<Event>>
     let text = std::fs::read_to_string(shared(expected)?).unwrap();
     let (a, b) = tables(&text);
     let (events, _) = replay(&p);
-    let ends: Vec<&StreamEnd> = events
-        .iter()
-        .filter_map(|e| match e {
-            Event::StreamEnd(s) => Some(s),
-            _ => None,
-        })
-        .collect();
+    let ends = stream_ends(&events);
     let find = |t: &[Row], k: (SocketAddr, SocketAddr, u32)| {
         t.iter().find(|r| (r.src, r.dst, r.ssrc) == k).cloned()
     };
@@ -154,16 +148,6 @@ fn check(file: &str, expected: &str, skip: &[(u32, &str)]) -> Option<Vec<Event>>
     Some(events)
 }
 
-fn ends_of(events: &[Event]) -> Vec<&StreamEnd> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::StreamEnd(s) => Some(s),
-            _ => None,
-        })
-        .collect()
-}
-
 #[test]
 fn g711_call_streams_match_tshark_and_the_sip_ones_link_to_the_call() {
     let Some(ev) = check(
@@ -177,7 +161,7 @@ fn g711_call_streams_match_tshark_and_the_sip_ones_link_to_the_call() {
     // it; the third (30000 -> 40362) was set up by MGCP (CRCX 10511), which voipsensor
     // does not read, so it is found by the heuristic and carries no call_id. The two
     // relayed legs (4800 <-> 40378) are heuristic in tshark too ([B] only).
-    let ends = ends_of(&ev);
+    let ends = stream_ends(&ev);
     assert_eq!(ends.len(), 5);
     for s in &ends {
         let sip = [40376, 8000].contains(&s.src.unwrap().port());
@@ -198,7 +182,7 @@ fn tcp_call_streams_match_tshark_and_carry_rtcp_figures() {
     ) else {
         return;
     };
-    let ends = ends_of(&ev);
+    let ends = stream_ends(&ev);
     assert_eq!(ends.len(), 2);
     assert!(ends.iter().all(|s| s.call_id.is_some()));
     // The capture's one receiver report (from 10.33.6.100:6001) describes 6050 -> 6000.
@@ -228,13 +212,13 @@ fn fax_call_streams_match_tshark_and_report_their_events() {
     };
     // What voipsensor reports for it: the whole call's audio, in sequence, none lost
     // (every sequence number from the first to the last is present).
-    let s = ends_of(&ev)
+    let s = stream_ends(&ev)
         .into_iter()
         .find(|s| s.ssrc == 0x0EAF_0EAF)
         .unwrap();
     assert_eq!((s.packets, s.expected, s.lost), (3848, 3848, 0));
     // One stream per direction, even though packets were still in flight after the BYE.
-    assert_eq!(ends_of(&ev).len(), 2);
+    assert_eq!(stream_ends(&ev).len(), 2);
     // Events: an RFC 4733 ANS tone (event 32, PT 102 from SDP) towards 16756, and a
     // Cisco NSE (event 194, unsignalled PT 100, same payload format) towards 15580.
     let dtmf: Vec<(u16, u8)> = ev
@@ -261,7 +245,7 @@ fn dtmf_only_captures_keep_tsharks_negative_loss_and_count_duplicates_apart() {
         // The end packet is sent three times (RFC 4733 §2.5.1.4) with one sequence
         // number: tshark says "-2 lost". We report the same `lost` and 2 duplicates, so
         // real loss (lost + duplicates) is 0.
-        let s = ends_of(&ev)[0];
+        let s = stream_ends(&ev)[0];
         assert_eq!((s.packets, s.lost, s.duplicates), (10, -2, 2));
         assert!(ev.iter().any(|e| matches!(e, Event::Dtmf(_))), "{f}");
     }
@@ -279,7 +263,7 @@ fn rtpproxy_dtmf_gaps_are_reported_as_loss_like_tshark() {
     // The test data has sequence gaps (rtpproxy's test cut packets out): tshark's ~50 %
     // "lost" is real as far as the wire shows. We agree on lost (141 and 50); the 52
     // duplicates (repeated end packets) mean 193 sequence numbers never arrived.
-    let ends = ends_of(&ev);
+    let ends = stream_ends(&ev);
     let big = ends.iter().find(|s| s.ssrc == 0x37ED_87F3).unwrap();
     assert_eq!((big.packets, big.lost, big.duplicates), (151, 141, 52));
     let digits: String = ev
@@ -316,7 +300,7 @@ fn rtp_only_and_other_captures_match_tshark() {
             return;
         };
         // NetBIOS/DNS noise in the aaa capture must not become streams.
-        assert!(!ends_of(&ev).is_empty(), "{f}");
+        assert!(!stream_ends(&ev).is_empty(), "{f}");
     }
 }
 
@@ -330,7 +314,7 @@ fn generated_loopback_calls_match_tshark() {
         ) else {
             return;
         };
-        assert!(ends_of(&ev).iter().all(|s| s.call_id.is_some()), "{f}");
+        assert!(stream_ends(&ev).iter().all(|s| s.call_id.is_some()), "{f}");
     }
 }
 

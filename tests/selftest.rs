@@ -3,11 +3,12 @@
 //! a port that speaks HTTP fails with the reason.
 
 mod common;
-use common::broker::{Broker, free_port, tempdir};
+use common::broker::{Broker, free_port, password_file, tempdir};
+use common::tls::{make_ca, server_cert};
 use std::io::{Read, Write};
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// mosquitto on a free loopback port: user `sensor` may use its own tree only.
@@ -22,15 +23,7 @@ fn broker_with(dir: &Path, extra: &str) -> Option<Broker> {
     {
         return None;
     }
-    let pw = dir.join("passwd");
-    let st = Command::new("mosquitto_passwd")
-        .arg("-b")
-        .arg("-c")
-        .arg(&pw)
-        .args(["sensor", "right-pass"])
-        .status()
-        .unwrap();
-    assert!(st.success());
+    let pw = password_file(dir);
     let acl = dir.join("acl");
     std::fs::write(&acl, "user sensor\ntopic readwrite voipsensor/v1/s1/t1/#\n").unwrap();
     Broker::start_on(
@@ -206,68 +199,14 @@ fn publishing_to_a_broker_that_refuses_the_credentials_exits_5_saying_so_once() 
     assert!(!err.contains("wrong-pass"), "{err}");
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let st = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .stderr(Stdio::null())
-        .stdout(Stdio::null())
-        .status()
-        .unwrap();
-    assert!(st.success(), "openssl {args:?}");
-}
-
 #[test]
 fn a_tls_certificate_for_another_name_fails_naming_the_certificates_names() {
     if !common::need_tool("openssl", "openssl") {
         return;
     }
     let dir = tempdir("tls");
-    let days = ["-days", "2"];
-    openssl(
-        &dir,
-        &[
-            &["req", "-x509", "-newkey", "rsa:2048", "-nodes"][..],
-            &days,
-            &["-subj", "/CN=ca", "-keyout", "ca.key", "-out", "ca.pem"],
-        ]
-        .concat(),
-    );
-    openssl(
-        &dir,
-        &[
-            "req",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-keyout",
-            "server.key",
-            "-out",
-            "server.csr",
-        ],
-    );
-    std::fs::write(dir.join("san.ext"), "subjectAltName=IP:127.0.0.1\n").unwrap();
-    openssl(
-        &dir,
-        &[
-            &[
-                "x509",
-                "-req",
-                "-in",
-                "server.csr",
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-            ][..],
-            &days,
-            &["-extfile", "san.ext", "-out", "server.pem"],
-        ]
-        .concat(),
-    );
+    make_ca(&dir, "ca");
+    server_cert(&dir);
     let d = dir.display();
     let Some(b) = broker_with(
         &dir,

@@ -13,11 +13,10 @@
 //! without tshark.
 
 mod common;
-use common::tshark::{Row, close, parse_row};
+use common::tshark::{self, Row, parse_row, same_timing, timing};
 use common::*;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use voipsensor::fixture::{Builder, CallSpec, Impairments, Tunnel, TunnelKind, add_call};
 use voipsensor::track::counters::Counters;
 use voipsensor::track::event::{CallEventKind, Event};
@@ -94,19 +93,7 @@ impl Tshark {
 
 /// tshark's SIP and RTP statistics of `pcap` (`extra`: decode-as or preferences).
 fn tshark(pcap: &Path, extra: &[&str]) -> Tshark {
-    let out = Command::new("tshark")
-        .args(["-n", "-r"])
-        .arg(pcap)
-        .args(extra)
-        .args(["-q", "-z", "sip,stat", "-z", "rtp,streams"])
-        .output()
-        .expect("run tshark");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let raw = String::from_utf8_lossy(&out.stdout).to_string();
+    let raw = tshark::stats(pcap, extra, &["sip,stat", "rtp,streams"]);
     let mut sip = Vec::new();
     let mut messages = 0;
     for line in raw.lines() {
@@ -154,13 +141,7 @@ fn check(name: &str, pcap: &Path, extra: &[&str]) -> (Vec<Event>, Counters) {
         "{name}"
     );
     assert_eq!(calls_of(&events, CallEventKind::Ended).len(), 1, "{name}");
-    let ends: Vec<_> = events
-        .iter()
-        .filter_map(|e| match e {
-            Event::StreamEnd(s) => Some(s),
-            _ => None,
-        })
-        .collect();
+    let ends = stream_ends(&events);
     assert_eq!(t.rtp.len(), 2, "{ctx}");
     assert_eq!(ends.len(), t.rtp.len(), "{name}: {ends:?}\n{ctx}");
     for row in &t.rtp {
@@ -178,18 +159,7 @@ fn check(name: &str, pcap: &Path, extra: &[&str]) -> (Vec<Event>, Counters) {
             "{name}: {row:?}"
         );
         assert!(row.lost > 0, "{name}: the fixture's loss did not happen");
-        assert!(
-            close(ours.jitter_mean_ms, row.jitter_mean)
-                && close(ours.jitter_max_ms, row.jitter_max)
-                && (ours.delta_max_ms - row.delta_max).abs() <= 0.01,
-            "{name}: jitter mean {}/{} max {}/{} delta max {}/{}",
-            ours.jitter_mean_ms,
-            row.jitter_mean,
-            ours.jitter_max_ms,
-            row.jitter_max,
-            ours.delta_max_ms,
-            row.delta_max
-        );
+        assert!(same_timing(ours, row), "{name}: {}", timing(ours, row));
     }
     (events, c)
 }

@@ -11,14 +11,12 @@
 //! 3478, as Wireshark shows them. A visible skip (a failure under `CI`) without tshark.
 
 mod common;
-use common::tshark::{Row, close, parse_row};
+use common::tshark::{self, same_timing, timing};
 use common::*;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use voipsensor::fixture::{Builder, Carrier, Impairments, RtpStreamSpec, add_carried_streams};
 use voipsensor::track::counters::Counters;
-use voipsensor::track::event::{Event, StreamEnd};
 
 fn tmp(name: &str) -> PathBuf {
     std::env::temp_dir().join(format!(
@@ -51,42 +49,15 @@ fn both_ways(b: &mut Builder, a: SocketAddr, z: SocketAddr, c: Carrier) {
     add_carried_streams(b, &[(up, lossy(1)), (down, lossy(2))], c);
 }
 
-fn tshark_streams(pcap: &Path, extra: &[&str]) -> (Vec<Row>, String) {
-    let out = Command::new("tshark")
-        .args(["-n", "-r"])
-        .arg(pcap)
-        .args(extra)
-        .args(["-q", "-z", "rtp,streams"])
-        .output()
-        .expect("run tshark");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let raw = String::from_utf8_lossy(&out.stdout).to_string();
-    (raw.lines().filter_map(parse_row).collect(), raw)
-}
-
-fn stream_ends(events: &[Event]) -> Vec<&StreamEnd> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::StreamEnd(s) => Some(s),
-            _ => None,
-        })
-        .collect()
-}
-
 /// Writes `b`, replays it and holds every stream against tshark's (`extra`: what tshark
 /// needs to see the RTP).
 fn compare(name: &str, b: &Builder, extra: &[&str]) -> Counters {
     let path = tmp(name);
     b.write_pcap(&path).unwrap();
-    let (rows, raw) = tshark_streams(&path, extra);
+    let (rows, raw) = tshark::streams(&path, extra);
     if !extra.is_empty() {
         // The decode-as (or heuristic) is needed: without it tshark sees no RTP at all.
-        let (plain, raw) = tshark_streams(&path, &[]);
+        let (plain, raw) = tshark::streams(&path, &[]);
         assert!(plain.is_empty(), "{name}: tshark alone found\n{raw}");
     }
     let (events, c) = replay(&path);
@@ -104,18 +75,7 @@ fn compare(name: &str, b: &Builder, extra: &[&str]) -> Counters {
             .unwrap_or_else(|| panic!("{name}: no stream for {r:?}: {ends:?}"));
         assert!(r.lost > 0, "{name}: the fixture's loss did not happen");
         assert_eq!((s.packets, s.lost), (r.packets, r.lost), "{name}: {r:?}");
-        assert!(
-            close(s.jitter_mean_ms, r.jitter_mean)
-                && close(s.jitter_max_ms, r.jitter_max)
-                && (s.delta_max_ms - r.delta_max).abs() <= 0.01,
-            "{name}: jitter mean {}/{} max {}/{} delta max {}/{}",
-            s.jitter_mean_ms,
-            r.jitter_mean,
-            s.jitter_max_ms,
-            r.jitter_max,
-            s.delta_max_ms,
-            r.delta_max
-        );
+        assert!(same_timing(s, r), "{name}: {}", timing(s, r));
     }
     c
 }
@@ -323,7 +283,7 @@ fn the_shared_captures_rtp_over_tcp_equals_tsharks_decode_as() {
     if !need_tool("tshark", "tshark") {
         return;
     }
-    let (rows, raw) = tshark_streams(&p, &["-d", "tcp.port==5000,rtp"]);
+    let (rows, raw) = tshark::streams(&p, &["-d", "tcp.port==5000,rtp"]);
     let (events, c) = replay(&p);
     let key = (addr("172.16.168.24:40252"), addr("172.16.168.64:5000"), 0);
     let r = rows
@@ -337,16 +297,5 @@ fn the_shared_captures_rtp_over_tcp_equals_tsharks_decode_as() {
         .unwrap_or_else(|| panic!("no stream {key:?}: {ends:?}"));
     assert_eq!((s.packets, s.lost), (r.packets, r.lost));
     assert_eq!(c.rtp.over_tcp, r.packets);
-    assert!(
-        close(s.jitter_mean_ms, r.jitter_mean)
-            && close(s.jitter_max_ms, r.jitter_max)
-            && (s.delta_max_ms - r.delta_max).abs() <= 0.01,
-        "jitter mean {}/{} max {}/{} delta max {}/{}",
-        s.jitter_mean_ms,
-        r.jitter_mean,
-        s.jitter_max_ms,
-        r.jitter_max,
-        s.delta_max_ms,
-        r.delta_max
-    );
+    assert!(same_timing(s, r), "{}", timing(s, r));
 }

@@ -5,9 +5,20 @@
 //! which smoltcp rejects. Checksums are never verified: mirrored traffic often carries
 //! offloaded (unfilled) checksums. Lengths come from the IP header, not the frame, so
 //! Ethernet padding never leaks into payloads.
+// No panic on packet data by construction: every index, unwrap and expect here is a
+// checked one (`get`, `?`, `let else`); tests may panic.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
 
 use super::{DecodeError, TcpFlags, Transport};
-use byteorder::{ByteOrder, NetworkEndian};
+use crate::view::read;
 use core::net::IpAddr;
 use smoltcp::wire::{
     IpSecAuthHeaderPacket, Ipv4Packet, Ipv6ExtHeader, Ipv6FragmentHeader, Ipv6Packet, TcpPacket,
@@ -179,7 +190,7 @@ pub fn parse_transport(proto: u8, buf: &[u8]) -> Result<Transport<'_>, DecodeErr
         PROTO_UDP => {
             let u = UdpPacket::new_checked(buf).map_err(|_| {
                 // Short-circuit: the length field is only read from a whole header.
-                if buf.len() < 8 || usize::from(NetworkEndian::read_u16(&buf[4..6])) > buf.len() {
+                if buf.len() < 8 || usize::from(read::be16(buf, 4..6)) > buf.len() {
                     DecodeError::Truncated
                 } else {
                     DecodeError::Malformed

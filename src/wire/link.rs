@@ -3,8 +3,20 @@
 //!
 //! smoltcp's `EthernetFrame` gives the Ethernet header; VLAN tags and the cooked headers
 //! are views in smoltcp's shape here because smoltcp has none (BSD NULL is one word).
+// No panic on packet data by construction: every index, unwrap and expect here is a
+// checked one (`get`, `?`, `let else`); tests may panic.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
 
 use super::{DecodeError, Encap, LinkType};
+use crate::view::read;
 use byteorder::{ByteOrder, NetworkEndian};
 use smoltcp::wire::EthernetFrame;
 
@@ -65,22 +77,26 @@ super::checked_view!(VlanTag, min_len vlan_field::PAYLOAD);
 impl<T: AsRef<[u8]>> VlanTag<T> {
     /// 12-bit VLAN identifier (priority and DEI bits dropped).
     pub fn vid(&self) -> u16 {
-        NetworkEndian::read_u16(&self.buffer.as_ref()[vlan_field::TCI]) & 0x0FFF
+        read::be16(self.buffer.as_ref(), vlan_field::TCI) & 0x0FFF
     }
     pub fn priority(&self) -> u8 {
-        self.buffer.as_ref()[vlan_field::TCI.start] >> 5
+        read::u8_at(self.buffer.as_ref(), vlan_field::TCI.start) >> 5
     }
     pub fn ethertype(&self) -> u16 {
-        NetworkEndian::read_u16(&self.buffer.as_ref()[vlan_field::ETHERTYPE])
+        read::be16(self.buffer.as_ref(), vlan_field::ETHERTYPE)
     }
 }
 
 impl<'a, T: AsRef<[u8]> + ?Sized> VlanTag<&'a T> {
     pub fn payload(&self) -> &'a [u8] {
-        &self.buffer.as_ref()[vlan_field::PAYLOAD..]
+        self.buffer
+            .as_ref()
+            .get(vlan_field::PAYLOAD..)
+            .unwrap_or(&[])
     }
 }
 
+#[allow(clippy::indexing_slicing)] // writing: the caller sized the buffer; never packet data
 impl<T: AsRef<[u8]> + AsMut<[u8]>> VlanTag<T> {
     /// Sets the VID, keeping priority and DEI.
     pub fn set_vid(&mut self, vid: u16) {
@@ -111,6 +127,7 @@ impl VlanRepr {
     pub const fn buffer_len(&self) -> usize {
         vlan_field::PAYLOAD
     }
+    #[allow(clippy::indexing_slicing)] // writing: the caller sized the buffer; never packet data
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, tag: &mut VlanTag<T>) {
         tag.buffer.as_mut()[vlan_field::TCI].fill(0);
         tag.set_vid(self.vid);
@@ -139,25 +156,25 @@ super::checked_view!(SllPacket, min_len SLL_HEADER_LEN);
 impl<T: AsRef<[u8]>> SllPacket<T> {
     /// 0 to us, 1 broadcast, 2 multicast, 3 to someone else, 4 sent by us.
     pub fn packet_type(&self) -> u16 {
-        NetworkEndian::read_u16(&self.buffer.as_ref()[sll_field::PACKET_TYPE])
+        read::be16(self.buffer.as_ref(), sll_field::PACKET_TYPE)
     }
     pub fn arphrd(&self) -> u16 {
-        NetworkEndian::read_u16(&self.buffer.as_ref()[sll_field::ARPHRD])
+        read::be16(self.buffer.as_ref(), sll_field::ARPHRD)
     }
     /// Link-layer source address (the first `addr_len` bytes of 8 count).
     pub fn addr(&self) -> &[u8] {
-        let b = &self.buffer.as_ref()[sll_field::ADDR];
-        let n = NetworkEndian::read_u16(&self.buffer.as_ref()[sll_field::ADDR_LEN]);
-        &b[..usize::from(n).min(b.len())]
+        let b = read::slice(self.buffer.as_ref(), sll_field::ADDR);
+        let n = read::be16(self.buffer.as_ref(), sll_field::ADDR_LEN);
+        read::slice(b, 0..usize::from(n).min(b.len()))
     }
     pub fn protocol(&self) -> u16 {
-        NetworkEndian::read_u16(&self.buffer.as_ref()[sll_field::PROTOCOL])
+        read::be16(self.buffer.as_ref(), sll_field::PROTOCOL)
     }
 }
 
 impl<'a, T: AsRef<[u8]> + ?Sized> SllPacket<&'a T> {
     pub fn payload(&self) -> &'a [u8] {
-        &self.buffer.as_ref()[SLL_HEADER_LEN..]
+        self.buffer.as_ref().get(SLL_HEADER_LEN..).unwrap_or(&[])
     }
 }
 
@@ -183,31 +200,31 @@ super::checked_view!(Sll2Packet, min_len SLL2_HEADER_LEN);
 
 impl<T: AsRef<[u8]>> Sll2Packet<T> {
     pub fn protocol(&self) -> u16 {
-        NetworkEndian::read_u16(&self.buffer.as_ref()[sll2_field::PROTOCOL])
+        read::be16(self.buffer.as_ref(), sll2_field::PROTOCOL)
     }
     pub fn reserved(&self) -> u16 {
-        NetworkEndian::read_u16(&self.buffer.as_ref()[sll2_field::RESERVED])
+        read::be16(self.buffer.as_ref(), sll2_field::RESERVED)
     }
     pub fn ifindex(&self) -> u32 {
-        NetworkEndian::read_u32(&self.buffer.as_ref()[sll2_field::IFINDEX])
+        read::be32(self.buffer.as_ref(), sll2_field::IFINDEX)
     }
     pub fn arphrd(&self) -> u16 {
-        NetworkEndian::read_u16(&self.buffer.as_ref()[sll2_field::ARPHRD])
+        read::be16(self.buffer.as_ref(), sll2_field::ARPHRD)
     }
     pub fn packet_type(&self) -> u8 {
-        self.buffer.as_ref()[sll2_field::PACKET_TYPE]
+        read::u8_at(self.buffer.as_ref(), sll2_field::PACKET_TYPE)
     }
     /// Link-layer source address (the first `addr_len` bytes of 8 count).
     pub fn addr(&self) -> &[u8] {
-        let b = &self.buffer.as_ref()[sll2_field::ADDR];
-        let n = self.buffer.as_ref()[sll2_field::ADDR_LEN];
-        &b[..usize::from(n).min(b.len())]
+        let b = read::slice(self.buffer.as_ref(), sll2_field::ADDR);
+        let n = read::u8_at(self.buffer.as_ref(), sll2_field::ADDR_LEN);
+        read::slice(b, 0..usize::from(n).min(b.len()))
     }
 }
 
 impl<'a, T: AsRef<[u8]> + ?Sized> Sll2Packet<&'a T> {
     pub fn payload(&self) -> &'a [u8] {
-        &self.buffer.as_ref()[SLL2_HEADER_LEN..]
+        self.buffer.as_ref().get(SLL2_HEADER_LEN..).unwrap_or(&[])
     }
 }
 
@@ -227,11 +244,10 @@ pub fn strip(link: LinkType, frame: &[u8]) -> Result<LinkRepr<'_>, DecodeError> 
         LinkType::Ipv4 => plain(Network::Ipv4(frame)),
         LinkType::Ipv6 => plain(Network::Ipv6(frame)),
         LinkType::Null => {
-            let fam = frame.get(..4).ok_or(DecodeError::Truncated)?;
+            let fam = *frame.first_chunk::<4>().ok_or(DecodeError::Truncated)?;
             let rest = frame.get(4..).unwrap_or(&[]);
             // Host byte order of the capturing machine: accept either. AF_INET is 2
             // everywhere; AF_INET6 is 10 (Linux), 24 (NetBSD/OpenBSD), 28 (FreeBSD), 30 (macOS).
-            let fam = [fam[0], fam[1], fam[2], fam[3]];
             let v = u32::from_le_bytes(fam).min(u32::from_be_bytes(fam));
             match v {
                 2 => plain(Network::Ipv4(rest)),

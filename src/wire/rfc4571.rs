@@ -2,8 +2,20 @@
 //! by a 16-bit length, nothing else. SDP announces such media as `TCP/RTP/AVP`
 //! (RFC 4145 / RFC 4571 §3); mirrors also show it unannounced (some SBCs, RTSP-free
 //! cameras), which [`looks_like_framed_rtp`] recognises.
+// No panic on packet data by construction: every index, unwrap and expect here is a
+// checked one (`get`, `?`, `let else`); tests may panic.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
 
 use super::{DecodeError, Framing};
+use crate::view::read;
 use byteorder::{ByteOrder, NetworkEndian};
 
 /// Smallest framed packet worth looking at: an RTCP header is 8 bytes, RTP's 12.
@@ -32,7 +44,7 @@ impl<T: AsRef<[u8]>> Frame<T> {
         Ok(())
     }
     pub fn length(&self) -> u16 {
-        NetworkEndian::read_u16(&self.buffer.as_ref()[field::LENGTH])
+        read::be16(self.buffer.as_ref(), field::LENGTH)
     }
     /// Length prefix plus packet.
     pub fn total_len(&self) -> usize {
@@ -42,7 +54,7 @@ impl<T: AsRef<[u8]>> Frame<T> {
 
 impl<'a, T: AsRef<[u8]> + ?Sized> Frame<&'a T> {
     pub fn packet(&self) -> &'a [u8] {
-        &self.buffer.as_ref()[field::PACKET..self.total_len()]
+        read::slice(self.buffer.as_ref(), field::PACKET..self.total_len())
     }
 }
 
@@ -56,11 +68,13 @@ impl FrameRepr {
     pub const fn buffer_len(&self) -> usize {
         field::PACKET + self.len as usize
     }
+    #[allow(clippy::indexing_slicing)] // writing: the caller sized the buffer; never packet data
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, f: &mut Frame<T>) {
         NetworkEndian::write_u16(&mut f.buffer.as_mut()[field::LENGTH], self.len);
     }
 }
 
+#[allow(clippy::indexing_slicing)] // writing: the caller sized the buffer; never packet data
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Frame<T> {
     pub fn packet_mut(&mut self) -> &mut [u8] {
         let end = self.total_len();
@@ -70,7 +84,7 @@ impl<T: AsRef<[u8]> + AsMut<[u8]>> Frame<T> {
 
 /// RTP or RTCP version 2 in the first byte.
 fn version_2(packet: &[u8]) -> bool {
-    packet.len() >= MIN_PACKET && packet[0] >> 6 == 2
+    packet.len() >= MIN_PACKET && read::u8_at(packet, 0) >> 6 == 2
 }
 
 /// Framer for `TcpStreams`: one RFC 4571 packet at a time. A length too short for RTP or
@@ -80,8 +94,8 @@ pub fn frame(b: &[u8]) -> Framing {
     if b.len() < field::PACKET + 1 {
         return Framing::NeedMore;
     }
-    let len = usize::from(NetworkEndian::read_u16(&b[field::LENGTH]));
-    if len < MIN_PACKET || b[field::PACKET] >> 6 != 2 {
+    let len = usize::from(read::be16(b, field::LENGTH));
+    if len < MIN_PACKET || read::u8_at(b, field::PACKET) >> 6 != 2 {
         return Framing::Skip(1);
     }
     if b.len() < field::PACKET + len {
@@ -106,7 +120,7 @@ pub fn looks_like_framed_rtp(segment: &[u8]) -> bool {
         if !version_2(f.packet()) {
             return false;
         }
-        rest = &rest[f.total_len()..];
+        rest = rest.get(f.total_len()..).unwrap_or(&[]);
     }
     true
 }

@@ -6,9 +6,21 @@
 //! fragments (B, middle, E flags) with consecutive TSNs; those are joined in a few fixed
 //! buffers, and what does not fit (too many at once, too large, a missing piece) is dropped
 //! and counted, never grown.
+// No panic on packet data by construction: every index, unwrap and expect here is a
+// checked one (`get`, `?`, `let else`); tests may panic.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
 
 use super::DecodeError;
 use super::tcp_stream::FlowKey;
+use crate::view::read;
 use byteorder::{ByteOrder, NetworkEndian};
 use serde::{Deserialize, Serialize};
 
@@ -57,28 +69,29 @@ super::checked_view!(SctpPacket, min_len field::CHUNKS);
 
 impl<T: AsRef<[u8]>> SctpPacket<T> {
     pub fn src_port(&self) -> u16 {
-        NetworkEndian::read_u16(&self.buffer.as_ref()[field::SRC_PORT])
+        read::be16(self.buffer.as_ref(), field::SRC_PORT)
     }
     pub fn dst_port(&self) -> u16 {
-        NetworkEndian::read_u16(&self.buffer.as_ref()[field::DST_PORT])
+        read::be16(self.buffer.as_ref(), field::DST_PORT)
     }
     pub fn verification_tag(&self) -> u32 {
-        NetworkEndian::read_u32(&self.buffer.as_ref()[field::VERIFICATION_TAG])
+        read::be32(self.buffer.as_ref(), field::VERIFICATION_TAG)
     }
     /// The CRC32c as sent (stored little-endian, RFC 9260 Appendix A).
     pub fn checksum(&self) -> u32 {
         u32::from_le_bytes(
-            self.buffer.as_ref()[field::CHECKSUM]
+            read::slice(self.buffer.as_ref(), field::CHECKSUM)
                 .try_into()
                 .unwrap_or_default(),
         )
     }
     /// The chunk list after the common header.
     pub fn chunks(&self) -> &[u8] {
-        &self.buffer.as_ref()[field::CHUNKS..]
+        self.buffer.as_ref().get(field::CHUNKS..).unwrap_or(&[])
     }
 }
 
+#[allow(clippy::indexing_slicing)] // writing: the caller sized the buffer; never packet data
 impl<T: AsRef<[u8]> + AsMut<[u8]>> SctpPacket<T> {
     /// Writes the common header (the chunks must already be in place) and its CRC32c.
     pub fn emit(&mut self, src_port: u16, dst_port: u16, verification_tag: u32) {
@@ -123,7 +136,7 @@ impl<'a> Iterator for Chunks<'a> {
             self.rest = &[];
             return None;
         }
-        let chunk = &self.rest[..len];
+        let chunk = self.rest.get(..len).unwrap_or_default();
         self.rest = self.rest.get(len.next_multiple_of(4)..).unwrap_or_default();
         Some(chunk)
     }
@@ -144,10 +157,10 @@ impl<T: AsRef<[u8]>> DataChunk<T> {
         if b.len() < field::DATA {
             return Err(DecodeError::Truncated);
         }
-        if b[field::CHUNK_TYPE] != CHUNK_DATA {
+        if read::u8_at(b, field::CHUNK_TYPE) != CHUNK_DATA {
             return Err(DecodeError::NotIpTransport);
         }
-        let len = usize::from(NetworkEndian::read_u16(&b[field::CHUNK_LENGTH]));
+        let len = usize::from(read::be16(b, field::CHUNK_LENGTH));
         if len < field::DATA {
             return Err(DecodeError::Malformed);
         }
@@ -157,24 +170,24 @@ impl<T: AsRef<[u8]>> DataChunk<T> {
         Ok(())
     }
     pub fn flags(&self) -> u8 {
-        self.buffer.as_ref()[field::CHUNK_FLAGS]
+        read::u8_at(self.buffer.as_ref(), field::CHUNK_FLAGS)
     }
     pub fn tsn(&self) -> u32 {
-        NetworkEndian::read_u32(&self.buffer.as_ref()[field::TSN])
+        read::be32(self.buffer.as_ref(), field::TSN)
     }
     pub fn stream_id(&self) -> u16 {
-        NetworkEndian::read_u16(&self.buffer.as_ref()[field::STREAM_ID])
+        read::be16(self.buffer.as_ref(), field::STREAM_ID)
     }
     pub fn stream_seq(&self) -> u16 {
-        NetworkEndian::read_u16(&self.buffer.as_ref()[field::STREAM_SEQ])
+        read::be16(self.buffer.as_ref(), field::STREAM_SEQ)
     }
     pub fn ppid(&self) -> u32 {
-        NetworkEndian::read_u32(&self.buffer.as_ref()[field::PPID])
+        read::be32(self.buffer.as_ref(), field::PPID)
     }
     pub fn payload(&self) -> &[u8] {
         let b = self.buffer.as_ref();
-        let len = usize::from(NetworkEndian::read_u16(&b[field::CHUNK_LENGTH]));
-        &b[field::DATA..len]
+        let len = usize::from(read::be16(b, field::CHUNK_LENGTH));
+        read::slice(b, field::DATA..len)
     }
 }
 
@@ -194,6 +207,7 @@ impl DataRepr {
         (field::DATA + payload).next_multiple_of(4)
     }
 
+    #[allow(clippy::indexing_slicing)] // writing: the caller sized the buffer; never packet data
     /// Writes the chunk and `payload` (and zero padding) at the start of `buf`.
     pub fn emit(&self, payload: &[u8], buf: &mut [u8]) {
         let len = field::DATA + payload.len();
@@ -300,11 +314,13 @@ impl SctpReassembler {
                 continue;
             }
             c.fragments += 1;
-            if let Some(msg_slot) = self.fragment(flow, &d, flags, c) {
-                let s = &mut self.slots[msg_slot];
+            if let Some(msg_slot) = self.fragment(flow, &d, flags, c)
+                && let Some(s) = self.slots.get_mut(msg_slot)
+            {
                 let at = msg_slot * SCTP_MESSAGE_MAX;
                 c.reassembled += 1;
-                c.not_sip += u64::from(!f(d.ppid(), &self.bufs[at..at + s.len]));
+                let msg = self.bufs.get(at..at + s.len).unwrap_or_default();
+                c.not_sip += u64::from(!f(d.ppid(), msg));
                 s.key = None;
             }
         }
@@ -331,14 +347,15 @@ impl SctpReassembler {
                 .position(|s| s.key == key)
                 .or_else(|| self.slots.iter().position(|s| s.key.is_none()))
                 .unwrap_or_else(|| {
-                    (0..SCTP_SLOTS)
-                        .min_by_key(|&i| self.slots[i].age)
-                        .unwrap_or(0)
+                    let oldest = self.slots.iter().enumerate().min_by_key(|(_, s)| s.age);
+                    oldest.map_or(0, |(i, _)| i)
                 });
-            if self.slots[i].key.is_some() {
+            // `i` indexes `slots` (found in it, or 0 of a non-empty array).
+            let s = self.slots.get_mut(i)?;
+            if s.key.is_some() {
                 c.fragments_dropped += 1; // the unfinished message it held
             }
-            self.slots[i] = Slot {
+            *s = Slot {
                 key,
                 next_tsn: d.tsn(),
                 len: 0,
@@ -358,20 +375,25 @@ impl SctpReassembler {
                 }
             }
         };
-        let s = &mut self.slots[i];
-        if s.len + payload.len() > SCTP_MESSAGE_MAX {
+        let s = self.slots.get_mut(i)?;
+        let at = i * SCTP_MESSAGE_MAX + s.len;
+        // Over the message limit (the slot's buffer ends there): drop the message.
+        let dst = (s.len + payload.len() <= SCTP_MESSAGE_MAX)
+            .then(|| self.bufs.get_mut(at..at + payload.len()))
+            .flatten();
+        let Some(dst) = dst else {
             s.key = None;
             c.fragments_dropped += 1;
             return None;
-        }
-        let at = i * SCTP_MESSAGE_MAX + s.len;
-        self.bufs[at..at + payload.len()].copy_from_slice(payload);
+        };
+        dst.copy_from_slice(payload);
         s.len += payload.len();
         s.next_tsn = d.tsn().wrapping_add(1);
         (flags & FLAG_E != 0).then_some(i)
     }
 }
 
+#[allow(clippy::indexing_slicing)] // writing: the caller sized the buffer; never packet data
 /// Builds one SCTP packet of DATA chunks (for the fixture and tests).
 pub fn emit_packet(
     src_port: u16,

@@ -4,8 +4,20 @@
 //! header of its own: the decoder handles IPv4 protocol 4 / IPv6 protocol 41 directly.
 //!
 //! smoltcp has none of these headers, so the views are written here in its shape.
+// No panic on packet data by construction: every index, unwrap and expect here is a
+// checked one (`get`, `?`, `let else`); tests may panic.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
 
 use super::{DecodeError, Encap};
+use crate::view::read;
 use byteorder::{ByteOrder, NetworkEndian};
 
 pub const GRE_PROTO_IPV4: u16 = 0x0800;
@@ -84,7 +96,7 @@ impl<T: AsRef<[u8]>> GrePacket<T> {
         Ok(())
     }
     fn flags(&self) -> u16 {
-        NetworkEndian::read_u16(&self.buffer.as_ref()[gre_field::FLAGS])
+        read::be16(self.buffer.as_ref(), gre_field::FLAGS)
     }
     pub fn has_checksum(&self) -> bool {
         self.flags() & GRE_FLAG_CHECKSUM != 0
@@ -99,7 +111,7 @@ impl<T: AsRef<[u8]>> GrePacket<T> {
         (self.flags() & GRE_VERSION_MASK) as u8
     }
     pub fn protocol(&self) -> u16 {
-        NetworkEndian::read_u16(&self.buffer.as_ref()[gre_field::PROTOCOL])
+        read::be16(self.buffer.as_ref(), gre_field::PROTOCOL)
     }
     fn key_at(&self) -> usize {
         gre_field::OPTIONS + if self.has_checksum() { 4 } else { 0 }
@@ -110,12 +122,12 @@ impl<T: AsRef<[u8]>> GrePacket<T> {
     pub fn key(&self) -> Option<u32> {
         let at = self.key_at();
         self.has_key()
-            .then(|| NetworkEndian::read_u32(&self.buffer.as_ref()[at..at + 4]))
+            .then(|| read::be32(self.buffer.as_ref(), at..at + 4))
     }
     pub fn seq(&self) -> Option<u32> {
         let at = self.seq_at();
         self.has_seq()
-            .then(|| NetworkEndian::read_u32(&self.buffer.as_ref()[at..at + 4]))
+            .then(|| read::be32(self.buffer.as_ref(), at..at + 4))
     }
     pub fn header_len(&self) -> usize {
         self.seq_at() + if self.has_seq() { 4 } else { 0 }
@@ -124,10 +136,11 @@ impl<T: AsRef<[u8]>> GrePacket<T> {
 
 impl<'a, T: AsRef<[u8]> + ?Sized> GrePacket<&'a T> {
     pub fn payload(&self) -> &'a [u8] {
-        &self.buffer.as_ref()[self.header_len()..]
+        self.buffer.as_ref().get(self.header_len()..).unwrap_or(&[])
     }
 }
 
+#[allow(clippy::indexing_slicing)] // writing: the caller sized the buffer; never packet data
 impl<T: AsRef<[u8]> + AsMut<[u8]>> GrePacket<T> {
     fn set_flags(&mut self, flags: u16) {
         NetworkEndian::write_u16(&mut self.buffer.as_mut()[gre_field::FLAGS], flags);
@@ -160,6 +173,7 @@ impl GreRepr {
     pub fn buffer_len(&self) -> usize {
         gre_field::OPTIONS + 4 * (usize::from(self.key.is_some()) + usize::from(self.seq.is_some()))
     }
+    #[allow(clippy::indexing_slicing)] // writing: the caller sized the buffer; never packet data
     /// Writes the header; the buffer must hold `buffer_len()` bytes.
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, p: &mut GrePacket<T>) {
         let mut flags = 0;
@@ -232,13 +246,13 @@ super::checked_view!(Erspan2Packet, min_len erspan2_field::PAYLOAD);
 
 impl<T: AsRef<[u8]>> Erspan2Packet<T> {
     pub fn version(&self) -> u8 {
-        self.buffer.as_ref()[erspan2_field::VER_VLAN.start] >> 4
+        read::u8_at(self.buffer.as_ref(), erspan2_field::VER_VLAN.start) >> 4
     }
     pub fn vlan(&self) -> u16 {
-        NetworkEndian::read_u16(&self.buffer.as_ref()[erspan2_field::VER_VLAN]) & 0x0FFF
+        read::be16(self.buffer.as_ref(), erspan2_field::VER_VLAN) & 0x0FFF
     }
     fn word1(&self) -> u16 {
-        NetworkEndian::read_u16(&self.buffer.as_ref()[erspan2_field::COS_EN_T_SESSION])
+        read::be16(self.buffer.as_ref(), erspan2_field::COS_EN_T_SESSION)
     }
     pub fn cos(&self) -> u8 {
         (self.word1() >> 13) as u8
@@ -253,13 +267,16 @@ impl<T: AsRef<[u8]>> Erspan2Packet<T> {
         self.word1() & 0x03FF
     }
     pub fn index(&self) -> u32 {
-        NetworkEndian::read_u32(&self.buffer.as_ref()[erspan2_field::RESERVED_INDEX]) & 0x000F_FFFF
+        read::be32(self.buffer.as_ref(), erspan2_field::RESERVED_INDEX) & 0x000F_FFFF
     }
 }
 
 impl<'a, T: AsRef<[u8]> + ?Sized> Erspan2Packet<&'a T> {
     pub fn payload(&self) -> &'a [u8] {
-        &self.buffer.as_ref()[erspan2_field::PAYLOAD..]
+        self.buffer
+            .as_ref()
+            .get(erspan2_field::PAYLOAD..)
+            .unwrap_or(&[])
     }
 }
 
@@ -292,6 +309,7 @@ impl Erspan2Repr {
     pub const fn buffer_len(&self) -> usize {
         erspan2_field::PAYLOAD
     }
+    #[allow(clippy::indexing_slicing)] // writing: the caller sized the buffer; never packet data
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, p: &mut Erspan2Packet<T>) {
         let b = p.buffer.as_mut();
         NetworkEndian::write_u16(
@@ -359,22 +377,22 @@ impl<T: AsRef<[u8]>> Erspan3Packet<T> {
         Ok(())
     }
     pub fn version(&self) -> u8 {
-        self.buffer.as_ref()[erspan3_field::VER_VLAN.start] >> 4
+        read::u8_at(self.buffer.as_ref(), erspan3_field::VER_VLAN.start) >> 4
     }
     pub fn vlan(&self) -> u16 {
-        NetworkEndian::read_u16(&self.buffer.as_ref()[erspan3_field::VER_VLAN]) & 0x0FFF
+        read::be16(self.buffer.as_ref(), erspan3_field::VER_VLAN) & 0x0FFF
     }
     pub fn session_id(&self) -> u16 {
-        NetworkEndian::read_u16(&self.buffer.as_ref()[erspan3_field::COS_BSO_T_SESSION]) & 0x03FF
+        read::be16(self.buffer.as_ref(), erspan3_field::COS_BSO_T_SESSION) & 0x03FF
     }
     pub fn timestamp(&self) -> u32 {
-        NetworkEndian::read_u32(&self.buffer.as_ref()[erspan3_field::TIMESTAMP])
+        read::be32(self.buffer.as_ref(), erspan3_field::TIMESTAMP)
     }
     pub fn sgt(&self) -> u16 {
-        NetworkEndian::read_u16(&self.buffer.as_ref()[erspan3_field::SGT])
+        read::be16(self.buffer.as_ref(), erspan3_field::SGT)
     }
     fn flags(&self) -> u16 {
-        NetworkEndian::read_u16(&self.buffer.as_ref()[erspan3_field::FLAGS])
+        read::be16(self.buffer.as_ref(), erspan3_field::FLAGS)
     }
     /// 0 Ethernet, 2 IP.
     pub fn frame_type(&self) -> u8 {
@@ -395,10 +413,11 @@ impl<T: AsRef<[u8]>> Erspan3Packet<T> {
 
 impl<'a, T: AsRef<[u8]> + ?Sized> Erspan3Packet<&'a T> {
     pub fn payload(&self) -> &'a [u8] {
-        &self.buffer.as_ref()[self.header_len()..]
+        self.buffer.as_ref().get(self.header_len()..).unwrap_or(&[])
     }
 }
 
+#[allow(clippy::indexing_slicing)] // writing: the caller sized the buffer; never packet data
 impl<T: AsRef<[u8]> + AsMut<[u8]>> Erspan3Packet<T> {
     pub fn payload_mut(&mut self) -> &mut [u8] {
         let at = self.header_len();
@@ -436,6 +455,7 @@ impl Erspan3Repr {
     pub const fn buffer_len(&self) -> usize {
         erspan3_field::PLATFORM.start
     }
+    #[allow(clippy::indexing_slicing)] // writing: the caller sized the buffer; never packet data
     /// Writes the 12-byte header with the O bit clear; the buffer must hold `buffer_len()`.
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, p: &mut Erspan3Packet<T>) {
         let b = p.buffer.as_mut();
@@ -492,23 +512,27 @@ super::checked_view!(VxlanPacket, min_len vxlan_field::PAYLOAD);
 
 impl<T: AsRef<[u8]>> VxlanPacket<T> {
     pub fn flags(&self) -> u8 {
-        self.buffer.as_ref()[vxlan_field::FLAGS]
+        read::u8_at(self.buffer.as_ref(), vxlan_field::FLAGS)
     }
     /// I flag: the VNI is valid (RFC 7348 requires it).
     pub fn vni_valid(&self) -> bool {
         self.flags() & VXLAN_FLAG_VNI != 0
     }
     pub fn vni(&self) -> u32 {
-        NetworkEndian::read_u24(&self.buffer.as_ref()[vxlan_field::VNI])
+        NetworkEndian::read_u24(read::slice(self.buffer.as_ref(), vxlan_field::VNI))
     }
 }
 
 impl<'a, T: AsRef<[u8]> + ?Sized> VxlanPacket<&'a T> {
     pub fn payload(&self) -> &'a [u8] {
-        &self.buffer.as_ref()[vxlan_field::PAYLOAD..]
+        self.buffer
+            .as_ref()
+            .get(vxlan_field::PAYLOAD..)
+            .unwrap_or(&[])
     }
 }
 
+#[allow(clippy::indexing_slicing)] // writing: the caller sized the buffer; never packet data
 impl<T: AsRef<[u8]> + AsMut<[u8]>> VxlanPacket<T> {
     pub fn payload_mut(&mut self) -> &mut [u8] {
         &mut self.buffer.as_mut()[vxlan_field::PAYLOAD..]
@@ -532,6 +556,7 @@ impl VxlanRepr {
     pub const fn buffer_len(&self) -> usize {
         vxlan_field::PAYLOAD
     }
+    #[allow(clippy::indexing_slicing)] // writing: the caller sized the buffer; never packet data
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, p: &mut VxlanPacket<T>) {
         let b = p.buffer.as_mut();
         b[..vxlan_field::PAYLOAD].fill(0);
@@ -576,15 +601,15 @@ super::checked_view!(TzspPacket, min_len tzsp_field::TAGS);
 
 impl<T: AsRef<[u8]>> TzspPacket<T> {
     pub fn version(&self) -> u8 {
-        self.buffer.as_ref()[tzsp_field::VERSION]
+        read::u8_at(self.buffer.as_ref(), tzsp_field::VERSION)
     }
     /// 0 received, 1 for transmit (both carry a frame); keepalives and the rest do not.
     pub fn packet_type(&self) -> u8 {
-        self.buffer.as_ref()[tzsp_field::TYPE]
+        read::u8_at(self.buffer.as_ref(), tzsp_field::TYPE)
     }
     /// Encapsulated protocol (1 = Ethernet).
     pub fn encapsulation(&self) -> u16 {
-        NetworkEndian::read_u16(&self.buffer.as_ref()[tzsp_field::ENCAP])
+        read::be16(self.buffer.as_ref(), tzsp_field::ENCAP)
     }
     /// Header length through the END tag; `Truncated` when a tag runs off the end.
     pub fn header_len(&self) -> Result<usize, DecodeError> {
@@ -632,6 +657,7 @@ impl TzspRepr {
     pub const fn buffer_len(&self) -> usize {
         tzsp_field::TAGS + 1
     }
+    #[allow(clippy::indexing_slicing)] // writing: the caller sized the buffer; never packet data
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, p: &mut TzspPacket<T>) {
         let b = p.buffer.as_mut();
         b[tzsp_field::VERSION] = 1;

@@ -9,8 +9,20 @@
 //!
 //! smoltcp has neither, so the views are written here in its shape. [`relayed`] is what
 //! the tracker calls: the data a datagram (or a framed TCP message) relays, if any.
+// No panic on packet data by construction: every index, unwrap and expect here is a
+// checked one (`get`, `?`, `let else`); tests may panic.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
 
 use super::{DecodeError, Framing};
+use crate::view::read;
 use byteorder::{ByteOrder, NetworkEndian};
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
@@ -61,21 +73,22 @@ impl<T: AsRef<[u8]>> ChannelData<T> {
         Ok(())
     }
     pub fn channel(&self) -> u16 {
-        NetworkEndian::read_u16(&self.buffer.as_ref()[channel_field::CHANNEL])
+        read::be16(self.buffer.as_ref(), channel_field::CHANNEL)
     }
     /// Length of the application data (padding excluded).
     pub fn length(&self) -> u16 {
-        NetworkEndian::read_u16(&self.buffer.as_ref()[channel_field::LENGTH])
+        read::be16(self.buffer.as_ref(), channel_field::LENGTH)
     }
 }
 
 impl<'a, T: AsRef<[u8]> + ?Sized> ChannelData<&'a T> {
     pub fn data(&self) -> &'a [u8] {
         let end = channel_field::DATA + usize::from(self.length());
-        &self.buffer.as_ref()[channel_field::DATA..end]
+        read::slice(self.buffer.as_ref(), channel_field::DATA..end)
     }
 }
 
+#[allow(clippy::indexing_slicing)] // writing: the caller sized the buffer; never packet data
 impl<T: AsRef<[u8]> + AsMut<[u8]>> ChannelData<T> {
     pub fn data_mut(&mut self) -> &mut [u8] {
         let end = channel_field::DATA + usize::from(self.length());
@@ -104,6 +117,7 @@ impl ChannelDataRepr {
     pub fn padded_len(&self) -> usize {
         self.buffer_len().next_multiple_of(4)
     }
+    #[allow(clippy::indexing_slicing)] // writing: the caller sized the buffer; never packet data
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, p: &mut ChannelData<T>) {
         let b = p.buffer.as_mut();
         NetworkEndian::write_u16(&mut b[channel_field::CHANNEL], self.channel);
@@ -138,8 +152,8 @@ impl<T: AsRef<[u8]>> StunPacket<T> {
         if b.len() < stun_field::ATTRIBUTES {
             return Err(DecodeError::Truncated);
         }
-        if b[0] & 0xC0 != 0
-            || NetworkEndian::read_u32(&b[stun_field::COOKIE]) != MAGIC_COOKIE
+        if read::u8_at(b, 0) & 0xC0 != 0
+            || read::be32(b, stun_field::COOKIE) != MAGIC_COOKIE
             || !self.length().is_multiple_of(4)
         {
             return Err(DecodeError::Malformed);
@@ -150,18 +164,18 @@ impl<T: AsRef<[u8]>> StunPacket<T> {
         Ok(())
     }
     pub fn msg_type(&self) -> u16 {
-        NetworkEndian::read_u16(&self.buffer.as_ref()[stun_field::TYPE])
+        read::be16(self.buffer.as_ref(), stun_field::TYPE)
     }
     pub fn length(&self) -> u16 {
-        NetworkEndian::read_u16(&self.buffer.as_ref()[stun_field::LENGTH])
+        read::be16(self.buffer.as_ref(), stun_field::LENGTH)
     }
     pub fn total_len(&self) -> usize {
         stun_field::ATTRIBUTES + usize::from(self.length())
     }
     pub fn transaction_id(&self) -> [u8; 12] {
-        let mut t = [0; 12];
-        t.copy_from_slice(&self.buffer.as_ref()[stun_field::TRANSACTION]);
-        t
+        read::slice(self.buffer.as_ref(), stun_field::TRANSACTION)
+            .try_into()
+            .unwrap_or([0; 12])
     }
 }
 
@@ -173,8 +187,8 @@ impl<'a, T: AsRef<[u8]> + ?Sized> StunPacket<&'a T> {
         let end = self.total_len();
         let mut at = stun_field::ATTRIBUTES;
         while at + 4 <= end {
-            let t = NetworkEndian::read_u16(&b[at..at + 2]);
-            let len = usize::from(NetworkEndian::read_u16(&b[at + 2..at + 4]));
+            let t = read::be16(b, at..at + 2);
+            let len = usize::from(read::be16(b, at + 2..at + 4));
             let value = b
                 .get(at + 4..at + 4 + len)
                 .filter(|_| at + 4 + len <= end)?;
@@ -238,6 +252,7 @@ impl IndicationRepr {
             + 4
             + usize::from(self.data_len).next_multiple_of(4)
     }
+    #[allow(clippy::indexing_slicing)] // writing: the caller sized the buffer; never packet data
     /// Writes everything but the data, zeroing its padding; `data_mut` then takes the data.
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, p: &mut StunPacket<T>) {
         let len = self.buffer_len();
@@ -276,6 +291,7 @@ impl IndicationRepr {
     }
 }
 
+#[allow(clippy::indexing_slicing)] // writing: the caller sized the buffer; never packet data
 impl<T: AsRef<[u8]> + AsMut<[u8]>> StunPacket<T> {
     /// The DATA attribute's value as written by [`IndicationRepr::emit`].
     pub fn data_mut(&mut self, repr: &IndicationRepr) -> &mut [u8] {
@@ -353,11 +369,11 @@ pub fn frame_tcp(b: &[u8]) -> Framing {
     if b.len() < 4 {
         return Framing::NeedMore;
     }
-    let len = usize::from(NetworkEndian::read_u16(&b[2..4]));
+    let len = usize::from(read::be16(b, 2..4));
     let total = match first >> 6 {
         0b01 => (channel_field::DATA + len).next_multiple_of(4),
         0b00 if b.len() < 8 => return Framing::NeedMore,
-        0b00 if NetworkEndian::read_u32(&b[4..8]) == MAGIC_COOKIE && len.is_multiple_of(4) => {
+        0b00 if read::be32(b, 4..8) == MAGIC_COOKIE && len.is_multiple_of(4) => {
             stun_field::ATTRIBUTES + len
         }
         _ => return Framing::Skip(1),

@@ -2,7 +2,19 @@
 //! softphones use. Frames ride in a TCP stream after an HTTP/1.1 Upgrade; client frames are
 //! masked, so their payload is unmasked into a caller's fixed buffer (the only copy).
 //! Fragmented messages (FIN clear) are not reassembled: SIP endpoints send whole messages.
+// No panic on packet data by construction: every index, unwrap and expect here is a
+// checked one (`get`, `?`, `let else`); tests may panic.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
 
+use crate::view::read;
 use byteorder::{ByteOrder, NetworkEndian};
 
 /// Opcodes that carry data.
@@ -74,16 +86,16 @@ impl<T: AsRef<[u8]>> Frame<T> {
 
     fn payload_len_field(&self) -> u64 {
         let buf = self.buffer.as_ref();
-        match buf[field::MASK_LEN] & 0x7f {
-            126 => u64::from(NetworkEndian::read_u16(&buf[field::LEN16])),
-            127 => NetworkEndian::read_u64(&buf[field::LEN64]),
+        match read::u8_at(buf, field::MASK_LEN) & 0x7f {
+            126 => u64::from(read::be16(buf, field::LEN16)),
+            127 => read::be64(buf, field::LEN64),
             n => u64::from(n),
         }
     }
 
     /// Header bytes: the two fixed ones, any extended length, the masking key.
     pub fn header_len(&self) -> usize {
-        let len = match self.buffer.as_ref()[field::MASK_LEN] & 0x7f {
+        let len = match read::u8_at(self.buffer.as_ref(), field::MASK_LEN) & 0x7f {
             126 => field::LEN16.end,
             127 => field::LEN64.end,
             _ => field::MASK_LEN + 1,
@@ -103,13 +115,13 @@ impl<T: AsRef<[u8]>> Frame<T> {
         self.header_len() + self.payload_len()
     }
     pub fn fin(&self) -> bool {
-        self.buffer.as_ref()[field::FIN_OPCODE] & FLAG_FIN != 0
+        read::u8_at(self.buffer.as_ref(), field::FIN_OPCODE) & FLAG_FIN != 0
     }
     pub fn opcode(&self) -> u8 {
-        self.buffer.as_ref()[field::FIN_OPCODE] & 0x0f
+        read::u8_at(self.buffer.as_ref(), field::FIN_OPCODE) & 0x0f
     }
     pub fn masked(&self) -> bool {
-        self.buffer.as_ref()[field::MASK_LEN] & FLAG_MASK != 0
+        read::u8_at(self.buffer.as_ref(), field::MASK_LEN) & FLAG_MASK != 0
     }
     fn mask_key(&self) -> Option<[u8; 4]> {
         if !self.masked() {
@@ -117,7 +129,10 @@ impl<T: AsRef<[u8]>> Frame<T> {
         }
         let end = self.header_len();
         let mut k = [0u8; 4];
-        k.copy_from_slice(&self.buffer.as_ref()[end - field::MASK_KEY_LEN..end]);
+        k.copy_from_slice(read::slice(
+            self.buffer.as_ref(),
+            end - field::MASK_KEY_LEN..end,
+        ));
         Some(k)
     }
 }
@@ -125,7 +140,7 @@ impl<T: AsRef<[u8]>> Frame<T> {
 impl<'a, T: AsRef<[u8]> + ?Sized> Frame<&'a T> {
     /// The payload as sent (still masked for client frames).
     pub fn raw_payload(&self) -> &'a [u8] {
-        &self.buffer.as_ref()[self.header_len()..self.total_len()]
+        read::slice(self.buffer.as_ref(), self.header_len()..self.total_len())
     }
 
     /// The payload in clear: borrowed when unmasked, else unmasked into `scratch`.
@@ -139,8 +154,8 @@ impl<'a, T: AsRef<[u8]> + ?Sized> Frame<&'a T> {
             return Some(raw);
         };
         let out = scratch.get_mut(..raw.len())?;
-        for (i, (o, r)) in out.iter_mut().zip(raw).enumerate() {
-            *o = r ^ key[i % 4];
+        for ((o, r), k) in out.iter_mut().zip(raw).zip(key.iter().cycle()) {
+            *o = r ^ k;
         }
         Some(out)
     }
@@ -174,6 +189,7 @@ impl FrameRepr {
         };
         len + self.mask_key.map_or(0, |_| field::MASK_KEY_LEN)
     }
+    #[allow(clippy::indexing_slicing)] // writing: the caller sized the buffer; never packet data
     /// Writes the header into the first `header_len()` bytes of the frame's buffer.
     pub fn emit<T: AsRef<[u8]> + AsMut<[u8]>>(&self, frame: &mut Frame<T>) {
         let buf = frame.buffer.as_mut();

@@ -11,6 +11,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use voipsensor::publish::payload::{self, Message, State};
 
 /// A fresh, empty folder under the system temporary folder, unique per test process and `tag`.
 pub fn tempdir(tag: &str) -> PathBuf {
@@ -27,6 +28,21 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// `dir/passwd`, mosquitto's password file with one user, `sensor` / `right-pass`
+/// (`mosquitto_passwd`: callers check for the tool).
+pub fn password_file(dir: &Path) -> PathBuf {
+    let pw = dir.join("passwd");
+    let st = Command::new("mosquitto_passwd")
+        .arg("-b")
+        .arg("-c")
+        .arg(&pw)
+        .args(["sensor", "right-pass"])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    pw
 }
 
 /// Polls `ok` every 50 ms; panics naming `what` after `limit`.
@@ -211,6 +227,15 @@ impl Sub {
             .filter(|(t, _)| t.ends_with(leaf))
             .map(|(_, p)| p.clone())
             .collect()
+    }
+
+    /// The state in the last `status` message received; `None` before any, or when it does
+    /// not decode as a status.
+    pub fn last_state(&self) -> Option<State> {
+        match payload::decode(self.on("/status").last()?) {
+            Ok(Message::Status(s)) => Some(s.state),
+            _ => None,
+        }
     }
 }
 

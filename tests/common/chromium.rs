@@ -17,6 +17,11 @@ impl Drop for Running {
 
 /// Runs `chromium --headless … EXTRA URL` with a profile under `dir`; returns its stdout.
 pub fn chromium(dir: &Path, extra: &[&str], url: &str) -> String {
+    chromium_within(dir, extra, url, Duration::from_secs(120))
+}
+
+/// [`chromium`] with a time limit of its own (a large page takes longer on a busy machine).
+pub fn chromium_within(dir: &Path, extra: &[&str], url: &str, limit: Duration) -> String {
     use std::os::unix::process::CommandExt;
     static ONE: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _one = ONE.lock().unwrap_or_else(|e| e.into_inner());
@@ -42,7 +47,7 @@ pub fn chromium(dir: &Path, extra: &[&str], url: &str) -> String {
     .stderr(Stdio::null())
     .process_group(0);
     let mut run = Running(cmd.spawn().expect("start chromium"));
-    let deadline = Instant::now() + Duration::from_secs(120);
+    let deadline = Instant::now() + limit;
     loop {
         if let Some(st) = run.0.try_wait().unwrap() {
             assert!(st.success(), "chromium failed on {url}: {st}");

@@ -3,15 +3,19 @@
 
 pub mod broker;
 pub mod chromium;
+pub mod netns;
 pub mod skip;
+pub mod tls;
 pub mod tshark;
 #[allow(unused_imports)]
 pub use skip::{need, need_root, need_tool, skip};
 
+use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 use voipsensor::capture::file::CaptureFile;
 use voipsensor::track::counters::Counters;
-use voipsensor::track::event::{CallEvent, CallEventKind, Event};
+use voipsensor::track::event::{CallEvent, CallEventKind, Event, StreamEnd, Ts, fill};
 use voipsensor::track::tracker::{Tracker, TrackerConfig};
 
 /// `../shared/pcaps`, or `None` after a visible [`skip`] (a failure under `CI`) when this
@@ -34,6 +38,33 @@ pub fn shared_pcaps() -> Option<PathBuf> {
 pub fn shared(name: &str) -> Option<PathBuf> {
     let p = shared_pcaps()?.join(name);
     need(p.is_file(), &format!("{} is absent", p.display())).then_some(p)
+}
+
+/// Call `i`'s `kind` event from 10.0.0.1 (`+3314000<i>`) to 10.0.0.2 (`+33140009999`),
+/// `i × ts_step_us` after a fixed start, no figures: a test sets those it publishes.
+pub fn call_event(i: u32, kind: CallEventKind, ts_step_us: u64) -> CallEvent {
+    let mut c = CallEvent::new(
+        Ts(1_700_000_000_000_000 + u64::from(i) * ts_step_us),
+        kind,
+        "10.0.0.1:5060".parse().unwrap(),
+        "10.0.0.2:5060".parse().unwrap(),
+    );
+    fill(&mut c.call_id, &format!("call-{i}@10.0.0.1"));
+    fill(&mut c.caller, &format!("+3314000{i:04}"));
+    fill(&mut c.callee, "+33140009999");
+    c
+}
+
+/// Every line of `r` (a child's stdout or stderr), gathered as it comes by a thread of its own.
+pub fn lines_of(r: impl Read + Send + 'static) -> Arc<Mutex<Vec<String>>> {
+    let lines = Arc::new(Mutex::new(Vec::new()));
+    let l = lines.clone();
+    std::thread::spawn(move || {
+        for line in BufReader::new(r).lines().map_while(Result::ok) {
+            l.lock().unwrap().push(line);
+        }
+    });
+    lines
 }
 
 /// Runs a capture through a tracker with the default configuration.
@@ -67,6 +98,17 @@ pub fn calls_of(events: &[Event], kind: CallEventKind) -> Vec<&CallEvent> {
     calls(events)
         .into_iter()
         .filter(|c| c.event == kind)
+        .collect()
+}
+
+/// The `stream_end` events, in order.
+pub fn stream_ends(events: &[Event]) -> Vec<&StreamEnd> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::StreamEnd(s) => Some(s),
+            _ => None,
+        })
         .collect()
 }
 

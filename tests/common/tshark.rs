@@ -2,6 +2,9 @@
 #![allow(dead_code)]
 
 use std::net::SocketAddr;
+use std::path::Path;
+use std::process::Command;
+use voipsensor::track::event::StreamEnd;
 
 #[derive(Debug, Clone)]
 pub struct Row {
@@ -45,4 +48,45 @@ pub fn parse_row(line: &str) -> Option<Row> {
 /// Within the issue's tolerance: 1 % or 0.01 ms, whichever is larger.
 pub fn close(ours: f64, theirs: f64) -> bool {
     (ours - theirs).abs() <= 0.01_f64.max(theirs.abs() * 0.01)
+}
+
+/// `tshark -n -r PCAP EXTRA… -q -z Z…`'s report (`extra`: decode-as or preferences);
+/// panics with tshark's stderr when it fails.
+#[track_caller]
+pub fn stats(pcap: &Path, extra: &[&str], z: &[&str]) -> String {
+    let mut cmd = Command::new("tshark");
+    cmd.args(["-n", "-r"]).arg(pcap).args(extra).arg("-q");
+    for s in z {
+        cmd.args(["-z", s]);
+    }
+    let out = cmd.output().expect("run tshark");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).to_string()
+}
+
+/// tshark's `rtp,streams` rows of `pcap`, and its whole report (for failure messages).
+#[track_caller]
+pub fn streams(pcap: &Path, extra: &[&str]) -> (Vec<Row>, String) {
+    let raw = stats(pcap, extra, &["rtp,streams"]);
+    (raw.lines().filter_map(parse_row).collect(), raw)
+}
+
+/// Whether a stream's mean and max jitter are [`close`] to tshark's and its max delta
+/// within 0.01 ms.
+pub fn same_timing(s: &StreamEnd, r: &Row) -> bool {
+    close(s.jitter_mean_ms, r.jitter_mean)
+        && close(s.jitter_max_ms, r.jitter_max)
+        && (s.delta_max_ms - r.delta_max).abs() <= 0.01
+}
+
+/// Ours/tshark's timing figures, for a failure message.
+pub fn timing(s: &StreamEnd, r: &Row) -> String {
+    format!(
+        "jitter mean {}/{} max {}/{} delta max {}/{}",
+        s.jitter_mean_ms, r.jitter_mean, s.jitter_max_ms, r.jitter_max, s.delta_max_ms, r.delta_max
+    )
 }
