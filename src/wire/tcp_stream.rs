@@ -1,5 +1,8 @@
 //! TCP stream reassembly for message-oriented protocols (SIP over TCP), protocol-agnostic:
-//! the caller supplies the framing rule as a closure, so `wire/` does not depend on `sip/`.
+//! the caller supplies the framing rule (a [`Framer`]), so `wire/` does not depend on `sip/`.
+//! The rule is run over the buffered head after every segment; a [`FrameHint`] kept in the
+//! stream's slot lets it go on where it stopped, so a message cut into tiny segments is
+//! still framed in time linear in its bytes (issue 11).
 //!
 //! Each direction of a connection is one stream. Its bytes live in the `i`-th
 //! [`SLOT_BYTES`] chunk of the slot pool (table slot `i`), enough for nearly every SIP
@@ -51,6 +54,42 @@ pub enum Framing {
     Skip(usize),
 }
 
+/// A framer's resume state for a stream's current head, kept in the stream's slot. `wire`
+/// never reads it: it hands the framer what it left on the previous call for the same head
+/// and resets it to `default()` whenever the head moves (message delivered, bytes skipped,
+/// resync, flush, new connection). The framer gives the words their meaning (SIP: how far
+/// the start line and headers are checked, the message's total once known).
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+pub struct FrameHint {
+    pub phase: u8,
+    pub at: [u32; 4],
+    /// Bytes the framer examined on this head, all calls together (tests check linearity).
+    pub examined: u32,
+}
+
+/// The framing rule [`TcpStreams::segment`] applies to a stream's buffered head.
+pub trait Framer {
+    /// What `head` starts with; `hint` is this head's resume state (see [`FrameHint`]).
+    fn frame(&mut self, head: &[u8], hint: &mut FrameHint) -> Framing;
+}
+
+/// A rule that reads only a few header bytes (RFC 4571, TURN, the tests' lines) needs no
+/// resume state: any `FnMut(&[u8]) -> Framing` is a framer.
+impl<F: FnMut(&[u8]) -> Framing> Framer for F {
+    fn frame(&mut self, head: &[u8], _: &mut FrameHint) -> Framing {
+        self(head)
+    }
+}
+
+/// A rule that resumes: `Resuming(|head, hint| ...)`.
+pub struct Resuming<F>(pub F);
+
+impl<F: FnMut(&[u8], &mut FrameHint) -> Framing> Framer for Resuming<F> {
+    fn frame(&mut self, head: &[u8], hint: &mut FrameHint) -> Framing {
+        (self.0)(head, hint)
+    }
+}
+
 /// Counters of TCP reassembly (published in `summary`/`health`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TcpCounters {
@@ -99,6 +138,8 @@ struct Stream {
     last_seen: Instant,
     /// Index of the shared full-size buffer holding the bytes, if borrowed.
     large: Option<u16>,
+    /// The framer's resume state for the head.
+    hint: FrameHint,
 }
 
 impl Stream {
@@ -111,6 +152,7 @@ impl Stream {
             gap_since: None,
             last_seen: now,
             large: None,
+            hint: FrameHint::default(),
         }
     }
     fn next_seq(&self) -> u32 {
@@ -228,7 +270,7 @@ impl TcpStreams {
         seq: u32,
         flags: TcpFlags,
         payload: &[u8],
-        mut framer: impl FnMut(&[u8]) -> Framing,
+        mut framer: impl Framer,
         mut deliver: impl FnMut(&[u8]),
     ) {
         self.counters.segments += 1;
@@ -338,7 +380,7 @@ fn buf_of<'a>(small: &'a mut [u8], large: &'a mut LargePool, s: &Stream) -> &'a 
     }
 }
 
-impl<F: FnMut(&[u8]) -> Framing, D: FnMut(&[u8])> Io<'_, F, D> {
+impl<F: Framer, D: FnMut(&[u8])> Io<'_, F, D> {
     fn buf(&mut self, s: &Stream) -> &mut [u8] {
         buf_of(self.small, self.large, s)
     }
@@ -523,6 +565,7 @@ impl<F: FnMut(&[u8]) -> Framing, D: FnMut(&[u8])> Io<'_, F, D> {
         s.len = 0;
         s.nheld = 0;
         s.gap_since = None;
+        s.hint = FrameHint::default();
     }
 
     /// Removes `n` bytes from the buffer head, moving everything behind them forward.
@@ -536,6 +579,8 @@ impl<F: FnMut(&[u8]) -> Framing, D: FnMut(&[u8])> Io<'_, F, D> {
             r.0 -= n;
             r.1 -= n;
         }
+        // A new head: the framer starts over on it.
+        s.hint = FrameHint::default();
     }
 
     /// Runs the framer over the head until it needs more; flushes a full buffer.
@@ -544,7 +589,7 @@ impl<F: FnMut(&[u8]) -> Framing, D: FnMut(&[u8])> Io<'_, F, D> {
             let head = buf_of(self.small, self.large, s)
                 .get(..s.len)
                 .unwrap_or(&[]);
-            match (self.framer)(head) {
+            match self.framer.frame(head, &mut s.hint) {
                 Framing::Complete(n) if n > 0 => {
                     let n = n.min(s.len);
                     (self.deliver)(head.get(..n).unwrap_or(&[]));
