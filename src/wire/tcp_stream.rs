@@ -206,6 +206,8 @@ pub struct TcpStreams {
     large: LargePool,
     idle_timeout: Duration,
     counters: TcpCounters,
+    /// Streams `expire` looked at, ever (the O(expired) claim, checked by tests).
+    expire_work: u64,
 }
 
 impl TcpStreams {
@@ -238,6 +240,7 @@ impl TcpStreams {
             slot_size,
             idle_timeout,
             counters: TcpCounters::default(),
+            expire_work: 0,
         }
     }
 
@@ -293,6 +296,8 @@ impl TcpStreams {
                     self.large.release(s);
                     *s = Stream::new(data_seq, now);
                 }
+                // Most recently used: last to be evicted, last to time out.
+                self.table.touch(slot);
                 slot
             }
             None => {
@@ -300,10 +305,8 @@ impl TcpStreams {
                     return;
                 }
                 // Without a SYN this is a mid-stream start: the framer resyncs with Skip.
-                let inserted =
-                    self.table
-                        .insert_or_evict(key, Stream::new(data_seq, now), |_, s| Some(s.last_seen));
-                match inserted {
+                // One class (0): when full, the least recently used stream goes, in O(1).
+                match self.table.insert(key, Stream::new(data_seq, now), 0, 1) {
                     Inserted::Stored => {}
                     Inserted::Evicted(_, mut old) => {
                         self.large.release(&mut old);
@@ -343,22 +346,29 @@ impl TcpStreams {
         }
     }
 
-    /// Drops streams idle for the idle timeout (their undelivered bytes are lost).
+    /// Drops streams idle for the idle timeout (their undelivered bytes are lost). Every
+    /// segment touches its stream, so the least recently used end of the table's list is the
+    /// stream idle longest: pop from there and stop at the first still active, O(expired).
     pub fn expire(&mut self, now: Instant) {
-        let mut from = 0;
-        while let Some(slot) = self.table.next_slot(from) {
+        while let Some(slot) = self.table.lru(0) {
+            self.expire_work += 1;
             let idle = self.table.by_slot(slot).is_some_and(|(_, s)| {
                 now.saturating_duration_since(s.last_seen) >= self.idle_timeout
             });
-            if idle {
-                if let Some((_, s)) = self.table.by_slot_mut(slot) {
-                    self.large.release(s);
-                }
-                self.table.remove_slot(slot);
-                self.counters.streams_expired += 1;
+            if !idle {
+                break;
             }
-            from = slot + 1;
+            if let Some((_, s)) = self.table.by_slot_mut(slot) {
+                self.large.release(s);
+            }
+            self.table.remove_slot(slot);
+            self.counters.streams_expired += 1;
         }
+    }
+
+    /// Streams [`expire`](Self::expire) looked at since construction.
+    pub fn expire_work(&self) -> u64 {
+        self.expire_work
     }
 }
 
@@ -918,6 +928,76 @@ mod tests {
         // 1,024 streams of up to 16 KiB each: 16 MiB as fixed buffers.
         let bytes = TcpStreams::memory_bytes(1024, 16 * 1024);
         assert!(bytes < 4 << 20, "{bytes}");
+    }
+
+    #[test]
+    fn the_stream_evicted_is_the_least_recently_used_not_the_oldest() {
+        let mut t = TcpStreams::new(2, 64, Duration::from_secs(60));
+        let seg = |t: &mut TcpStreams, s: u64, port: u16, seq: u32| {
+            t.segment(
+                Instant::from_secs(s),
+                flow(port),
+                seq,
+                ACK,
+                b"x",
+                lines,
+                |_| {},
+            )
+        };
+        seg(&mut t, 0, 1, 0);
+        seg(&mut t, 1, 2, 0);
+        // Flow 1 is older but busy again: the idle flow 2 makes room for flow 3.
+        seg(&mut t, 2, 1, 1);
+        seg(&mut t, 3, 3, 0);
+        assert!(t.contains(&flow(1)) && t.contains(&flow(3)) && !t.contains(&flow(2)));
+        assert_eq!((t.counters().streams_evicted, t.stats().evicted), (1, 1));
+    }
+
+    #[test]
+    fn expiry_looks_only_at_the_streams_it_expires_and_the_next() {
+        // 1,000 streams, the 10 oldest idle past the timeout: expire looks at 11, not 1,000,
+        // and a later call with nothing idle looks at one.
+        let mut t = TcpStreams::new(1000, 64, Duration::from_secs(5));
+        for port in 0..1000u16 {
+            let at = Instant::from_secs(if port < 10 { 0 } else { 10 });
+            t.segment(at, flow(port), 0, ACK, b"x", lines, |_| {});
+        }
+        t.expire(Instant::from_secs(12));
+        assert_eq!((t.counters().streams_expired, t.stats().len), (10, 990));
+        assert_eq!(t.expire_work(), 11);
+        t.expire(Instant::from_secs(13));
+        assert_eq!(t.expire_work(), 12);
+        // A stream touched late is expired last, though it was opened first.
+        t.segment(
+            Instant::from_secs(20),
+            flow(10),
+            1,
+            ACK,
+            b"y",
+            lines,
+            |_| {},
+        );
+        t.expire(Instant::from_secs(24));
+        assert_eq!(t.stats().len, 1);
+        assert!(t.contains(&flow(10)));
+    }
+
+    #[test]
+    fn the_framer_gets_back_its_hint_until_the_head_moves() {
+        // A resuming framer sees what it left on the same head, and a fresh hint once a
+        // message was delivered.
+        let mut t = TcpStreams::new(2, 64, Duration::from_secs(60));
+        let mut seen = Vec::new();
+        for (seq, part) in [(0u32, &b"ab"[..]), (2, b"c\nd"), (5, b"e\n")] {
+            let framer = Resuming(|b: &[u8], h: &mut FrameHint| {
+                seen.push(h.at[0]);
+                h.at[0] = b.len() as u32;
+                lines(b)
+            });
+            t.segment(Instant::from_secs(1), key(), seq, ACK, part, framer, |_| {});
+        }
+        // "ab": fresh; "abc\nd": 2 left by "ab", then "d" fresh after "abc\n"; "de\n": 1.
+        assert_eq!(seen, [0, 2, 0, 1]);
     }
 
     #[test]
