@@ -10,8 +10,9 @@ use voipsensor::fixture::{self, Builder, CallSpec};
 use voipsensor::rtp::{PacketKind, StreamStats};
 use voipsensor::sip::Message;
 use voipsensor::track::event::CountingSink;
+use voipsensor::track::sip_tcp;
 use voipsensor::track::tracker::{Tracker, TrackerConfig};
-use voipsensor::wire::{Decoder, LinkType};
+use voipsensor::wire::{Decoder, FlowKey, LinkType, TcpFlags, TcpStreams};
 
 /// Ethernet + IPv4 + UDP headers of the fixture's untagged frames.
 const UDP_PAYLOAD_AT: usize = 14 + 20 + 8;
@@ -98,7 +99,66 @@ fn hot(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, hot);
+/// A SIP INVITE of exactly `len` bytes, nearly all headers: the part a framer that starts
+/// over on every segment rescans (issue 11).
+fn padded_invite(len: usize) -> Vec<u8> {
+    let head =
+        b"INVITE sip:bob@10.0.0.2 SIP/2.0\r\nVia: SIP/2.0/TCP 10.0.0.1:5060;branch=z9hG4bK1\r\n\
+Call-ID: tcp-bench@10.0.0.1\r\nCSeq: 1 INVITE\r\n";
+    let tail = b"Content-Length: 0\r\n\r\n";
+    let mut m = head.to_vec();
+    // "X-Pad: " + value + CRLF lines of 100 bytes, the last one cut to land on `len`.
+    while m.len() + tail.len() < len {
+        let room = len - m.len() - tail.len();
+        let line = if room >= 200 { 100 } else { room };
+        m.extend_from_slice(b"X-Pad: ");
+        m.resize(m.len() + line.saturating_sub(9).max(1), b'p');
+        m.extend_from_slice(b"\r\n");
+    }
+    m.extend_from_slice(tail);
+    m
+}
+
+/// SIP over TCP arriving one byte per segment, per segment: linear framing keeps it flat
+/// whatever the message size.
+fn tcp_sip(c: &mut Criterion) {
+    const ACK: TcpFlags = TcpFlags {
+        syn: false,
+        fin: false,
+        rst: false,
+    };
+    let key = FlowKey {
+        src: "10.0.0.1:40000".parse().expect("addr"),
+        dst: "10.0.0.2:5060".parse().expect("addr"),
+    };
+    let mut g = c.benchmark_group("tcp");
+    g.sample_size(10);
+    for (name, len) in [
+        ("tcp_sip_1byte_segments_16k", 16 * 1024),
+        ("tcp_sip_1byte_segments_64k", 64 * 1024),
+    ] {
+        let msg = padded_invite(len);
+        let mut t = TcpStreams::new(4, 64 * 1024, Duration::from_secs(60));
+        let (mut seq, now) = (0u32, Instant::from_secs(1));
+        g.throughput(Throughput::Elements(msg.len() as u64));
+        g.bench_function(name, |b| {
+            b.iter(|| {
+                let (mut got, oversize) = (0, core::cell::Cell::new(0));
+                for byte in &msg {
+                    let one = core::slice::from_ref(byte);
+                    let framer = sip_tcp::framer(&oversize);
+                    t.segment(now, key, seq, ACK, one, framer, |m| got += m.len());
+                    seq = seq.wrapping_add(1);
+                }
+                assert_eq!(got, msg.len());
+                black_box(got)
+            })
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, hot, tcp_sip);
 
 // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary with libtest's
 // flags (`--test-threads`), which criterion refuses: there it only checks the benches build.

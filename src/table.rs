@@ -255,39 +255,6 @@ impl<K: Hash + Eq + Clone, V> Table<K, V> {
         self.store(k, v, class, evicted)
     }
 
-    /// Compatibility for tables that rank by a score instead of classes: entries go to
-    /// class 0 and, when full, the least recently used (inserted or [`touch`]ed) entry
-    /// whose score is `Some` is evicted (a walk that stops at the first evictable entry:
-    /// O(1) unless entries scored `None` pile up at the head).
-    ///
-    /// [`touch`]: Table::touch
-    pub fn insert_or_evict<S>(
-        &mut self,
-        k: K,
-        v: V,
-        score: impl Fn(&K, &V) -> Option<S>,
-    ) -> Inserted<K, V> {
-        if self.free.is_empty() && !self.contains(&k) {
-            let mut at = self.heads.first().copied().unwrap_or(NIL);
-            while at != NIL {
-                self.victim_work += 1;
-                if self.by_slot(at).is_some_and(|(k, v)| score(k, v).is_some()) {
-                    break;
-                }
-                at = self.next_lru(at).unwrap_or(NIL);
-            }
-            if at == NIL {
-                self.stats.rejected += 1;
-                return Inserted::Rejected(k, v);
-            }
-            let evicted = self.remove_slot(at);
-            self.stats.evicted += 1;
-            self.stats.evicted_by_class[0] += 1;
-            return self.store(k, v, 0, evicted);
-        }
-        self.insert(k, v, 0, 0)
-    }
-
     fn store(&mut self, k: K, v: V, class: u8, evicted: Option<(K, V)>) -> Inserted<K, V> {
         let Some(slot) = self.free.pop() else {
             self.stats.rejected += 1;
@@ -455,11 +422,6 @@ fn key_is<K: Eq, V>(slots: &[Option<(K, V)>], slot: u32, k: &K) -> bool {
 mod tests {
     use super::*;
 
-    fn score(_: &u32, v: &(bool, u32)) -> Option<u32> {
-        // Protected entries (scored `None`) are never evicted.
-        if v.0 { None } else { Some(v.1) }
-    }
-
     #[test]
     fn full_table_evicts_the_least_recently_used_of_the_lowest_class() {
         let mut t: Table<u32, u32> = Table::new("t", 4);
@@ -542,33 +504,6 @@ mod tests {
         assert_eq!(t.victim_work(), 20_000);
         assert_eq!(t.stats().evicted_by_class[0], 20_000);
         assert_eq!(t.len(), 10_000);
-    }
-
-    #[test]
-    fn scored_tables_evict_the_least_recently_used_unprotected_entry() {
-        let mut t: Table<u32, (bool, u32)> = Table::new("t", 3);
-        assert_eq!(t.insert_or_evict(1, (true, 5), score), Inserted::Stored);
-        assert_eq!(t.insert_or_evict(2, (false, 1), score), Inserted::Stored);
-        assert_eq!(t.insert_or_evict(3, (false, 0), score), Inserted::Stored);
-        assert_eq!(
-            t.insert_or_evict(4, (false, 9), score),
-            Inserted::Evicted(2, (false, 1))
-        );
-        assert!(t.contains(&4) && !t.contains(&2));
-        let s = t.stats();
-        assert_eq!((s.len, s.inserted, s.evicted, s.high_water), (3, 4, 1, 3));
-    }
-
-    #[test]
-    fn protected_entries_make_a_full_table_reject() {
-        let mut t: Table<u32, (bool, u32)> = Table::new("t", 2);
-        t.insert_or_evict(1, (true, 0), score);
-        t.insert_or_evict(2, (true, 0), score);
-        assert_eq!(
-            t.insert_or_evict(3, (false, 0), score),
-            Inserted::Rejected(3, (false, 0))
-        );
-        assert_eq!(t.stats().rejected, 1);
     }
 
     #[test]

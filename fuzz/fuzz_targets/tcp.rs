@@ -24,6 +24,7 @@ fuzz_target!(|data: &[u8]| {
     let mut tcp = TcpStreams::new(2, BUF, Duration::from_secs(5));
     let mut scratch = [0u8; BUF];
     let mut now = 0;
+    let oversize = core::cell::Cell::new(0);
     for (head, body) in Records(data) {
         now = step(now, [0, 1, 5, 10, 13, 20, 25, 29][usize::from(head >> 5)]);
         let t = Instant::from_micros(now);
@@ -37,7 +38,9 @@ fuzz_target!(|data: &[u8]| {
             rst: head & 4 != 0,
         };
         let key = flows[usize::from((head >> 3) & 3) % flows.len()];
-        tcp.segment(t, key, seq, flags, payload, sip_tcp::frame, |msg| {
+        // The tracker's resuming framer (the stream slot keeps its hint between segments).
+        let framer = sip_tcp::framer(&oversize);
+        tcp.segment(t, key, seq, flags, payload, framer, |msg| {
             // Delivered messages are whole, non-empty and fit the stream's buffer.
             assert!(!msg.is_empty() && msg.len() <= BUF);
             black_box(sip_tcp::open(msg, &mut scratch));

@@ -157,7 +157,7 @@ impl SipLog {
                     seq,
                     flags,
                     payload,
-                    sip_tcp::frame,
+                    sip_tcp::framer(&core::cell::Cell::new(0)),
                     |msg| match sip_tcp::open(msg, ws_scratch) {
                         sip_tcp::Message::Sip(sip) | sip_tcp::Message::WebSocket(Some(sip)) => {
                             record(calls, counters, ts, key.src, key.dst, sip)

@@ -260,7 +260,7 @@ impl Tracker {
                     counters,
                 };
                 let oversize = core::cell::Cell::new(0);
-                let framer = |b: &[u8]| sip_tcp::frame_counting(b, &oversize);
+                let framer = sip_tcp::framer(&oversize);
                 tcp.segment(now, key, seq, flags, payload, framer, |msg| {
                     let counters = &mut *peers.counters;
                     counters.sip.over_tcp += 1;

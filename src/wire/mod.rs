@@ -59,7 +59,7 @@ pub mod turn;
 pub mod websocket;
 
 pub use decode::Decoder;
-pub use tcp_stream::{FlowKey, Framing, TcpCounters, TcpStreams};
+pub use tcp_stream::{FlowKey, FrameHint, Framer, Framing, Resuming, TcpCounters, TcpStreams};
 
 use core::net::{IpAddr, SocketAddr};
 use serde::{Deserialize, Serialize};

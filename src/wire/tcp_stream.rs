@@ -1,5 +1,8 @@
 //! TCP stream reassembly for message-oriented protocols (SIP over TCP), protocol-agnostic:
-//! the caller supplies the framing rule as a closure, so `wire/` does not depend on `sip/`.
+//! the caller supplies the framing rule (a [`Framer`]), so `wire/` does not depend on `sip/`.
+//! The rule is run over the buffered head after every segment; a [`FrameHint`] kept in the
+//! stream's slot lets it go on where it stopped, so a message cut into tiny segments is
+//! still framed in time linear in its bytes (issue 11).
 //!
 //! Each direction of a connection is one stream. Its bytes live in the `i`-th
 //! [`SLOT_BYTES`] chunk of the slot pool (table slot `i`), enough for nearly every SIP
@@ -51,6 +54,42 @@ pub enum Framing {
     Skip(usize),
 }
 
+/// A framer's resume state for a stream's current head, kept in the stream's slot. `wire`
+/// never reads it: it hands the framer what it left on the previous call for the same head
+/// and resets it to `default()` whenever the head moves (message delivered, bytes skipped,
+/// resync, flush, new connection). The framer gives the words their meaning (SIP: how far
+/// the start line and headers are checked, the message's total once known).
+#[derive(Clone, Copy, Default, PartialEq, Eq, Debug)]
+pub struct FrameHint {
+    pub phase: u8,
+    pub at: [u32; 4],
+    /// Bytes the framer examined on this head, all calls together (tests check linearity).
+    pub examined: u32,
+}
+
+/// The framing rule [`TcpStreams::segment`] applies to a stream's buffered head.
+pub trait Framer {
+    /// What `head` starts with; `hint` is this head's resume state (see [`FrameHint`]).
+    fn frame(&mut self, head: &[u8], hint: &mut FrameHint) -> Framing;
+}
+
+/// A rule that reads only a few header bytes (RFC 4571, TURN, the tests' lines) needs no
+/// resume state: any `FnMut(&[u8]) -> Framing` is a framer.
+impl<F: FnMut(&[u8]) -> Framing> Framer for F {
+    fn frame(&mut self, head: &[u8], _: &mut FrameHint) -> Framing {
+        self(head)
+    }
+}
+
+/// A rule that resumes: `Resuming(|head, hint| ...)`.
+pub struct Resuming<F>(pub F);
+
+impl<F: FnMut(&[u8], &mut FrameHint) -> Framing> Framer for Resuming<F> {
+    fn frame(&mut self, head: &[u8], hint: &mut FrameHint) -> Framing {
+        (self.0)(head, hint)
+    }
+}
+
 /// Counters of TCP reassembly (published in `summary`/`health`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TcpCounters {
@@ -99,6 +138,8 @@ struct Stream {
     last_seen: Instant,
     /// Index of the shared full-size buffer holding the bytes, if borrowed.
     large: Option<u16>,
+    /// The framer's resume state for the head.
+    hint: FrameHint,
 }
 
 impl Stream {
@@ -111,6 +152,7 @@ impl Stream {
             gap_since: None,
             last_seen: now,
             large: None,
+            hint: FrameHint::default(),
         }
     }
     fn next_seq(&self) -> u32 {
@@ -164,6 +206,8 @@ pub struct TcpStreams {
     large: LargePool,
     idle_timeout: Duration,
     counters: TcpCounters,
+    /// Streams `expire` looked at, ever (the O(expired) claim, checked by tests).
+    expire_work: u64,
 }
 
 impl TcpStreams {
@@ -196,6 +240,7 @@ impl TcpStreams {
             slot_size,
             idle_timeout,
             counters: TcpCounters::default(),
+            expire_work: 0,
         }
     }
 
@@ -228,7 +273,7 @@ impl TcpStreams {
         seq: u32,
         flags: TcpFlags,
         payload: &[u8],
-        mut framer: impl FnMut(&[u8]) -> Framing,
+        mut framer: impl Framer,
         mut deliver: impl FnMut(&[u8]),
     ) {
         self.counters.segments += 1;
@@ -251,6 +296,8 @@ impl TcpStreams {
                     self.large.release(s);
                     *s = Stream::new(data_seq, now);
                 }
+                // Most recently used: last to be evicted, last to time out.
+                self.table.touch(slot);
                 slot
             }
             None => {
@@ -258,10 +305,8 @@ impl TcpStreams {
                     return;
                 }
                 // Without a SYN this is a mid-stream start: the framer resyncs with Skip.
-                let inserted =
-                    self.table
-                        .insert_or_evict(key, Stream::new(data_seq, now), |_, s| Some(s.last_seen));
-                match inserted {
+                // One class (0): when full, the least recently used stream goes, in O(1).
+                match self.table.insert(key, Stream::new(data_seq, now), 0, 1) {
                     Inserted::Stored => {}
                     Inserted::Evicted(_, mut old) => {
                         self.large.release(&mut old);
@@ -301,22 +346,29 @@ impl TcpStreams {
         }
     }
 
-    /// Drops streams idle for the idle timeout (their undelivered bytes are lost).
+    /// Drops streams idle for the idle timeout (their undelivered bytes are lost). Every
+    /// segment touches its stream, so the least recently used end of the table's list is the
+    /// stream idle longest: pop from there and stop at the first still active, O(expired).
     pub fn expire(&mut self, now: Instant) {
-        let mut from = 0;
-        while let Some(slot) = self.table.next_slot(from) {
+        while let Some(slot) = self.table.lru(0) {
+            self.expire_work += 1;
             let idle = self.table.by_slot(slot).is_some_and(|(_, s)| {
                 now.saturating_duration_since(s.last_seen) >= self.idle_timeout
             });
-            if idle {
-                if let Some((_, s)) = self.table.by_slot_mut(slot) {
-                    self.large.release(s);
-                }
-                self.table.remove_slot(slot);
-                self.counters.streams_expired += 1;
+            if !idle {
+                break;
             }
-            from = slot + 1;
+            if let Some((_, s)) = self.table.by_slot_mut(slot) {
+                self.large.release(s);
+            }
+            self.table.remove_slot(slot);
+            self.counters.streams_expired += 1;
         }
+    }
+
+    /// Streams [`expire`](Self::expire) looked at since construction.
+    pub fn expire_work(&self) -> u64 {
+        self.expire_work
     }
 }
 
@@ -338,7 +390,7 @@ fn buf_of<'a>(small: &'a mut [u8], large: &'a mut LargePool, s: &Stream) -> &'a 
     }
 }
 
-impl<F: FnMut(&[u8]) -> Framing, D: FnMut(&[u8])> Io<'_, F, D> {
+impl<F: Framer, D: FnMut(&[u8])> Io<'_, F, D> {
     fn buf(&mut self, s: &Stream) -> &mut [u8] {
         buf_of(self.small, self.large, s)
     }
@@ -523,6 +575,7 @@ impl<F: FnMut(&[u8]) -> Framing, D: FnMut(&[u8])> Io<'_, F, D> {
         s.len = 0;
         s.nheld = 0;
         s.gap_since = None;
+        s.hint = FrameHint::default();
     }
 
     /// Removes `n` bytes from the buffer head, moving everything behind them forward.
@@ -536,6 +589,8 @@ impl<F: FnMut(&[u8]) -> Framing, D: FnMut(&[u8])> Io<'_, F, D> {
             r.0 -= n;
             r.1 -= n;
         }
+        // A new head: the framer starts over on it.
+        s.hint = FrameHint::default();
     }
 
     /// Runs the framer over the head until it needs more; flushes a full buffer.
@@ -544,7 +599,7 @@ impl<F: FnMut(&[u8]) -> Framing, D: FnMut(&[u8])> Io<'_, F, D> {
             let head = buf_of(self.small, self.large, s)
                 .get(..s.len)
                 .unwrap_or(&[]);
-            match (self.framer)(head) {
+            match self.framer.frame(head, &mut s.hint) {
                 Framing::Complete(n) if n > 0 => {
                     let n = n.min(s.len);
                     (self.deliver)(head.get(..n).unwrap_or(&[]));
@@ -873,6 +928,76 @@ mod tests {
         // 1,024 streams of up to 16 KiB each: 16 MiB as fixed buffers.
         let bytes = TcpStreams::memory_bytes(1024, 16 * 1024);
         assert!(bytes < 4 << 20, "{bytes}");
+    }
+
+    #[test]
+    fn the_stream_evicted_is_the_least_recently_used_not_the_oldest() {
+        let mut t = TcpStreams::new(2, 64, Duration::from_secs(60));
+        let seg = |t: &mut TcpStreams, s: u64, port: u16, seq: u32| {
+            t.segment(
+                Instant::from_secs(s),
+                flow(port),
+                seq,
+                ACK,
+                b"x",
+                lines,
+                |_| {},
+            )
+        };
+        seg(&mut t, 0, 1, 0);
+        seg(&mut t, 1, 2, 0);
+        // Flow 1 is older but busy again: the idle flow 2 makes room for flow 3.
+        seg(&mut t, 2, 1, 1);
+        seg(&mut t, 3, 3, 0);
+        assert!(t.contains(&flow(1)) && t.contains(&flow(3)) && !t.contains(&flow(2)));
+        assert_eq!((t.counters().streams_evicted, t.stats().evicted), (1, 1));
+    }
+
+    #[test]
+    fn expiry_looks_only_at_the_streams_it_expires_and_the_next() {
+        // 1,000 streams, the 10 oldest idle past the timeout: expire looks at 11, not 1,000,
+        // and a later call with nothing idle looks at one.
+        let mut t = TcpStreams::new(1000, 64, Duration::from_secs(5));
+        for port in 0..1000u16 {
+            let at = Instant::from_secs(if port < 10 { 0 } else { 10 });
+            t.segment(at, flow(port), 0, ACK, b"x", lines, |_| {});
+        }
+        t.expire(Instant::from_secs(12));
+        assert_eq!((t.counters().streams_expired, t.stats().len), (10, 990));
+        assert_eq!(t.expire_work(), 11);
+        t.expire(Instant::from_secs(13));
+        assert_eq!(t.expire_work(), 12);
+        // A stream touched late is expired last, though it was opened first.
+        t.segment(
+            Instant::from_secs(20),
+            flow(10),
+            1,
+            ACK,
+            b"y",
+            lines,
+            |_| {},
+        );
+        t.expire(Instant::from_secs(24));
+        assert_eq!(t.stats().len, 1);
+        assert!(t.contains(&flow(10)));
+    }
+
+    #[test]
+    fn the_framer_gets_back_its_hint_until_the_head_moves() {
+        // A resuming framer sees what it left on the same head, and a fresh hint once a
+        // message was delivered.
+        let mut t = TcpStreams::new(2, 64, Duration::from_secs(60));
+        let mut seen = Vec::new();
+        for (seq, part) in [(0u32, &b"ab"[..]), (2, b"c\nd"), (5, b"e\n")] {
+            let framer = Resuming(|b: &[u8], h: &mut FrameHint| {
+                seen.push(h.at[0]);
+                h.at[0] = b.len() as u32;
+                lines(b)
+            });
+            t.segment(Instant::from_secs(1), key(), seq, ACK, part, framer, |_| {});
+        }
+        // "ab": fresh; "abc\nd": 2 left by "ab", then "d" fresh after "abc\n"; "de\n": 1.
+        assert_eq!(seen, [0, 2, 0, 1]);
     }
 
     #[test]
