@@ -6,6 +6,7 @@
 //! answered calls; it knows neither the call table nor the stream table.
 
 use crate::table::Table;
+use crate::timer_wheel::second_after;
 use crate::track::counters::Counters;
 use crate::track::event::{CallId, Event, EventSink, MediaHealth, MediaProblem, Party, Ts};
 use core::net::SocketAddr;
@@ -98,6 +99,31 @@ impl MediaWatch {
             silent_ms: silent.as_millis(),
         })
     }
+
+    /// The second of the next [`MediaWatch::check`] that could differ from one now, if
+    /// nothing else changes (no packet, no new `since`): `check` compares how long each
+    /// direction has been quiet with `silence / 2` and `silence` only, so its answer is
+    /// the same until one of those thresholds passes. `None`: none is left to pass.
+    pub fn next_change(&self, now: Instant, since: Instant, silence: Duration) -> Option<u64> {
+        let (now, since) = (now.as_micros(), since.as_micros());
+        let (half, full) = ((silence / 2).as_micros(), silence.as_micros());
+        let mut next: Option<u64> = None;
+        let mut consider = |from: u64, after: u64| {
+            let t = from.saturating_add(after);
+            if t >= now {
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+        };
+        consider(since, full);
+        for (t, ..) in self.last.iter().flatten() {
+            let t = t.as_micros();
+            if t >= since {
+                consider(t, half);
+                consider(t, full);
+            }
+        }
+        next.map(|t| second_after(t, 0))
+    }
 }
 
 /// The watches of every open call.
@@ -148,6 +174,8 @@ impl Health {
     }
 
     /// Checks answered, open call `serial`; emits each problem at most once per call.
+    /// Returns the second by which it must be checked again if no packet or message comes
+    /// first (see [`MediaWatch::next_change`]); the caller need not check it before.
     pub fn check(
         &mut self,
         now: Instant,
@@ -156,14 +184,14 @@ impl Health {
         since: Instant,
         counters: &mut Counters,
         out: &mut impl EventSink,
-    ) {
+    ) -> Option<u64> {
         let silence = self.silence;
-        if let Some(w) = self.watches.get_mut(&serial)
-            && let Some(h) = w.check(now, since, silence, call_id)
-        {
+        let w = self.watches.get_mut(&serial)?;
+        if let Some(h) = w.check(now, since, silence, call_id) {
             counters.rtp.health_events += 1;
             out.emit(&Event::MediaHealth(h));
         }
+        w.next_change(now, since, silence)
     }
 }
 
