@@ -15,7 +15,8 @@
 //! first second anything could happen to it, re-checks it when it pops and schedules it
 //! again, so a touch that only moves a deadline later (a packet, a message) costs nothing.
 
-use crate::table::NIL;
+/// "No slot" in the lists (the same value as `table::NIL`; not imported: same layer).
+const NIL: u32 = u32::MAX;
 
 /// Seconds the ring covers in one lap (a power of two). Longer deadlines wait in their
 /// bucket and are looked at once per lap.

@@ -1176,4 +1176,44 @@ mod tests {
         assert_eq!(evicted.event, CallEventKind::Evicted);
         assert_eq!(invite.call_id.as_str(), "x2");
     }
+
+    #[test]
+    fn idle_calls_cost_the_expiry_nothing_until_they_are_due() {
+        let mut calls = Calls::new(1000, CallTimeouts::default());
+        let mut c = Counters::default();
+        for n in 0..1000 {
+            step(&mut calls, hop(1, A, B), &request("INVITE", &format!("i{n}"), 1, ""));
+        }
+        let mut tick = |calls: &mut Calls, sec: u64| {
+            let now = Instant::from_secs(sec);
+            calls.collect_due(now);
+            let (mut i, mut fx, mut timeouts) = (0, CallEffects::new(), 0);
+            while let Some(next) = calls.expire_next(now, i, &mut c, &mut fx) {
+                timeouts += fx
+                    .drain(..)
+                    .filter(|e| matches!(e, CallEffect::Closed { reason: "timeout", .. }))
+                    .count();
+                i = next;
+            }
+            timeouts
+        };
+        // Up to second 180 nothing is due: no call is even looked at.
+        for sec in 2..=180 {
+            assert_eq!(tick(&mut calls, sec), 0);
+        }
+        assert_eq!(calls.timer_work(), 0);
+        // Second 181 is exactly 180 s after the INVITEs (not yet over): looked at, re-armed.
+        assert_eq!(tick(&mut calls, 181), 0);
+        assert_eq!(calls.timer_work(), 1000);
+        assert_eq!(tick(&mut calls, 182), 1000);
+        assert_eq!(calls.timer_work(), 2000);
+        // Closed, they linger 32 s, then are forgotten, again without a walk.
+        for sec in 183..=213 {
+            tick(&mut calls, sec);
+        }
+        assert_eq!((calls.timer_work(), calls.stats().len), (2000, 1000));
+        tick(&mut calls, 214);
+        tick(&mut calls, 215);
+        assert_eq!((calls.timer_work(), calls.stats().len), (4000, 0));
+    }
 }

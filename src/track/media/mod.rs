@@ -607,3 +607,53 @@ fn on_rtp_packet(
         counters.rtp.signalled += newly_counted;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::testing::*;
+    use super::*;
+    use crate::track::event::Event;
+
+    #[test]
+    fn a_tick_visits_only_the_streams_that_had_packets_or_time_out() {
+        let mut m = Media::new(
+            MediaConfig {
+                streams: 1000,
+                ..MediaConfig::default()
+            },
+            4,
+        );
+        let id = call_id("c1");
+        m.open_call(call(1));
+        m.register(call(1), &id, Party::Caller, &offer(CALLER), us(0));
+        m.register(call(1), &id, Party::Callee, &offer(CALLEE), us(0));
+        for ssrc in 0..1000 {
+            send(&mut m, CALLER, CALLEE, ssrc, 1, 1_000_000);
+        }
+        let (mut c, mut out) = (Counters::default(), Vec::<Event>::new());
+        let mut fed = 0;
+        let mut tick = |m: &mut Media, out: &mut Vec<Event>, sec: u64| {
+            m.tick(us(sec * 1_000_000), &mut c, out, |_, _, _, _, _| fed += 1);
+        };
+        tick(&mut m, &mut out, 2);
+        // Second 1 reported for each, each fed to its call's health.
+        assert_eq!(out.len(), 1000);
+        assert_eq!(m.timer_work(), 1000);
+        // Idle, not yet timed out: nothing is looked at.
+        for sec in 3..=30 {
+            tick(&mut m, &mut out, sec);
+        }
+        assert_eq!((out.len(), m.timer_work()), (1000, 1000));
+        // 30 s idle is not yet more than the timeout: looked at once more, then ended.
+        tick(&mut m, &mut out, 31);
+        tick(&mut m, &mut out, 32);
+        assert_eq!(m.timer_work(), 3000);
+        let ended = out
+            .iter()
+            .filter(|e| matches!(e, Event::StreamEnd(_)))
+            .count();
+        assert_eq!((ended, m.stream_stats().len), (1000, 0));
+        drop(tick);
+        assert_eq!(fed, 1000);
+    }
+}
