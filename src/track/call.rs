@@ -1182,7 +1182,11 @@ mod tests {
         let mut calls = Calls::new(1000, CallTimeouts::default());
         let mut c = Counters::default();
         for n in 0..1000 {
-            step(&mut calls, hop(1, A, B), &request("INVITE", &format!("i{n}"), 1, ""));
+            step(
+                &mut calls,
+                hop(1, A, B),
+                &request("INVITE", &format!("i{n}"), 1, ""),
+            );
         }
         let mut tick = |calls: &mut Calls, sec: u64| {
             let now = Instant::from_secs(sec);
@@ -1191,7 +1195,15 @@ mod tests {
             while let Some(next) = calls.expire_next(now, i, &mut c, &mut fx) {
                 timeouts += fx
                     .drain(..)
-                    .filter(|e| matches!(e, CallEffect::Closed { reason: "timeout", .. }))
+                    .filter(|e| {
+                        matches!(
+                            e,
+                            CallEffect::Closed {
+                                reason: "timeout",
+                                ..
+                            }
+                        )
+                    })
                     .count();
                 i = next;
             }

@@ -305,11 +305,15 @@ impl Tracker {
         // stream that carried packets since the last tick feeds its call's media health,
         // and that call is checked this second.
         let (health, calls) = (&mut self.health, &mut self.calls);
-        self.media
-            .tick(now, &mut self.counters, out, |serial, slot, toward, at, k| {
+        self.media.tick(
+            now,
+            &mut self.counters,
+            out,
+            |serial, slot, toward, at, k| {
                 health.saw(serial, toward, at, k.src, k.dst);
                 calls.wake(slot, serial, sec);
-            });
+            },
+        );
         let mut peers = self.peers();
         let mut fx = CallEffects::new();
         peers.calls.collect_due(now);

@@ -653,7 +653,6 @@ mod tests {
             .filter(|e| matches!(e, Event::StreamEnd(_)))
             .count();
         assert_eq!((ended, m.stream_stats().len), (1000, 0));
-        drop(tick);
         assert_eq!(fed, 1000);
     }
 }
