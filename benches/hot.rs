@@ -158,7 +158,82 @@ fn tcp_sip(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, hot, tcp_sip);
+/// SIP INVITE `n` (no SDP) and one heuristic RTP packet per stream, all within one second
+/// of `t0_us`: full call and stream tables that then sit idle.
+fn full_table_frames(calls: u32, streams: u32, t0_us: u64) -> Vec<(u64, Vec<u8>)> {
+    let mut b = Builder::new();
+    for n in 0..calls {
+        let (a, z) = (n >> 8, n & 0xff);
+        let invite = format!(
+            "INVITE sip:bob@10.9.{a}.{z} SIP/2.0\r\nVia: SIP/2.0/UDP 10.8.{a}.{z};branch=z9hG4bK{n}\r\n\
+             From: <sip:alice@10.8.{a}.{z}>;tag=t{n}\r\nTo: <sip:bob@10.9.{a}.{z}>\r\n\
+             Call-ID: idle-{n}@voipsensor.bench\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n"
+        );
+        let src = format!("10.8.{a}.{z}:5060").parse().expect("addr");
+        let dst = format!("10.9.{a}.{z}:5060").parse().expect("addr");
+        b.udp(t0_us + u64::from(n), src, dst, invite.as_bytes());
+    }
+    for n in 0..streams {
+        let (a, z) = (n >> 8, n & 0xff);
+        let src = format!("10.6.{a}.{z}:20000").parse().expect("addr");
+        let dst = format!("10.7.{a}.{z}:30000").parse().expect("addr");
+        let pkt = fixture::rtp_packet(0, false, 1, 160, n + 1, 160);
+        b.udp(t0_us + 200_000 + u64::from(n), src, dst, &pkt);
+    }
+    b.frames()
+        .into_iter()
+        .map(|(t, f)| (t, f.to_vec()))
+        .collect()
+}
+
+fn filled(cfg: TrackerConfig, frames: &[(u64, Vec<u8>)]) -> Tracker {
+    let mut t = Tracker::new(cfg);
+    let mut sink = CountingSink::default();
+    for (ts, f) in frames {
+        t.on_frame(Instant::from_micros(*ts), LinkType::Ethernet, f, &mut sink);
+    }
+    t
+}
+
+/// The once-a-second work: 4,096 unanswered calls timing out in the same tick, and full
+/// call and stream tables with nothing due.
+fn tick(c: &mut Criterion) {
+    let t0 = 1_767_225_600_000_000u64;
+    let frames = full_table_frames(4096, 8192, t0);
+    let mut g = c.benchmark_group("tick");
+    g.sample_size(10);
+    let cfg = TrackerConfig::default();
+    let expire = Instant::from_micros(t0) + cfg.timeouts.setup + Duration::from_secs(2);
+    g.bench_function("tick_4096_calls_expiring_together", |b| {
+        b.iter_batched_ref(
+            || filled(cfg, &frames),
+            |t| {
+                let mut sink = CountingSink::default();
+                t.tick(expire, &mut sink);
+                black_box(sink.0)
+            },
+            BatchSize::PerIteration,
+        )
+    });
+    // Timeouts far away, so every tick of the run finds nothing due.
+    let mut idle = TrackerConfig::default();
+    idle.timeouts.setup = Duration::from_secs(1 << 30);
+    idle.media.stream_timeout = Duration::from_secs(1 << 30);
+    let mut t = filled(idle, &frames);
+    let mut now = Instant::from_micros(t0) + Duration::from_secs(1);
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("tick_idle_full_tables", |b| {
+        b.iter(|| {
+            now += Duration::from_secs(1);
+            let mut sink = CountingSink::default();
+            t.tick(now, &mut sink);
+            black_box(sink.0)
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, hot, tcp_sip, tick);
 
 // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary with libtest's
 // flags (`--test-threads`), which criterion refuses: there it only checks the benches build.

@@ -12,7 +12,7 @@
 //!    IP, fragments,   SDP)        RTCP, E-model)
 //!    TCP streams)
 //!               \       |         /
-//!                table  (the one fixed-capacity table)
+//!                table  (the one fixed-capacity table; timer_wheel: its per-second timers)
 //! ```
 //!
 //! The tracker reads no clock and does no I/O: it is fed `(timestamp, link type, frame)`
@@ -37,6 +37,7 @@ pub mod report;
 pub mod rtp;
 pub mod sip;
 pub mod table;
+pub mod timer_wheel;
 pub mod track;
 pub mod view;
 pub mod wire;

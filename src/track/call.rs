@@ -33,6 +33,7 @@
 
 use crate::sip::{Message, Method, StartLine, sdp};
 use crate::table::{Inserted, Table};
+use crate::timer_wheel::{TimerWheel, second_after};
 use crate::track::counters::Counters;
 use crate::track::event::{
     CallEvent, CallEventKind, CallId, Party, Text, Ts, User, fill, text_from,
@@ -131,6 +132,7 @@ pub enum CallEffect {
     /// `since` (the answer or the latest signalling).
     CheckHealth {
         serial: u64,
+        slot: u32,
         call_id: CallId,
         since: Instant,
     },
@@ -241,6 +243,11 @@ pub struct Calls {
     table: Table<CallKey, Call>,
     timeouts: CallTimeouts,
     next_serial: u64,
+    /// When each call slot next needs looking at (see [`Calls::due_second`]): the
+    /// once-a-second expiry visits only those, not every slot.
+    timers: TimerWheel,
+    /// The slots due this second, in slot order (room for every slot, allocated at start).
+    due: Vec<u32>,
 }
 
 /// Addresses of the message being handled.
@@ -253,10 +260,72 @@ pub struct Hop {
 
 impl Calls {
     pub fn new(capacity: usize, timeouts: CallTimeouts) -> Calls {
+        let table = Table::new("calls", capacity);
+        let slots = table.capacity();
         Calls {
-            table: Table::new("calls", capacity),
+            table,
             timeouts,
             next_serial: 1,
+            timers: TimerWheel::new(slots),
+            due: Vec::with_capacity(slots),
+        }
+    }
+
+    /// Entries the expiry timers looked at, ever (O(due) per second; tests check it).
+    pub fn timer_work(&self) -> u64 {
+        self.timers.work()
+    }
+
+    /// The first second at which [`Calls::expire_next`] could act on call `call` in class
+    /// `class` by itself (media health aside, see [`Calls::wake`]): the end of its linger,
+    /// its setup or media timeout, or its demotion to [`ANSWERED_IDLE`]. Deadlines are
+    /// lazy: a later message or packet only moves them later, and the call is re-checked
+    /// and rescheduled when it pops.
+    fn due_second(call: &Call, class: Option<u8>, t: &CallTimeouts) -> u64 {
+        let after = |from: Instant, d: Duration| second_after(from.as_micros(), d.as_micros());
+        match call.state {
+            State::Closed => after(call.closed_at.unwrap_or(call.last_signal), t.linger),
+            State::Calling | State::Proceeding => after(call.last_signal, t.setup),
+            State::Answered => {
+                let timeout = match call.last_media {
+                    Some(m) if !call.on_hold => after(m.max(call.last_signal), t.media_grace),
+                    _ => after(call.last_signal, t.no_media),
+                };
+                if class == Some(ANSWERED_ACTIVE) {
+                    let last = call
+                        .last_media
+                        .map_or(call.last_signal, |m| m.max(call.last_signal));
+                    timeout.min(after(last, ANSWERED_IDLE_EVICTABLE))
+                } else {
+                    timeout
+                }
+            }
+        }
+    }
+
+    /// Makes sure call slot `slot` is looked at by the time its own deadline comes, and
+    /// (answered, open, not on hold: its media health may change) at the next second.
+    fn arm(&mut self, slot: u32, now: Instant) {
+        let Some((_, call)) = self.table.by_slot(slot) else {
+            self.timers.cancel(slot);
+            return;
+        };
+        let mut due = Self::due_second(call, self.table.class_of(slot), &self.timeouts);
+        if call.state == State::Answered && !call.on_hold {
+            due = due.min(now.as_secs().saturating_add(1));
+        }
+        self.timers.schedule_by(slot, due);
+    }
+
+    /// Call `serial` in slot `slot` needs looking at in second `second` (media health:
+    /// its streams carried packets, or a silence threshold passes then).
+    pub fn wake(&mut self, slot: u32, serial: u64, second: u64) {
+        if self
+            .table
+            .by_slot(slot)
+            .is_some_and(|(_, c)| c.serial == serial)
+        {
+            self.timers.schedule_by(slot, second);
         }
     }
 
@@ -267,6 +336,8 @@ impl Calls {
     /// Heap bytes a call table of `capacity` allocates.
     pub fn memory_bytes(capacity: usize) -> usize {
         Table::<CallKey, Call>::memory_bytes(capacity)
+            + TimerWheel::memory_bytes(capacity)
+            + capacity.max(1) * core::mem::size_of::<u32>()
     }
 
     /// Media of call `serial`, in call-table slot `slot`, passed at `now`: no lookup by
@@ -278,9 +349,17 @@ impl Calls {
         if call.serial != serial {
             return;
         }
+        let first = call.last_media.is_none();
         call.last_media = Some(now);
-        if let Some(c) = call.active_class() {
+        let class = call.active_class();
+        let before = self.table.class_of(slot);
+        if let Some(c) = class {
             self.table.set_class(slot, c);
+        }
+        // Only the first media (media grace replaces the no-media timeout) or a class
+        // change (a demotion to come) can bring the deadline earlier.
+        if first || class.is_some_and(|c| Some(c) != before) {
+            self.arm(slot, now);
         }
     }
 
@@ -297,9 +376,23 @@ impl Calls {
         counters: &mut Counters,
         fx: &mut CallEffects,
     ) {
+        if let Some(slot) = self.on_sip_inner(hop, msg, counters, fx) {
+            // Whatever the message changed (state, class, hold), the call's timer covers it.
+            self.arm(slot, hop.now);
+        }
+    }
+
+    /// [`Calls::on_sip`]; returns the slot of the call the message belongs to.
+    fn on_sip_inner(
+        &mut self,
+        hop: Hop,
+        msg: &Message,
+        counters: &mut Counters,
+        fx: &mut CallEffects,
+    ) -> Option<u32> {
         let (Some(raw_id), Some((cseq, cseq_method))) = (msg.call_id(), msg.cseq()) else {
             counters.sip.missing_headers += 1;
-            return;
+            return None;
         };
         if cseq_method == Method::Register {
             if let Some(code) = msg.status() {
@@ -313,7 +406,7 @@ impl Calls {
             } else {
                 counters.sip.register.requests += 1;
             }
-            return;
+            return None;
         }
         let key: CallKey = text_from(raw_id);
         if raw_id.len() > key.len() {
@@ -328,37 +421,35 @@ impl Calls {
                 // A response to an INVITE (or a CANCEL) we did not see: the sensor joined
                 // mid-setup. Track the dialog from here so its outcome is not lost.
                 if !self.create(hop, key.clone(), msg, cseq, fp, late, counters, fx) {
-                    return;
+                    return None;
                 }
                 if !late {
-                    return;
+                    return self.table.slot_of(&key);
                 }
             } else {
                 counters.sip.unmatched += 1;
-                return;
+                return None;
             }
         }
-        let Some(slot) = self.table.slot_of(&key) else {
-            return;
-        };
+        let slot = self.table.slot_of(&key)?;
         // Any message of an open call counts as use (least recently used goes first).
         if let Some(c) = self.table.by_slot(slot).and_then(|(_, c)| c.active_class()) {
             self.table.set_class(slot, c);
         }
         let Some((_, call)) = self.table.by_slot_mut(slot) else {
-            return;
+            return Some(slot);
         };
         if exists && call.recent.iter().any(|f| *f == fp) {
             call.retransmissions += 1;
             counters.sip.retransmissions += 1;
-            return;
+            return Some(slot);
         }
         if call.recent.is_full() {
             call.recent.pop_front();
         }
         let _ = call.recent.push_back(fp);
         if call.state == State::Closed {
-            return;
+            return Some(slot);
         }
         call.last_signal = call.last_signal.max(hop.now);
         let serial = call.serial;
@@ -433,11 +524,11 @@ impl Calls {
                 }
                 if cseq_method != Method::Invite {
                     // Responses to UPDATE/PRACK/BYE/INFO...: only their SDP matters.
-                    return;
+                    return Some(slot);
                 }
                 if call.is_answered() {
                     // Responses to re-INVITEs (even 4xx/5xx) do not end an answered call.
-                    return;
+                    return Some(slot);
                 }
                 call.responded = true;
                 match code {
@@ -498,6 +589,7 @@ impl Calls {
         if let Some(c) = self.table.by_slot(slot).and_then(|(_, c)| c.active_class()) {
             self.table.set_class(slot, c);
         }
+        Some(slot)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -666,22 +758,37 @@ impl Calls {
         self.table.set_class(slot, CLOSED);
     }
 
-    /// Once a second of packet time, one call at a time: the first call at or after slot
-    /// `from` ends if it vanished, is forgotten if its linger is over, or has its media
-    /// health checked. Returns where the next step starts (`None`: all done), so the
-    /// caller applies each call's effects before the next call is looked at.
+    /// Once a second of packet time, before [`Calls::expire_next`]: takes the calls whose
+    /// timers are due by `now` (and only those), in slot order, so events come out in the
+    /// order a walk of every slot had them.
+    pub fn collect_due(&mut self, now: Instant) {
+        self.due.clear();
+        self.timers.pop_due(now.as_secs(), &mut self.due);
+        self.due.sort_unstable();
+    }
+
+    /// One due call at a time (`i`: its place among those [`Calls::collect_due`] took):
+    /// it ends if it vanished, is forgotten if its linger is over, or has its media health
+    /// checked; then its timer is set again. Returns where the next step starts (`None`:
+    /// all done), so the caller applies each call's effects before the next call is looked
+    /// at.
     pub fn expire_next(
         &mut self,
         now: Instant,
-        from: u32,
+        i: usize,
         counters: &mut Counters,
         fx: &mut CallEffects,
-    ) -> Option<u32> {
+    ) -> Option<usize> {
+        let s = *self.due.get(i)?;
+        self.expire_slot(now, s, counters, fx);
+        self.arm(s, now);
+        Some(i + 1)
+    }
+
+    fn expire_slot(&mut self, now: Instant, s: u32, counters: &mut Counters, fx: &mut CallEffects) {
         let t = self.timeouts;
-        let s = self.table.next_slot(from)?;
-        let next = Some(s + 1);
         let Some((_, call)) = self.table.by_slot(s) else {
-            return next;
+            return;
         };
         let idle_sig = now.saturating_duration_since(call.last_signal);
         match call.state {
@@ -763,6 +870,7 @@ impl Calls {
                         fx,
                         CallEffect::CheckHealth {
                             serial: call.serial,
+                            slot: s,
                             call_id: key.clone(),
                             since,
                         },
@@ -770,7 +878,6 @@ impl Calls {
                 }
             }
         }
-        next
     }
 
     /// Ends the first open call at or after slot `from` (`sensor_stopped`, reason
@@ -1022,6 +1129,7 @@ mod tests {
                   Call-ID: x1\r\nCSeq: 1 INVITE\r\nContent-Length: 0\r\n\r\n";
         step(&mut calls, hop(2, B, A), ok);
         let mut fx = CallEffects::new();
+        calls.collect_due(Instant::from_secs(3));
         assert_eq!(
             calls.expire_next(Instant::from_secs(3), 0, &mut c, &mut fx),
             Some(1)
@@ -1037,6 +1145,7 @@ mod tests {
         step(&mut calls, hop(5, A, B), &request("BYE", "x1", 2, ""));
         let after_linger = Instant::from_secs(6) + t.linger;
         let mut fx = CallEffects::new();
+        calls.collect_due(after_linger);
         calls.expire_next(after_linger, 0, &mut c, &mut fx);
         assert!(
             matches!(&fx[..], [CallEffect::Forgotten { serial: 1, slot: 0 }]),
@@ -1066,5 +1175,57 @@ mod tests {
         };
         assert_eq!(evicted.event, CallEventKind::Evicted);
         assert_eq!(invite.call_id.as_str(), "x2");
+    }
+
+    #[test]
+    fn idle_calls_cost_the_expiry_nothing_until_they_are_due() {
+        let mut calls = Calls::new(1000, CallTimeouts::default());
+        let mut c = Counters::default();
+        for n in 0..1000 {
+            step(
+                &mut calls,
+                hop(1, A, B),
+                &request("INVITE", &format!("i{n}"), 1, ""),
+            );
+        }
+        let mut tick = |calls: &mut Calls, sec: u64| {
+            let now = Instant::from_secs(sec);
+            calls.collect_due(now);
+            let (mut i, mut fx, mut timeouts) = (0, CallEffects::new(), 0);
+            while let Some(next) = calls.expire_next(now, i, &mut c, &mut fx) {
+                timeouts += fx
+                    .drain(..)
+                    .filter(|e| {
+                        matches!(
+                            e,
+                            CallEffect::Closed {
+                                reason: "timeout",
+                                ..
+                            }
+                        )
+                    })
+                    .count();
+                i = next;
+            }
+            timeouts
+        };
+        // Up to second 180 nothing is due: no call is even looked at.
+        for sec in 2..=180 {
+            assert_eq!(tick(&mut calls, sec), 0);
+        }
+        assert_eq!(calls.timer_work(), 0);
+        // Second 181 is exactly 180 s after the INVITEs (not yet over): looked at, re-armed.
+        assert_eq!(tick(&mut calls, 181), 0);
+        assert_eq!(calls.timer_work(), 1000);
+        assert_eq!(tick(&mut calls, 182), 1000);
+        assert_eq!(calls.timer_work(), 2000);
+        // Closed, they linger 32 s, then are forgotten, again without a walk.
+        for sec in 183..=213 {
+            tick(&mut calls, sec);
+        }
+        assert_eq!((calls.timer_work(), calls.stats().len), (2000, 1000));
+        tick(&mut calls, 214);
+        tick(&mut calls, 215);
+        assert_eq!((calls.timer_work(), calls.stats().len), (4000, 0));
     }
 }

@@ -6,6 +6,7 @@
 //! answered calls; it knows neither the call table nor the stream table.
 
 use crate::table::Table;
+use crate::timer_wheel::second_after;
 use crate::track::counters::Counters;
 use crate::track::event::{CallId, Event, EventSink, MediaHealth, MediaProblem, Party, Ts};
 use core::net::SocketAddr;
@@ -98,6 +99,31 @@ impl MediaWatch {
             silent_ms: silent.as_millis(),
         })
     }
+
+    /// The second of the next [`MediaWatch::check`] that could differ from one now, if
+    /// nothing else changes (no packet, no new `since`): `check` compares how long each
+    /// direction has been quiet with `silence / 2` and `silence` only, so its answer is
+    /// the same until one of those thresholds passes. `None`: none is left to pass.
+    pub fn next_change(&self, now: Instant, since: Instant, silence: Duration) -> Option<u64> {
+        let (now, since) = (now.as_micros(), since.as_micros());
+        let (half, full) = ((silence / 2).as_micros(), silence.as_micros());
+        let mut next: Option<u64> = None;
+        let mut consider = |from: u64, after: u64| {
+            let t = from.saturating_add(after);
+            if t >= now {
+                next = Some(next.map_or(t, |n| n.min(t)));
+            }
+        };
+        consider(since, full);
+        for (t, ..) in self.last.iter().flatten() {
+            let t = t.as_micros();
+            if t >= since {
+                consider(t, half);
+                consider(t, full);
+            }
+        }
+        next.map(|t| second_after(t, 0))
+    }
 }
 
 /// The watches of every open call.
@@ -148,6 +174,8 @@ impl Health {
     }
 
     /// Checks answered, open call `serial`; emits each problem at most once per call.
+    /// Returns the second by which it must be checked again if no packet or message comes
+    /// first (see [`MediaWatch::next_change`]); the caller need not check it before.
     pub fn check(
         &mut self,
         now: Instant,
@@ -156,14 +184,14 @@ impl Health {
         since: Instant,
         counters: &mut Counters,
         out: &mut impl EventSink,
-    ) {
+    ) -> Option<u64> {
         let silence = self.silence;
-        if let Some(w) = self.watches.get_mut(&serial)
-            && let Some(h) = w.check(now, since, silence, call_id)
-        {
+        let w = self.watches.get_mut(&serial)?;
+        if let Some(h) = w.check(now, since, silence, call_id) {
             counters.rtp.health_events += 1;
             out.emit(&Event::MediaHealth(h));
         }
+        w.next_change(now, since, silence)
     }
 }
 
@@ -254,5 +282,74 @@ mod tests {
         h.check(s(60), 1, &id(), s(0), &mut c, &mut out);
         assert!(out.is_empty());
         assert_eq!(h.watches.len(), 0);
+    }
+
+    /// Runs one call's packets (`flows[t]`: which directions carried a packet in second
+    /// `t`) through a watch checked every second, and through one checked only when its
+    /// streams had packets or at the second `next_change` named: the events must match.
+    fn every_second_and_lazily(flows: &[[bool; 2]]) -> (Vec<Event>, Vec<Event>, usize) {
+        let (a, b) = (at("10.0.0.1:4000"), at("10.0.0.2:5000"));
+        let since = s(10);
+        let (mut every, mut lazy) = (Health::new(2, SILENCE), Health::new(2, SILENCE));
+        every.open(1);
+        lazy.open(1);
+        let (mut c, mut out_every, mut out_lazy) = (Counters::default(), vec![], vec![]);
+        let mut wake = Some(10);
+        let mut checks = 0;
+        for (i, f) in flows.iter().enumerate() {
+            let t = 10 + i as u64;
+            // The tick at the start of second t, after packets of second t - 1.
+            let now = Instant::from_micros(t * 1_000_000 + 1_000);
+            let fed = f.iter().any(|x| *x);
+            for (d, toward) in [(0, Party::Caller), (1, Party::Callee)] {
+                if f[d] {
+                    let p = Instant::from_micros(t * 1_000_000 - 400_000);
+                    every.saw(1, toward, p, a, b);
+                    lazy.saw(1, toward, p, a, b);
+                }
+            }
+            every.check(now, 1, &id(), since, &mut c, &mut out_every);
+            if fed || wake.is_some_and(|w| w <= t) {
+                checks += 1;
+                wake = lazy.check(now, 1, &id(), since, &mut c, &mut out_lazy);
+                if wake.is_some_and(|w| w <= t) {
+                    wake = Some(t + 1);
+                }
+            }
+        }
+        (out_every, out_lazy, checks)
+    }
+
+    #[test]
+    fn checking_only_when_something_can_change_reports_what_checking_every_second_does() {
+        let mut x: u32 = 0x1234_5678;
+        let mut events = 0;
+        let mut saved = 0;
+        for case in 0..300 {
+            let mut flows = vec![[false; 2]; 60];
+            // Runs of flowing and silent seconds per direction, different in every case.
+            for d in 0..2 {
+                let mut on = case % 3 != 0;
+                let mut t = 0;
+                while t < flows.len() {
+                    x = x.wrapping_mul(1_103_515_245).wrapping_add(12_345);
+                    let run = 1 + (x >> 16) as usize % 12;
+                    for f in flows.iter_mut().skip(t).take(run) {
+                        f[d] = on;
+                    }
+                    t += run;
+                    on = !on;
+                }
+            }
+            let (every, lazy, checks) = every_second_and_lazily(&flows);
+            assert_eq!(every, lazy, "case {case}: {flows:?}");
+            events += every.len();
+            saved += flows.len() - checks;
+        }
+        assert!(events > 100, "the cases report problems: {events}");
+        assert!(saved > 1000, "and skip most silent seconds: {saved}");
+        // A call that never gets media is checked when the threshold passes, then never.
+        let (every, lazy, checks) = every_second_and_lazily(&[[false; 2]; 60]);
+        assert_eq!((every.len(), lazy.len(), checks), (1, 1, 2));
     }
 }

@@ -301,17 +301,26 @@ impl Tracker {
             return;
         }
         self.second = sec;
-        self.media.tick(now, &mut self.counters, out);
-        let health = &mut self.health;
-        self.media.each_call_stream(|serial, toward, at, k| {
-            health.saw(serial, toward, at, k.src, k.dst);
-        });
+        // Only streams and calls whose timers are due are visited (`timer_wheel.rs`): a
+        // stream that carried packets since the last tick feeds its call's media health,
+        // and that call is checked this second.
+        let (health, calls) = (&mut self.health, &mut self.calls);
+        self.media.tick(
+            now,
+            &mut self.counters,
+            out,
+            |serial, slot, toward, at, k| {
+                health.saw(serial, toward, at, k.src, k.dst);
+                calls.wake(slot, serial, sec);
+            },
+        );
         let mut peers = self.peers();
         let mut fx = CallEffects::new();
-        let mut from = 0;
-        while let Some(next) = peers.calls.expire_next(now, from, peers.counters, &mut fx) {
+        peers.calls.collect_due(now);
+        let mut i = 0;
+        while let Some(next) = peers.calls.expire_next(now, i, peers.counters, &mut fx) {
             peers.apply(now, &mut fx, out);
-            from = next;
+            i = next;
         }
         self.decoder.expire(now);
         self.mirror.tick(now);
@@ -409,11 +418,17 @@ impl Peers<'_> {
                 }
                 CallEffect::CheckHealth {
                     serial,
+                    slot,
                     call_id,
                     since,
-                } => self
-                    .health
-                    .check(now, serial, &call_id, since, self.counters, out),
+                } => {
+                    let again = self
+                        .health
+                        .check(now, serial, &call_id, since, self.counters, out);
+                    if let Some(second) = again {
+                        self.calls.wake(slot, serial, second);
+                    }
+                }
             }
         }
     }

@@ -122,9 +122,9 @@ mod tests {
             &mut out,
         );
         m.set_capture_loss(false);
-        m.tick(us(11_000_000), &mut c, &mut out);
+        m.tick(us(11_000_000), &mut c, &mut out, |_, _, _, _, _| {});
         assert_eq!(intervals(&out), [(10, 1, 1, 0, true)]);
-        m.tick(us(12_000_000), &mut c, &mut out);
+        m.tick(us(12_000_000), &mut c, &mut out, |_, _, _, _, _| {});
         assert_eq!(
             intervals(&out).len(),
             1,

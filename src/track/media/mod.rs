@@ -48,6 +48,7 @@ use crate::rtp::packet::{RtpPacket, is_rtcp_pt};
 use crate::rtp::stats::PacketKind;
 use crate::sip::sdp;
 use crate::table::{Inserted, Table, TableStats};
+use crate::timer_wheel::{TimerWheel, second_after};
 use crate::track::counters::Counters;
 use crate::track::event::{CallId, DirectionQuality, EventSink, Party};
 use core::net::SocketAddr;
@@ -116,6 +117,14 @@ pub struct Media {
     /// Each call's streams, so closing a call visits only its own.
     stream_links: CallLinks,
     capture_loss: bool,
+    /// When each stream slot next needs looking at: the second after it carried packets
+    /// (its interval report, its call's media health) or its idle timeout. The tick visits
+    /// only those.
+    timers: TimerWheel,
+    /// The stream slots due this tick, in slot order (room for every slot, from start).
+    due: Vec<u32>,
+    /// The previous tick's time: a stream seen since then feeds its call's media health.
+    last_tick: Option<Instant>,
 }
 
 /// Stream eviction classes: a stream is tentative (evicted first) until it has carried
@@ -145,7 +154,26 @@ impl Media {
             ended: Table::new("ended_streams", ended_capacity(&cfg)),
             stream_links: CallLinks::new(calls),
             capture_loss: false,
+            timers: TimerWheel::new(cfg.streams.max(1)),
+            due: Vec::with_capacity(cfg.streams.max(1)),
+            last_tick: None,
         }
+    }
+
+    /// Entries the stream timers looked at, ever (O(due) per tick; tests check it).
+    pub fn timer_work(&self) -> u64 {
+        self.timers.work()
+    }
+
+    /// The second by which stream `st` must be looked at if no packet comes first: its
+    /// idle timeout (`closed_call_idle` once its call ended). A packet only moves it later
+    /// (and asks for the next second itself); the tick re-checks and re-arms.
+    fn idle_due(cfg: &MediaConfig, st: &Stream) -> u64 {
+        let idle = match st.closed {
+            Some(_) => cfg.closed_call_idle,
+            None => cfg.stream_timeout,
+        };
+        second_after(st.last_seen.as_micros(), idle.as_micros())
     }
 
     /// Heap bytes `new(cfg, calls)` allocates (endpoint and stream tables, call lists).
@@ -154,6 +182,8 @@ impl Media {
             + Table::<StreamKey, Stream>::memory_bytes(cfg.streams)
             + Table::<u64, [DirectionAcc; 2]>::memory_bytes(ended_capacity(cfg))
             + CallLinks::memory_bytes(calls)
+            + TimerWheel::memory_bytes(cfg.streams.max(1))
+            + cfg.streams.max(1) * core::mem::size_of::<u32>()
     }
 
     /// A new call took its call slot: a departed call's endpoints still listed there go,
@@ -179,6 +209,7 @@ impl Media {
     /// Removes the stream at `slot`, off its call's list.
     fn remove_stream(&mut self, slot: u32) -> Option<(StreamKey, Stream)> {
         self.stream_links.unlink(&mut self.streams, slot);
+        self.timers.cancel(slot);
         self.streams.remove_slot(slot)
     }
 
@@ -349,6 +380,10 @@ impl Media {
         } else {
             self.streams.touch(slot);
         }
+        // The next tick reports this second and feeds the call's health: one comparison
+        // for every packet after a second's first.
+        self.timers
+            .schedule_by(slot, now.as_secs().saturating_add(1));
         seen
     }
 
@@ -385,15 +420,28 @@ impl Media {
         Some(slot)
     }
 
-    /// Once per second of packet time: reports finished seconds, ends idle streams.
-    pub fn tick(&mut self, now: Instant, counters: &mut Counters, out: &mut impl EventSink) {
+    /// Once per second of packet time: reports finished seconds, ends idle streams, and
+    /// feeds `health` (call serial, call slot, the party it flows toward, last packet time,
+    /// addresses) from every open, confirmed call stream that carried packets since the
+    /// last tick. Only the streams whose timers are due are visited, in slot order (the
+    /// order a walk of every slot had their events in); the others have nothing to do.
+    pub fn tick(
+        &mut self,
+        now: Instant,
+        counters: &mut Counters,
+        out: &mut impl EventSink,
+        mut health: impl FnMut(u64, u32, Party, Instant, &StreamKey),
+    ) {
         let sec = now.as_secs();
         let delay = self.cfg.assumed_delay_ms;
         let timeout = self.cfg.stream_timeout;
         let closed_idle = self.cfg.closed_call_idle;
-        let mut slot = 0;
-        while let Some(s) = self.streams.next_slot(slot) {
-            slot = s + 1;
+        let since = self.last_tick.replace(now);
+        let mut due = core::mem::take(&mut self.due);
+        due.clear();
+        self.timers.pop_due(sec, &mut due);
+        due.sort_unstable();
+        for &s in &due {
             let Some((k, st)) = self.streams.by_slot_mut(s) else {
                 continue;
             };
@@ -408,7 +456,17 @@ impl Media {
             let reason = match st.closed {
                 Some(r) if idle > closed_idle => r,
                 _ if idle > timeout => "timeout",
-                _ => continue,
+                _ => {
+                    if since.is_none_or(|t| st.last_seen >= t)
+                        && let (Some(c), Some(p), None, None) =
+                            (st.call, st.toward, st.closed, &st.candidate)
+                    {
+                        health(c, st.call_slot, p, st.last_seen, &key);
+                    }
+                    let again = Self::idle_due(&self.cfg, st);
+                    self.timers.schedule(s, again);
+                    continue;
+                }
             };
             if let Some((k, mut st)) = self.remove_stream(s) {
                 self.fold_ended(&k, &st);
@@ -416,6 +474,7 @@ impl Media {
                 counters.rtp.streams_ended += 1;
             }
         }
+        self.due = due;
     }
 
     /// Call `serial` ended (`reason`): returns its per-direction quality (caller → callee,
@@ -431,6 +490,7 @@ impl Media {
         reason: &'static str,
     ) -> (Option<DirectionQuality>, Option<DirectionQuality>) {
         let delay = self.cfg.assumed_delay_ms;
+        let closed_idle_us = self.cfg.closed_call_idle.as_micros();
         let mut acc = self.ended.remove(&call.serial).unwrap_or_default();
         let mut next = self.stream_links.first(call);
         while let Some(s) = next {
@@ -440,6 +500,9 @@ impl Media {
             };
             // A call evicted after it ended: its streams keep the reason it ended with.
             st.closed.get_or_insert(reason);
+            // Its idle timeout is now `closed_call_idle`: sooner.
+            let again = second_after(st.last_seen.as_micros(), closed_idle_us);
+            self.timers.schedule_by(s, again);
             if st.candidate.is_some() {
                 continue;
             }
@@ -476,23 +539,6 @@ impl Media {
                 let r = st.closed.unwrap_or(reason);
                 report::end_stream(k, &mut st, now, r, out, delay, counters);
                 counters.rtp.streams_ended += 1;
-            }
-        }
-    }
-
-    /// Feeds `f` the last packet time of every open, confirmed stream linked to a call:
-    /// the call's serial, the party it flows toward, the time, its addresses. Media health
-    /// is updated from this once a second (one pass over the stream table, not one per
-    /// call).
-    pub fn each_call_stream(&self, mut f: impl FnMut(u64, Party, Instant, &StreamKey)) {
-        let mut slot = 0;
-        while let Some(s) = self.streams.next_slot(slot) {
-            slot = s + 1;
-            if let Some((k, st)) = self.streams.by_slot(s)
-                && let (Some(c), Some(p), None, None) =
-                    (st.call, st.toward, st.closed, st.candidate)
-            {
-                f(c, p, st.last_seen, k);
             }
         }
     }
@@ -559,5 +605,54 @@ fn on_rtp_packet(
         counters.rtp.heuristic += newly_counted;
     } else {
         counters.rtp.signalled += newly_counted;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::testing::*;
+    use super::*;
+    use crate::track::event::Event;
+
+    #[test]
+    fn a_tick_visits_only_the_streams_that_had_packets_or_time_out() {
+        let mut m = Media::new(
+            MediaConfig {
+                streams: 1000,
+                ..MediaConfig::default()
+            },
+            4,
+        );
+        let id = call_id("c1");
+        m.open_call(call(1));
+        m.register(call(1), &id, Party::Caller, &offer(CALLER), us(0));
+        m.register(call(1), &id, Party::Callee, &offer(CALLEE), us(0));
+        for ssrc in 0..1000 {
+            send(&mut m, CALLER, CALLEE, ssrc, 1, 1_000_000);
+        }
+        let (mut c, mut out) = (Counters::default(), Vec::<Event>::new());
+        let mut fed = 0;
+        let mut tick = |m: &mut Media, out: &mut Vec<Event>, sec: u64| {
+            m.tick(us(sec * 1_000_000), &mut c, out, |_, _, _, _, _| fed += 1);
+        };
+        tick(&mut m, &mut out, 2);
+        // Second 1 reported for each, each fed to its call's health.
+        assert_eq!(out.len(), 1000);
+        assert_eq!(m.timer_work(), 1000);
+        // Idle, not yet timed out: nothing is looked at.
+        for sec in 3..=30 {
+            tick(&mut m, &mut out, sec);
+        }
+        assert_eq!((out.len(), m.timer_work()), (1000, 1000));
+        // 30 s idle is not yet more than the timeout: looked at once more, then ended.
+        tick(&mut m, &mut out, 31);
+        tick(&mut m, &mut out, 32);
+        assert_eq!(m.timer_work(), 3000);
+        let ended = out
+            .iter()
+            .filter(|e| matches!(e, Event::StreamEnd(_)))
+            .count();
+        assert_eq!((ended, m.stream_stats().len), (1000, 0));
+        assert_eq!(fed, 1000);
     }
 }

@@ -80,12 +80,12 @@ mod tests {
         m.close_call(call(1), "call_ended");
         let mut c = Counters::default();
         let mut out: Vec<Event> = Vec::new();
-        m.tick(us(2_000_000), &mut c, &mut out);
+        m.tick(us(2_000_000), &mut c, &mut out, |_, _, _, _, _| {});
         assert!(
             !out.iter().any(|e| matches!(e, Event::StreamEnd(_))),
             "not idle yet"
         );
-        m.tick(us(4_000_000), &mut c, &mut out);
+        m.tick(us(4_000_000), &mut c, &mut out, |_, _, _, _, _| {});
         let ends: Vec<(&str, u64)> = out
             .iter()
             .filter_map(|e| match e {
@@ -103,9 +103,9 @@ mod tests {
         send(&mut m, CALLER, CALLEE, 1, 1, 1_000_000);
         let mut c = Counters::default();
         let mut out: Vec<Event> = Vec::new();
-        m.tick(us(30_000_000), &mut c, &mut out);
+        m.tick(us(30_000_000), &mut c, &mut out, |_, _, _, _, _| {});
         assert!(!out.iter().any(|e| matches!(e, Event::StreamEnd(_))));
-        m.tick(us(32_000_000), &mut c, &mut out);
+        m.tick(us(32_000_000), &mut c, &mut out, |_, _, _, _, _| {});
         let Some(Event::StreamEnd(end)) = out.iter().find(|e| matches!(e, Event::StreamEnd(_)))
         else {
             panic!("{out:?}")
