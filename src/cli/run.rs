@@ -340,8 +340,13 @@ pub fn run(a: Args) -> Result<ExitCode> {
     privileges::no_new_privs()?;
 
     let n = ifs.len();
+    let (tracker, populated) = super::memory::populate_new(|| Tracker::new(s.tracker));
+    log::info!(
+        "{}",
+        super::memory::budget_line(&s.tracker.memory_parts(), populated)
+    );
     let mut st = State {
-        tracker: Tracker::new(s.tracker),
+        tracker,
         ifs,
         sink: Sink {
             out,
