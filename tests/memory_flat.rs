@@ -11,6 +11,8 @@ use voipsensor::track::tracker::TrackerConfig;
 const BIN: &str = env!("CARGO_BIN_EXE_voipsensor");
 
 /// Peak resident bytes of `voipsensor replay --summary FILE` (the child's `ru_maxrss`).
+// Reaped by `wait4` below (std's `wait` gives no rusage).
+#[allow(clippy::zombie_processes)]
 fn replay_peak(file: &Path) -> u64 {
     let child = Command::new(BIN)
         .args(["replay", "--summary"])
