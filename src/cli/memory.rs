@@ -5,7 +5,8 @@
 
 use anyhow::{Result, bail};
 
-/// Headroom over the tables and kernel rings: binary, stacks, MQTT outbox, allocator slack.
+/// Headroom over the tables and kernel rings: binary, stacks, MQTT outbox, allocator slack
+/// (`replay`'s measured base is ≈ 7 MiB in release; `run` adds the MQTT and HTTP threads).
 pub const OVERHEAD_BYTES: u64 = 16 << 20;
 
 /// `MemAvailable` of a `/proc/meminfo` text, in bytes.
@@ -68,6 +69,65 @@ pub fn anon_writable(maps: &str) -> Vec<(usize, usize)> {
             (b > a).then_some((a, b))
         })
         .collect()
+}
+
+/// Shared socket mappings of a `/proc/self/maps` text: the capture rings libpcap mapped
+/// (`PACKET_MMAP`), which the kernel fills as packets arrive.
+pub fn socket_rings(maps: &str) -> Vec<(usize, usize)> {
+    maps.lines()
+        .filter_map(|l| {
+            let mut f = l.split_whitespace();
+            let (range, perms) = (f.next()?, f.next()?);
+            let path = f.nth(3).unwrap_or("");
+            if !perms.ends_with('s') || !path.starts_with("socket:[") {
+                return None;
+            }
+            let (a, b) = range.split_once('-')?;
+            let (a, b) = (
+                usize::from_str_radix(a, 16).ok()?,
+                usize::from_str_radix(b, 16).ok()?,
+            );
+            (b > a).then_some((a, b))
+        })
+        .collect()
+}
+
+/// Maps every page of the capture rings into this process now (`MADV_POPULATE_READ`: the
+/// kernel's pages, nothing written), so a burst that first fills the ring does not add
+/// its size to resident memory at the busy hour. `None`: no `/proc`, or no ring.
+pub fn populate_rings() -> Option<Populated> {
+    // Linux's value on every architecture (uapi/asm-generic/mman-common.h).
+    const MADV_POPULATE_READ: libc::c_int = 22;
+    let maps = std::fs::read_to_string("/proc/self/maps").ok()?;
+    let rings = socket_rings(&maps);
+    let bytes: usize = rings.iter().map(|(a, b)| b - a).sum();
+    if bytes == 0 {
+        return None;
+    }
+    let ok = rings.iter().all(|&(a, b)| {
+        // SAFETY: a live mapping of this process; populating changes no byte.
+        unsafe { libc::madvise(a as *mut libc::c_void, b - a, MADV_POPULATE_READ) == 0 }
+    });
+    Some(if ok {
+        Populated::Madvise(bytes)
+    } else {
+        Populated::Failed(bytes)
+    })
+}
+
+/// Logs what [`populate_rings`] did (a warning when it could not).
+pub fn log_rings(p: Option<Populated>) {
+    match p {
+        Some(Populated::Failed(b)) => log::warn!(
+            "capture rings: {:.1} MiB not mapped in: resident memory grows as they fill",
+            b as f64 / (1 << 20) as f64
+        ),
+        Some(Populated::Madvise(b) | Populated::Mlock(b)) => log::info!(
+            "capture rings: {:.1} MiB mapped in (madvise)",
+            b as f64 / (1 << 20) as f64
+        ),
+        None => {}
+    }
 }
 
 /// The parts of `after`'s ranges no range of `before` covers (both sorted, as in
@@ -152,6 +212,16 @@ pub fn populate_new<T>(make: impl FnOnce() -> T) -> (T, Option<Populated>) {
     (made, populated)
 }
 
+/// Logs [`budget_line`]: at `level`, or as a warning when the pages could not be faulted in
+/// (peak RSS will then grow as tables fill).
+pub fn log_budget(parts: &[(&str, usize)], populated: Option<Populated>, level: log::Level) {
+    let level = match populated {
+        Some(Populated::Failed(_)) => log::Level::Warn,
+        _ => level,
+    };
+    log::log!(level, "{}", budget_line(parts, populated));
+}
+
 /// The start-up log line: what the tables cost, by part (`TrackerConfig::memory_parts`),
 /// how they were made resident, and the process's resident memory after.
 pub fn budget_line(parts: &[(&str, usize)], populated: Option<Populated>) -> String {
@@ -201,6 +271,14 @@ mod tests {
             anon_writable(MAPS),
             [(0x55d0e000, 0x55d2e000), (0x7f0000000000, 0x7f0000200000)]
         );
+    }
+
+    #[test]
+    fn capture_rings_are_the_shared_socket_mappings() {
+        let maps = "7ff00c000000-7ff010000000 rw-s 00000000 00:09 261982 socket:[261982]\n\
+                    7ff010000000-7ff010001000 rw-s 00000000 fd:01 9 /dev/shm/x\n";
+        assert_eq!(socket_rings(maps), [(0x7ff00c000000, 0x7ff010000000)]);
+        assert!(socket_rings(MAPS).is_empty());
     }
 
     #[test]

@@ -168,10 +168,7 @@ pub fn run(args: Args) -> Result<ExitCode> {
     cfg.media.heuristic &= !args.no_rtp_heuristic;
     // Tables faulted in now: peak RSS is the start's (debug: replay's stderr stays quiet).
     let (mut tracker, populated) = super::memory::populate_new(|| Tracker::new(cfg));
-    log::debug!(
-        "{}",
-        super::memory::budget_line(&cfg.memory_parts(), populated)
-    );
+    super::memory::log_budget(&cfg.memory_parts(), populated, log::Level::Debug);
     let mut publisher = match (&conf, &args.broker) {
         (Some(c), Some(_)) => {
             let mut settings = PublishSettings::try_from(c)?;
