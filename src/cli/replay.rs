@@ -166,7 +166,9 @@ pub fn run(args: Args) -> Result<ExitCode> {
         .map(Config::tracker_config)
         .unwrap_or_default();
     cfg.media.heuristic &= !args.no_rtp_heuristic;
-    let mut tracker = Tracker::new(cfg);
+    // Tables faulted in now: peak RSS is the start's (debug: replay's stderr stays quiet).
+    let (mut tracker, populated) = super::memory::populate_new(|| Tracker::new(cfg));
+    super::memory::log_budget(&cfg.memory_parts(), populated, log::Level::Debug);
     let mut publisher = match (&conf, &args.broker) {
         (Some(c), Some(_)) => {
             let mut settings = PublishSettings::try_from(c)?;

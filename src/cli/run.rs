@@ -340,8 +340,11 @@ pub fn run(a: Args) -> Result<ExitCode> {
     privileges::no_new_privs()?;
 
     let n = ifs.len();
+    let (tracker, populated) = super::memory::populate_new(|| Tracker::new(s.tracker));
+    super::memory::log_rings(super::memory::populate_rings());
+    super::memory::log_budget(&s.tracker.memory_parts(), populated, log::Level::Info);
     let mut st = State {
-        tracker: Tracker::new(s.tracker),
+        tracker,
         ifs,
         sink: Sink {
             out,
@@ -514,6 +517,8 @@ impl State {
             }
             if iface.handle.is_some() && !was_open {
                 self.capturing_since[k] = Some(now);
+                // Its new ring resident now, not when a burst first fills it.
+                super::memory::log_rings(super::memory::populate_rings());
             }
             if iface.handle.is_none() {
                 self.capturing_since[k] = None;

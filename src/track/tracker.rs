@@ -59,14 +59,27 @@ impl TrackerConfig {
     /// Heap bytes a tracker with this configuration allocates at start — all it will ever
     /// hold (the mirror diagnostics' few KiB aside).
     pub fn memory_bytes(&self) -> usize {
-        Calls::memory_bytes(self.calls)
-            + Media::memory_bytes(&self.media, self.calls)
-            + Health::memory_bytes(self.calls)
-            + crate::wire::frag::Reassembler::memory_bytes(self.fragments)
-            + TcpStreams::memory_bytes(self.tcp_streams, self.tcp_buffer)
-            + carried::memory_bytes()
-            + self.tcp_buffer // WebSocket unmasking scratch
-            + SctpReassembler::memory_bytes()
+        self.memory_parts().iter().map(|(_, b)| b).sum()
+    }
+
+    /// [`memory_bytes`](Self::memory_bytes) by part, as the start-up log and the README's
+    /// "Fixed memory" table give it.
+    pub fn memory_parts(&self) -> [(&'static str, usize); 7] {
+        [
+            ("calls", Calls::memory_bytes(self.calls)),
+            ("media", Media::memory_bytes(&self.media, self.calls)),
+            ("media_health", Health::memory_bytes(self.calls)),
+            (
+                "fragments",
+                crate::wire::frag::Reassembler::memory_bytes(self.fragments),
+            ),
+            (
+                "tcp_streams",
+                TcpStreams::memory_bytes(self.tcp_streams, self.tcp_buffer) + self.tcp_buffer, // WebSocket unmasking scratch
+            ),
+            ("media_tcp_streams", carried::memory_bytes()),
+            ("sctp", SctpReassembler::memory_bytes()),
+        ]
     }
 }
 
