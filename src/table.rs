@@ -23,6 +23,17 @@
 //! empty the new entry is rejected. Every insert, eviction (by class), rejection and removal
 //! is counted in [`TableStats`]. The class lists double as timeout queues: the head of a
 //! class is its entry idle longest, so expiry walks only what expires.
+// No panic on packet data by construction: every index, unwrap and expect is a checked
+// one (`get`, `?`, `let else`); tests may panic.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
 
 use core::hash::{BuildHasher, Hash};
 use hashbrown::HashTable;

@@ -9,6 +9,17 @@
 //! - `heuristic`: "is this UDP payload RTP?" and a per-candidate confirmation rule.
 //!
 //! Nothing here allocates or reads a clock: callers pass arrival times in microseconds.
+// No panic on packet data by construction: every index, unwrap and expect is a checked
+// one (`get`, `?`, `let else`); tests may panic.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
 
 pub mod codec;
 pub mod emodel;

@@ -5,6 +5,17 @@
 //! [`looks_like_sip`] to sniff any UDP/TCP payload, [`frame_len`] to cut a TCP
 //! byte stream into messages, [`Message::parse`] to read one message and
 //! [`sdp::parse`] for the offer/answer bodies.
+// No panic on packet data by construction: every index, unwrap and expect is a checked
+// one (`get`, `?`, `let else`); tests may panic.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
 
 #[cfg(test)]
 mod capture_tests;

@@ -38,8 +38,10 @@ impl MediaWatch {
             Party::Caller => 0,
             Party::Callee => 1,
         };
-        if self.last[i].is_none_or(|(t, ..)| at >= t) {
-            self.last[i] = Some((at, src, dst));
+        if let Some(last) = self.last.get_mut(i)
+            && last.is_none_or(|(t, ..)| at >= t)
+        {
+            *last = Some((at, src, dst));
         }
     }
 
@@ -51,7 +53,8 @@ impl MediaWatch {
         silence: Duration,
         call_id: &CallId,
     ) -> Option<MediaHealth> {
-        let after = |i: usize| self.last[i].filter(|(t, ..)| *t >= since);
+        let last = |i: usize| self.last.get(i).copied().flatten();
+        let after = |i: usize| last(i).filter(|(t, ..)| *t >= since);
         let quiet = |i: usize| {
             let from = after(i).map_or(since, |(t, ..)| t);
             now.saturating_duration_since(from)
@@ -83,7 +86,7 @@ impl MediaWatch {
         // The silent direction's addresses: its own stream if it ever had one, else the
         // reverse of the flowing one (symmetric RTP, the common case).
         let (src, dst) = match dir {
-            Some(i) => match (self.last[i], self.last[1 - i]) {
+            Some(i) => match (last(i), last(1 - i)) {
                 (Some((_, s, d)), _) => (Some(s), Some(d)),
                 (None, Some((_, s, d))) => (Some(d), Some(s)),
                 (None, None) => (None, None),

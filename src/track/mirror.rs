@@ -126,13 +126,14 @@ impl MirrorSeen {
     pub fn on_packet(&mut self, vlan: Option<u16>, encap: Encap) {
         self.encap |= encap.0;
         if let Some(v) = vlan
-            && !self.vlans[..self.n_vlans].contains(&v)
+            && !self.vlans.iter().take(self.n_vlans).any(|&x| x == v)
         {
-            if self.n_vlans < VLANS {
-                self.vlans[self.n_vlans] = v;
-                self.n_vlans += 1;
-            } else {
-                self.vlans_overflow = true;
+            match self.vlans.get_mut(self.n_vlans) {
+                Some(free) => {
+                    *free = v;
+                    self.n_vlans += 1;
+                }
+                None => self.vlans_overflow = true,
             }
         }
     }
@@ -140,14 +141,19 @@ impl MirrorSeen {
     /// One SIP message of the transaction `key` (see [`transaction_key`]).
     pub fn on_sip(&mut self, now: Instant, src: IpAddr, dst: IpAddr, request: bool, key: u64) {
         let slot = (key % TRANSACTIONS as u64) as usize;
-        let entry = &mut self.txns[slot];
+        let Some(entry) = self.txns.get_mut(slot) else {
+            return;
+        };
         if entry.is_some_and(|t| t.key != key) {
             let old = entry.take();
             if let Some(old) = old {
                 self.settle(old);
             }
         }
-        let t = self.txns[slot].get_or_insert(Txn {
+        let Some(entry) = self.txns.get_mut(slot) else {
+            return;
+        };
+        let t = entry.get_or_insert(Txn {
             key,
             t0: now,
             req: None,
@@ -180,10 +186,13 @@ impl MirrorSeen {
             self.bucket_start = Some(now);
         }
         for i in 0..self.txns.len() {
-            if let Some(t) = self.txns[i]
+            let Some(entry) = self.txns.get_mut(i) else {
+                continue;
+            };
+            if let Some(t) = *entry
                 && now.saturating_duration_since(t.t0) >= SETTLE
             {
-                self.txns[i] = None;
+                *entry = None;
                 self.settle(t);
             }
         }
@@ -199,14 +208,15 @@ impl MirrorSeen {
             .chain(self.prev.pairs.iter())
             .flatten()
         {
-            if let Some(p) = pairs[..n]
+            if let Some(p) = pairs
                 .iter_mut()
+                .take(n)
                 .flatten()
                 .find(|p| p.0 == *s && p.1 == *d)
             {
                 p.2 += c;
-            } else {
-                pairs[n] = Some((*s, *d, *c));
+            } else if let Some(free) = pairs.get_mut(n) {
+                *free = Some((*s, *d, *c));
                 n += 1;
             }
         }
@@ -222,7 +232,7 @@ impl MirrorSeen {
     }
 
     pub fn delivery(&self) -> Delivery {
-        let mut vlans = self.vlans[..self.n_vlans].to_vec();
+        let mut vlans: Vec<u16> = self.vlans.iter().take(self.n_vlans).copied().collect();
         vlans.sort_unstable();
         let names = [
             (Encap::VLAN, "vlan"),

@@ -5,6 +5,17 @@
 //! [`call::CallEffect`]s that `tracker` applies to `media` and `health`, all keyed by the
 //! call's serial; `call`, `media` and `health` never import one another. Shared small
 //! types live in `event` (the events and their fields), `counters` and `fnv`.
+// No panic on packet data by construction: every index, unwrap and expect is a checked
+// one (`get`, `?`, `let else`); tests may panic.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::indexing_slicing,
+        clippy::panic
+    )
+)]
 
 pub mod call;
 pub mod carried;

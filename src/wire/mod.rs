@@ -46,13 +46,6 @@ pub mod ip;
 pub mod link;
 pub mod rfc4571;
 pub mod sctp;
-// Not yet under this module's panic-free lints (its own change brings them).
-#[allow(
-    clippy::unwrap_used,
-    clippy::expect_used,
-    clippy::indexing_slicing,
-    clippy::panic
-)]
 pub mod tcp_stream;
 pub mod tunnel;
 pub mod turn;

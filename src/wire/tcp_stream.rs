@@ -507,35 +507,33 @@ impl<F: Framer, D: FnMut(&[u8])> Io<'_, F, D> {
             dst.copy_from_slice(data);
         }
         // Insert keeping ranges sorted, then merge overlapping/adjacent neighbours.
-        let mut ranges = [(0, 0); MAX_HELD + 1];
-        let mut n = 0;
-        let mut placed = false;
-        for &r in s.held() {
-            if !placed && start < r.0 {
-                ranges[n] = (start, end);
-                n += 1;
-                placed = true;
-            }
-            ranges[n] = r;
-            n += 1;
-        }
-        if !placed {
-            ranges[n] = (start, end);
-            n += 1;
-        }
-        let mut out = 0;
-        for i in 0..n {
-            let r = ranges[i];
-            if out > 0 && r.0 <= ranges[out - 1].1 {
-                ranges[out - 1].1 = ranges[out - 1].1.max(r.1);
-            } else {
-                ranges[out] = r;
-                out += 1;
+        // At most MAX_HELD held plus the new one: every push fits.
+        let mut merged: heapless::Vec<(usize, usize), { MAX_HELD + 1 }> = heapless::Vec::new();
+        let new = core::iter::once((start, end));
+        let (before, after): (&[_], &[_]) = {
+            let held = s.held();
+            let at = held.iter().position(|r| start < r.0).unwrap_or(held.len());
+            held.split_at_checked(at).unwrap_or((held, &[]))
+        };
+        for r in before
+            .iter()
+            .copied()
+            .chain(new)
+            .chain(after.iter().copied())
+        {
+            match merged.last_mut() {
+                Some(last) if r.0 <= last.1 => last.1 = last.1.max(r.1),
+                _ => {
+                    let _ = merged.push(r);
+                }
             }
         }
         // `can_hold` guaranteed at most MAX_HELD remain.
-        let keep = out.min(MAX_HELD);
-        s.held[..keep].copy_from_slice(&ranges[..keep]);
+        let mut keep = 0;
+        for (dst, r) in s.held.iter_mut().zip(&merged) {
+            *dst = *r;
+            keep += 1;
+        }
         s.nheld = keep;
     }
 

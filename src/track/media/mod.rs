@@ -226,8 +226,12 @@ impl Media {
             // the one most likely lost anyway).
             let _ = self.ended.insert(serial, Default::default(), 0, 1);
         }
-        if let Some(acc) = self.ended.get_mut(&serial) {
-            acc[direction_index(toward)].add(key, st, delay);
+        if let Some(a) = self
+            .ended
+            .get_mut(&serial)
+            .and_then(|acc| acc.get_mut(direction_index(toward)))
+        {
+            a.add(key, st, delay);
         }
     }
 
@@ -310,7 +314,11 @@ impl Media {
         let ep_is_rtcp = ep_slot
             .and_then(|s| self.endpoints.get(s))
             .is_some_and(|e| e.rtcp);
-        if ep_is_rtcp || (payload.len() >= 8 && payload[0] >> 6 == 2 && is_rtcp_pt(b1)) {
+        if ep_is_rtcp
+            || (payload.len() >= 8
+                && payload.first().is_some_and(|b| b >> 6 == 2)
+                && is_rtcp_pt(b1))
+        {
             if ep_slot.is_none() && !self.cfg.heuristic {
                 counters.rtp.other_udp += 1;
                 return Seen::NotMedia;
@@ -506,8 +514,8 @@ impl Media {
             if st.candidate.is_some() {
                 continue;
             }
-            if let Some(toward) = st.toward {
-                acc[direction_index(toward)].add_at(s, k, st, delay);
+            if let Some(a) = st.toward.and_then(|t| acc.get_mut(direction_index(t))) {
+                a.add_at(s, k, st, delay);
             }
         }
         let [to_caller, to_callee] = &acc;
