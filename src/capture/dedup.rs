@@ -11,7 +11,7 @@
 //! checksum), or much later than [`MIRROR_WINDOW_US`]; those pass and the stream counts
 //! them. Fixed memory, nothing allocated per frame.
 
-use crate::track::fnv::Fnv;
+use core::hash::BuildHasher;
 use crate::wire::LinkType;
 use core::time::Duration;
 use embassy_time::Instant;
@@ -22,6 +22,8 @@ use serde::Serialize;
 pub struct DedupRing {
     slots: Box<[(u64, u64, u8)]>,
     window_us: u64,
+    /// Keyed per run: a flood cannot aim frames at one bucket (or forge a "copy").
+    hasher: foldhash::fast::RandomState,
 }
 
 /// Bytes of the frame (after the link header) fingerprinted: IP and transport headers and
@@ -35,18 +37,16 @@ impl DedupRing {
         DedupRing {
             slots: vec![(0, 0, u8::MAX); slots.max(WAYS).next_multiple_of(WAYS)].into_boxed_slice(),
             window_us: window.as_micros() as u64,
+            hasher: Default::default(),
         }
     }
 
     /// True when the same frame was just seen on another interface.
     pub fn is_duplicate(&mut self, iface: u8, ts: Instant, link: LinkType, frame: &[u8]) -> bool {
         let body = l3(link, frame);
-        let mut h = Fnv::new();
-        h.write(&(body.len() as u32).to_be_bytes());
         let (a, b) = strip_ttl(body.get(..FINGERPRINT_BYTES).unwrap_or(body));
-        h.write(a);
-        h.write(b);
-        let key = h.0 | 1; // 0 marks an empty slot
+        // foldhash reads 16 bytes a step (FNV's byte-at-a-time loop was a quarter of replay).
+        let key = self.hasher.hash_one((body.len(), a, b)) | 1; // 0 marks an empty slot
         let t = ts.as_micros();
         // 4-way buckets: a frame's copy is found even if a few other frames hashed to the
         // same bucket in between (the interfaces are read in interleaved batches).
@@ -128,6 +128,8 @@ impl DupWindow {
 pub struct MirrorDuplicates {
     ring: [(u64, u64); MIRROR_WINDOW_FRAMES],
     next: usize,
+    /// Keyed per run: a flood cannot forge a frame that hashes like a real one.
+    hasher: foldhash::fast::RandomState,
     /// Copies dropped since start.
     pub total: u64,
     cur: DupWindow,
@@ -146,6 +148,7 @@ impl MirrorDuplicates {
         MirrorDuplicates {
             ring: [(0, 0); MIRROR_WINDOW_FRAMES],
             next: 0,
+            hasher: Default::default(),
             total: 0,
             cur: DupWindow::default(),
             prev: DupWindow::default(),
@@ -155,13 +158,12 @@ impl MirrorDuplicates {
 
     /// True when `frame` is a mirror copy of one just seen (drop it); counts either way.
     pub fn is_duplicate(&mut self, ts: Instant, frame: &[u8]) -> bool {
-        let mut h = Fnv::new();
-        h.write(&(frame.len() as u32).to_be_bytes());
-        h.write(frame.get(..HEAD_BYTES).unwrap_or(frame));
-        if frame.len() > HEAD_BYTES {
-            h.write(&frame[frame.len() - TAIL_BYTES.min(frame.len() - HEAD_BYTES)..]);
-        }
-        let key = h.0 | 1; // 0 marks an empty slot
+        let head = frame.get(..HEAD_BYTES).unwrap_or(frame);
+        let tail = frame
+            .get(frame.len().saturating_sub(TAIL_BYTES).max(head.len())..)
+            .unwrap_or_default();
+        // foldhash reads 16 bytes a step (FNV's byte-at-a-time loop was a quarter of replay).
+        let key = self.hasher.hash_one((frame.len(), head, tail)) | 1; // 0 marks an empty slot
         let t = ts.as_micros();
         self.cur.frames += 1;
         let dup = self
