@@ -305,6 +305,9 @@ impl Media {
         counters: &mut Counters,
         out: &mut impl EventSink,
     ) -> Seen {
+        if let Some(seen) = self.known_stream_same_second(now, src, dst, payload, counters, out) {
+            return seen;
+        }
         let (ep_slot, toward_owner) = match self.endpoints.find(src, dst) {
             Some((s, toward)) => (Some(s), toward),
             None => (None, false),
@@ -363,6 +366,55 @@ impl Media {
                 s
             }
         };
+        self.rtp_on_stream(now, slot, key, &pkt, ep_slot, counters, out)
+    }
+
+    /// The common case in one hash lookup: an RTP packet of a stream that already had a
+    /// packet this second, with its usual payload type (or its telephone-event or comfort
+    /// noise one), so neither the endpoint nor the codec list is consulted. The endpoint is
+    /// still looked up (and touched, for its LRU) on each stream's first packet of a second.
+    /// `None`: take the full path.
+    fn known_stream_same_second(
+        &mut self,
+        now: Instant,
+        src: SocketAddr,
+        dst: SocketAddr,
+        payload: &[u8],
+        counters: &mut Counters,
+        out: &mut impl EventSink,
+    ) -> Option<Seen> {
+        let b1 = payload.get(1).copied().unwrap_or(0);
+        if is_rtcp_pt(b1) {
+            return None;
+        }
+        let pkt = RtpPacket::new_checked(payload).ok()?;
+        let key = StreamKey {
+            src,
+            dst,
+            ssrc: pkt.ssrc(),
+        };
+        let slot = self.streams.slot_of(&key)?;
+        let (_, st) = self.streams.by_slot(slot)?;
+        let pt = pkt.payload_type();
+        let usual = pt == st.pt || Some(pt) == st.event_pt || crate::rtp::codec::is_comfort_noise_pt(pt);
+        if !usual || st.second != now.as_secs() {
+            return None;
+        }
+        Some(self.rtp_on_stream(now, slot, key, &pkt, None, counters, out))
+    }
+
+    /// Counts one RTP packet into the stream in `slot`.
+    #[allow(clippy::too_many_arguments)]
+    fn rtp_on_stream(
+        &mut self,
+        now: Instant,
+        slot: u32,
+        key: StreamKey,
+        pkt: &RtpPacket,
+        ep_slot: Option<u32>,
+        counters: &mut Counters,
+        out: &mut impl EventSink,
+    ) -> Seen {
         let ep = ep_slot.and_then(|s| self.endpoints.get(s));
         let Some((_, st)) = self.streams.by_slot_mut(slot) else {
             return Seen::NotMedia;
@@ -371,7 +423,7 @@ impl Media {
             st,
             key,
             now,
-            &pkt,
+            pkt,
             ep,
             self.capture_loss,
             self.cfg.assumed_delay_ms,
