@@ -11,8 +11,8 @@
 //! checksum), or much later than [`MIRROR_WINDOW_US`]; those pass and the stream counts
 //! them. Fixed memory, nothing allocated per frame.
 
-use core::hash::BuildHasher;
 use crate::wire::LinkType;
+use core::hash::BuildHasher;
 use core::time::Duration;
 use embassy_time::Instant;
 use serde::Serialize;
