@@ -2,17 +2,6 @@
 //! by a 16-bit length, nothing else. SDP announces such media as `TCP/RTP/AVP`
 //! (RFC 4145 / RFC 4571 §3); mirrors also show it unannounced (some SBCs, RTSP-free
 //! cameras), which [`looks_like_framed_rtp`] recognises.
-// No panic on packet data by construction: every index, unwrap and expect here is a
-// checked one (`get`, `?`, `let else`); tests may panic.
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing,
-        clippy::panic
-    )
-)]
 
 use super::{DecodeError, Framing};
 use crate::view::read;

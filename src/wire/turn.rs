@@ -9,17 +9,6 @@
 //!
 //! smoltcp has neither, so the views are written here in its shape. [`relayed`] is what
 //! the tracker calls: the data a datagram (or a framed TCP message) relays, if any.
-// No panic on packet data by construction: every index, unwrap and expect here is a
-// checked one (`get`, `?`, `let else`); tests may panic.
-#![cfg_attr(
-    not(test),
-    deny(
-        clippy::unwrap_used,
-        clippy::expect_used,
-        clippy::indexing_slicing,
-        clippy::panic
-    )
-)]
 
 use super::{DecodeError, Framing};
 use crate::view::read;
