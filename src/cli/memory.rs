@@ -50,36 +50,27 @@ pub fn vm_hwm_rss(status: &str) -> Option<(u64, u64)> {
 /// unnamed mmaps large allocations get): where the allocator puts the tables. The main
 /// stack and file mappings are left out.
 pub fn anon_writable(maps: &str) -> Vec<(usize, usize)> {
-    maps.lines()
-        .filter_map(|l| {
-            let mut f = l.split_whitespace();
-            let (range, perms) = (f.next()?, f.next()?);
-            let path = f.nth(3).unwrap_or("");
-            if !perms.starts_with("rw") || !perms.ends_with('p') {
-                return None;
-            }
-            if !(path.is_empty() || path == "[heap]") {
-                return None;
-            }
-            let (a, b) = range.split_once('-')?;
-            let (a, b) = (
-                usize::from_str_radix(a, 16).ok()?,
-                usize::from_str_radix(b, 16).ok()?,
-            );
-            (b > a).then_some((a, b))
-        })
-        .collect()
+    ranges(maps, |perms, path| {
+        perms.starts_with("rw") && perms.ends_with('p') && (path.is_empty() || path == "[heap]")
+    })
 }
 
 /// Shared socket mappings of a `/proc/self/maps` text: the capture rings libpcap mapped
 /// (`PACKET_MMAP`), which the kernel fills as packets arrive.
 pub fn socket_rings(maps: &str) -> Vec<(usize, usize)> {
+    ranges(maps, |perms, path| {
+        perms.ends_with('s') && path.starts_with("socket:[")
+    })
+}
+
+/// The address ranges of the `/proc/self/maps` lines whose permissions and path `keep`.
+fn ranges(maps: &str, keep: impl Fn(&str, &str) -> bool) -> Vec<(usize, usize)> {
     maps.lines()
         .filter_map(|l| {
             let mut f = l.split_whitespace();
             let (range, perms) = (f.next()?, f.next()?);
             let path = f.nth(3).unwrap_or("");
-            if !perms.ends_with('s') || !path.starts_with("socket:[") {
+            if !keep(perms, path) {
                 return None;
             }
             let (a, b) = range.split_once('-')?;
