@@ -9,7 +9,7 @@
 
 mod common;
 
-use common::broker::{Broker, Sub, tempdir, wait_for};
+use common::broker::{Broker, Sub, tempdir, wait_for, wait_until};
 use common::netns::{Ns, must};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -222,6 +222,24 @@ fn one_run(sub: &Sub) -> Vec<u64> {
     s.into_iter().collect()
 }
 
+/// Waits until the subscriber holds `published` distinct call events; else fails saying
+/// which of them are missing.
+#[track_caller]
+fn all_arrive(sub: &Sub, published: u64) {
+    if wait_until(Duration::from_secs(10), || {
+        one_run(sub).len() as u64 == published
+    })
+    .is_none()
+    {
+        let got = one_run(sub);
+        let missing: Vec<u64> = (1..=published).filter(|s| !got.contains(s)).collect();
+        panic!(
+            "{published} call events published, {} received in 10 s; missing seqs {missing:?}",
+            got.len()
+        );
+    }
+}
+
 fn contiguous(r: &[u64]) -> bool {
     r.iter().copied().eq(1..=r.len() as u64)
 }
@@ -241,8 +259,15 @@ impl Rig {
     fn start(tag: &str) -> Option<(Rig, Sensor)> {
         let link = Link::new()?;
         let dir = tempdir(tag);
-        let b = Broker::start(&dir, "allow_anonymous true\nmax_queued_messages 100000")?;
+        let mut b = Broker::start(&dir, "allow_anonymous true\nmax_queued_messages 100000")?;
         let sub = Sub::start(b.port, &format!("{tag}-sub"));
+        // A SIGKILLed mosquitto restarts from its last saved state, and without this save it
+        // would come back without the subscriber's session: whatever the sensor published
+        // before the subscriber subscribed again would have no one to go to. A clean stop
+        // now saves the session (its subscription, an empty queue); every later restart
+        // loads it, so messages that arrive before the subscriber is back are queued for it.
+        b.stop();
+        b.restart();
         let pcap = demo(&dir);
         let s = Sensor::start(&link.cap, &b.url(), &dir.join("spool"));
         Some((
@@ -274,9 +299,7 @@ fn capture_interface_removed_and_restored_keeps_capturing_and_every_call_event_a
     link.replay(pcap, 4);
     std::thread::sleep(Duration::from_secs(1));
     let published = s.stop();
-    wait_for("every call event", Duration::from_secs(10), || {
-        one_run(sub).len() as u64 == published
-    });
+    all_arrive(sub, published);
     let r = one_run(sub);
     println!(
         "interface removed and restored: {published} call events published, {} received, \
@@ -312,9 +335,7 @@ fn broker_flapping_during_live_capture_loses_no_call_event() {
     });
     std::thread::sleep(Duration::from_secs(1));
     let published = s.stop();
-    wait_for("every call event", Duration::from_secs(10), || {
-        one_run(sub).len() as u64 == published
-    });
+    all_arrive(sub, published);
     let r = one_run(sub);
     println!(
         "broker SIGKILLed 3 times during live capture: {published} call events published, \

@@ -47,10 +47,24 @@ pub fn password_file(dir: &Path) -> PathBuf {
 
 /// Polls `ok` every 50 ms; panics naming `what` after `limit`.
 #[track_caller]
-pub fn wait_for(what: &str, limit: Duration, mut ok: impl FnMut() -> bool) {
+pub fn wait_for(what: &str, limit: Duration, ok: impl FnMut() -> bool) {
+    assert!(
+        wait_until(limit, ok).is_some(),
+        "timed out waiting for {what}"
+    );
+}
+
+/// Polls `ok` every 50 ms until it holds (how long that took) or `limit` has passed
+/// (`None`), for a caller whose own assertion then says what it saw.
+pub fn wait_until(limit: Duration, mut ok: impl FnMut() -> bool) -> Option<Duration> {
     let t0 = Instant::now();
-    while !ok() {
-        assert!(t0.elapsed() < limit, "timed out waiting for {what}");
+    loop {
+        if ok() {
+            return Some(t0.elapsed());
+        }
+        if t0.elapsed() >= limit {
+            return None;
+        }
         std::thread::sleep(Duration::from_millis(50));
     }
 }
