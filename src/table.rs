@@ -223,6 +223,30 @@ impl<K: Hash + Eq + Clone, V> Table<K, V> {
         self.remove_slot(slot).map(|(_, v)| v)
     }
 
+    /// Removes `k` for a caller that does not want its value (see [`Table::discard_slot`]).
+    pub fn discard(&mut self, k: &K) -> bool {
+        self.slot_of(k).is_some_and(|slot| self.discard_slot(slot))
+    }
+
+    /// Removes by slot, dropping the entry where it lies: moving it out, as
+    /// [`Table::remove_slot`] does, copies the whole slot (up to ~1 KB) for nothing when
+    /// the caller only wants it gone. Whether there was one.
+    pub fn discard_slot(&mut self, slot: u32) -> bool {
+        let Some(Some((k, _))) = self.slots.get(slot as usize) else {
+            return false;
+        };
+        let hash = self.hash(k);
+        if let Ok(e) = self.index.find_entry(hash, |&s| s == slot) {
+            e.remove();
+        }
+        if let Some(entry) = self.slots.get_mut(slot as usize) {
+            *entry = None;
+        }
+        self.unlink(slot);
+        self.free.push(slot);
+        true
+    }
+
     /// Removes by slot; returns the entry.
     pub fn remove_slot(&mut self, slot: u32) -> Option<(K, V)> {
         let (k, v) = self.slots.get_mut(slot as usize)?.take()?;
@@ -499,6 +523,25 @@ mod tests {
         assert_eq!(t.lru(0), None);
         t.insert(9, (), 0, 2);
         assert_eq!(t.lru(0).map(|s| *t.by_slot(s).unwrap().0), Some(9));
+    }
+
+    #[test]
+    fn a_discarded_entry_is_gone_from_index_lists_and_slots_as_a_removed_one() {
+        let mut t: Table<u32, [u8; 512]> = Table::new("t", 3);
+        for k in 0..3 {
+            t.insert(k, [k as u8; 512], 0, 1);
+        }
+        let s1 = t.slot_of(&1).unwrap();
+        assert!(t.discard_slot(s1));
+        assert!(!t.discard_slot(s1), "already empty");
+        assert!(t.discard(&0));
+        assert!(!t.discard(&0));
+        assert_eq!((t.len(), t.get(&1), t.get(&0)), (1, None, None));
+        // The lists hold 2 alone; both slots are free for new keys, no eviction.
+        assert_eq!(t.lru(0).map(|s| *t.by_slot(s).unwrap().0), Some(2));
+        assert_eq!(t.insert(7, [7; 512], 0, 1), Inserted::Stored);
+        assert_eq!(t.insert(8, [8; 512], 0, 1), Inserted::Stored);
+        assert_eq!(t.get(&2).map(|v| v[0]), Some(2));
     }
 
     #[test]

@@ -159,7 +159,7 @@ impl Health {
 
     /// Call `serial` closed (or was evicted): stop watching it.
     pub fn close(&mut self, serial: u64) {
-        self.watches.remove(&serial);
+        self.watches.discard(&serial);
     }
 
     /// A packet of call `serial` toward `toward` passed at `at` (see [`MediaWatch::saw`]).

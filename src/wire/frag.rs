@@ -152,13 +152,13 @@ impl Reassembler {
         };
         if end > FRAG_BUF {
             self.counters.oversize += 1;
-            self.table.remove(&key);
+            self.table.discard(&key);
             return FragOutcome::Oversize;
         }
         // A set that outlived the timeout is stale: start over rather than mix datagrams
         // whose 16-bit IPv4 ids wrapped.
         if self.table.get(&key).is_some_and(|s| self.expired(s, now)) {
-            self.table.remove(&key);
+            self.table.discard(&key);
             self.counters.timed_out += 1;
         }
         if !self.table.contains(&key) {
@@ -181,14 +181,14 @@ impl Reassembler {
         if !frag.more {
             match set.total {
                 Some(t) if t != end => {
-                    self.table.remove_slot(slot);
+                    self.table.discard_slot(slot);
                     return FragOutcome::Inconsistent;
                 }
                 _ => set.total = Some(end),
             }
         }
         if set.total.is_some_and(|t| end > t) {
-            self.table.remove_slot(slot);
+            self.table.discard_slot(slot);
             return FragOutcome::Inconsistent;
         }
         // Copy block by block, skipping blocks already received (first copy wins).
@@ -211,7 +211,7 @@ impl Reassembler {
         let total = set.total.unwrap_or(0);
         // Free the slot now; its buffer stays intact until the next insert, which cannot
         // happen while the returned slice borrows `self`.
-        self.table.remove_slot(slot);
+        self.table.discard_slot(slot);
         self.counters.reassembled += 1;
         match self.bufs.get(base..base + total) {
             Some(d) => FragOutcome::Complete(d),
@@ -230,7 +230,7 @@ impl Reassembler {
             if !stale {
                 break;
             }
-            self.table.remove_slot(slot);
+            self.table.discard_slot(slot);
             self.counters.timed_out += 1;
         }
     }

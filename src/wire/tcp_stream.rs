@@ -341,7 +341,7 @@ impl TcpStreams {
             }
         }
         if flags.fin {
-            self.table.remove_slot(slot);
+            self.table.discard_slot(slot);
             self.counters.streams_closed += 1;
         }
     }
@@ -361,7 +361,7 @@ impl TcpStreams {
             if let Some((_, s)) = self.table.by_slot_mut(slot) {
                 self.large.release(s);
             }
-            self.table.remove_slot(slot);
+            self.table.discard_slot(slot);
             self.counters.streams_expired += 1;
         }
     }

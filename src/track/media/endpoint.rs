@@ -191,7 +191,7 @@ impl Endpoints {
     pub fn forget(&mut self, call: CallRef) {
         while let Some(s) = self.links.first(call) {
             self.links.unlink(&mut self.table, s);
-            self.table.remove_slot(s);
+            self.table.discard_slot(s);
         }
         self.links.release(call);
     }

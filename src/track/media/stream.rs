@@ -18,11 +18,37 @@ use embassy_time::Instant;
 /// (`rtp::heuristic::Candidate`); its statistics count from its first packet regardless.
 const HEURISTIC_CONFIRM: u8 = 3;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StreamKey {
     pub src: SocketAddr,
     pub dst: SocketAddr,
     pub ssrc: u32,
+}
+
+/// By whole words: every RTP packet hashes its key, and the derived hash feeds
+/// `SocketAddr` to the hasher field by field (about 5 % of replay's CPU). Equal keys hash
+/// equal: only fields `Eq` compares are used (not all of a V6 address's, which is allowed).
+impl core::hash::Hash for StreamKey {
+    fn hash<H: core::hash::Hasher>(&self, h: &mut H) {
+        let port_ssrc = u64::from(self.src.port()) << 48
+            | u64::from(self.dst.port()) << 32
+            | u64::from(self.ssrc);
+        match (self.src, self.dst) {
+            (SocketAddr::V4(s), SocketAddr::V4(d)) => {
+                h.write_u64(u64::from(s.ip().to_bits()) << 32 | u64::from(d.ip().to_bits()));
+            }
+            (s, d) => {
+                let bits = |a: SocketAddr| match a {
+                    SocketAddr::V4(a) => u128::from(a.ip().to_bits()),
+                    SocketAddr::V6(a) => a.ip().to_bits(),
+                };
+                h.write_u8(u8::from(s.is_ipv6()) << 1 | u8::from(d.is_ipv6()));
+                h.write_u128(bits(s));
+                h.write_u128(bits(d));
+            }
+        }
+        h.write_u64(port_ssrc);
+    }
 }
 
 /// The far end's view of one stream, from RTCP.
