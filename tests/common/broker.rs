@@ -8,7 +8,7 @@
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use voipsensor::publish::payload::{self, Message, State};
@@ -184,6 +184,9 @@ pub type Received = Arc<Mutex<Vec<(String, Vec<u8>)>>>;
 pub struct Sub {
     pub msgs: Received,
     stop: Arc<AtomicBool>,
+    /// SUBACKs received: one per (re)subscription, so a test can wait for the subscriber
+    /// to be back on a restarted broker.
+    subacks: Arc<AtomicUsize>,
 }
 
 impl Sub {
@@ -200,9 +203,9 @@ impl Sub {
         let (client, mut conn) = rumqttc::Client::new(o, 64);
         let msgs = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
-        let subscribed = Arc::new(AtomicBool::new(false));
+        let subacks = Arc::new(AtomicUsize::new(0));
         {
-            let (msgs, stop, subscribed) = (msgs.clone(), stop.clone(), subscribed.clone());
+            let (msgs, stop, subscribed) = (msgs.clone(), stop.clone(), subacks.clone());
             let filter = filter.to_string();
             std::thread::spawn(move || {
                 for ev in conn.iter() {
@@ -214,7 +217,7 @@ impl Sub {
                             let _ = client.try_subscribe(&filter, rumqttc::QoS::AtLeastOnce);
                         }
                         Ok(rumqttc::Event::Incoming(rumqttc::Packet::SubAck(_))) => {
-                            subscribed.store(true, Ordering::Relaxed)
+                            subscribed.fetch_add(1, Ordering::Relaxed);
                         }
                         Ok(rumqttc::Event::Incoming(rumqttc::Packet::Publish(p))) => msgs
                             .lock()
@@ -227,9 +230,18 @@ impl Sub {
             });
         }
         wait_for("subscriber ready", Duration::from_secs(10), || {
-            subscribed.load(Ordering::Relaxed)
+            subacks.load(Ordering::Relaxed) > 0
         });
-        Sub { msgs, stop }
+        Sub {
+            msgs,
+            stop,
+            subacks,
+        }
+    }
+
+    /// SUBACKs received so far (see the field).
+    pub fn subscriptions(&self) -> usize {
+        self.subacks.load(Ordering::Relaxed)
     }
 
     /// Payloads of the messages whose topic ends with `leaf`, in arrival order.
