@@ -46,12 +46,15 @@ impl DedupRing {
         let body = l3(link, frame);
         let (a, b) = strip_ttl(body.get(..FINGERPRINT_BYTES).unwrap_or(body));
         // foldhash reads 16 bytes a step (FNV's byte-at-a-time loop was a quarter of replay).
-        let key = self.hasher.hash_one((body.len(), a, b)) | 1; // 0 marks an empty slot
+        let hash = self.hasher.hash_one((body.len(), a, b));
+        let key = hash | 1; // 0 marks an empty slot
         let t = ts.as_micros();
         // 4-way buckets: a frame's copy is found even if a few other frames hashed to the
-        // same bucket in between (the interfaces are read in interleaved batches).
+        // same bucket in between (the interfaces are read in interleaved batches). The
+        // bucket comes from the high bits: `key`'s lowest is always 1, and with it a
+        // power-of-two bucket count would use only the odd half of the buckets.
         let buckets = self.slots.len() / WAYS;
-        let b = (key % buckets as u64) as usize * WAYS;
+        let b = ((hash >> 32) % buckets as u64) as usize * WAYS;
         let bucket = &mut self.slots[b..b + WAYS];
         if bucket
             .iter()

@@ -483,7 +483,11 @@ impl State {
                 }
                 match res {
                     Ok(n) if n == batch => any = true,
-                    Ok(_) => self.more[idx] = false,
+                    // A short batch does not take the interface out of the rounds: the
+                    // copies of what the others are still delivering arrive on it meanwhile,
+                    // and left for the next call they would be thousands of frames behind
+                    // (past the duplicate ring), counted twice.
+                    Ok(_) => {}
                     Err(e) => {
                         self.more[idx] = false;
                         log::warn!("{}", iface.lose(e.to_string(), WallClock::now()));
