@@ -165,10 +165,18 @@ pub fn populate(ranges: &[(usize, usize)]) -> Populated {
     const MADV_POPULATE_WRITE: libc::c_int = 23;
     const CHUNK: usize = 64 << 10;
     let bytes = ranges.iter().map(|(a, b)| b - a).sum();
+    // A range another thread unmapped since the maps were read (its allocation freed)
+    // has nothing left to fault in: it neither fails nor counts.
+    let vanished = |a: usize, b: usize| {
+        std::fs::read_to_string("/proc/self/maps")
+            .is_ok_and(|m| !anon_writable(&m).iter().any(|&(x, y)| x <= a && b <= y))
+    };
     let by_madvise = ranges.iter().all(|&(a, b)| {
         // SAFETY: the range is a live private mapping of this process (from its own maps);
         // populating it changes no byte, it only faults the pages in.
-        unsafe { libc::madvise(a as *mut libc::c_void, b - a, MADV_POPULATE_WRITE) == 0 }
+        let done =
+            unsafe { libc::madvise(a as *mut libc::c_void, b - a, MADV_POPULATE_WRITE) == 0 };
+        done || vanished(a, b)
     });
     if by_madvise {
         return Populated::Madvise(bytes);
