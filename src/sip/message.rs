@@ -94,9 +94,61 @@ fn start_line(buf: &[u8]) -> Result<(StartLine<'_>, usize), SipError> {
 pub struct Message<'a> {
     start: StartLine<'a>,
     headers: heapless::Vec<Header<'a>, MAX_HEADERS>,
+    /// For each of [`KNOWN`], 1 + the index of its first header line (0: absent).
+    first: [u8; KNOWN.len()],
     headers_truncated: bool,
     content_length: Option<usize>,
     body: &'a [u8],
+}
+
+/// The headers the tracker reads from every message (several times: call table,
+/// retransmission fingerprint, mirror transactions), indexed while the header lines are
+/// scanned so a lookup is an array read, not a case-insensitive pass over every line.
+const KNOWN: [&[u8]; 9] = [
+    b"via",
+    b"from",
+    b"to",
+    b"call-id",
+    b"cseq",
+    b"contact",
+    b"content-type",
+    b"reason",
+    b"user-agent",
+];
+const VIA: usize = 0;
+const FROM: usize = 1;
+const TO: usize = 2;
+const CALL_ID: usize = 3;
+const CSEQ: usize = 4;
+const CONTACT: usize = 5;
+const CONTENT_TYPE: usize = 6;
+const REASON: usize = 7;
+const USER_AGENT: usize = 8;
+
+/// The index in [`KNOWN`] of header `name` (compact forms accepted).
+fn known(name: &[u8]) -> Option<usize> {
+    let name = canonical(name);
+    KNOWN.iter().position(|k| k.eq_ignore_ascii_case(name))
+}
+
+/// Appends a header line, noting it in `first` if it is the first of a known name.
+fn push_header<'a>(
+    headers: &mut heapless::Vec<Header<'a>, MAX_HEADERS>,
+    first: &mut [u8; KNOWN.len()],
+    name: &'a [u8],
+    value: &'a [u8],
+) -> bool {
+    let at = headers.len();
+    if headers.push(Header { name, value }).is_err() {
+        return false;
+    }
+    if let Some(slot) = known(name).and_then(|k| first.get_mut(k))
+        && *slot == 0
+    {
+        // MAX_HEADERS < 255: the index always fits.
+        *slot = u8::try_from(at + 1).unwrap_or(0);
+    }
+    true
 }
 
 impl<'a> Message<'a> {
@@ -106,13 +158,14 @@ impl<'a> Message<'a> {
     pub fn parse(buf: &'a [u8]) -> Result<Message<'a>, SipError> {
         let (start, after) = start_line(buf)?;
         let mut headers = heapless::Vec::new();
+        let mut first = [0; KNOWN.len()];
         let mut headers_truncated = false;
         let mut cl_raw: Option<&'a [u8]> = None;
         let body_start = scan_headers(buf, after, |name, value| {
             if cl_raw.is_none() && is_content_length(name) {
                 cl_raw = Some(value);
             }
-            if headers.push(Header { name, value }).is_err() {
+            if !push_header(&mut headers, &mut first, name, value) {
                 headers_truncated = true;
             }
         })?;
@@ -128,6 +181,7 @@ impl<'a> Message<'a> {
         Ok(Message {
             start,
             headers,
+            first,
             headers_truncated,
             content_length,
             body,
@@ -143,6 +197,7 @@ impl<'a> Message<'a> {
     pub fn parse_datagram(buf: &'a [u8]) -> Result<(Message<'a>, Defects), SipError> {
         let (start, after) = start_line(buf)?;
         let mut headers = heapless::Vec::new();
+        let mut first = [0; KNOWN.len()];
         let mut headers_truncated = false;
         let mut cl_raw: Option<&'a [u8]> = None;
         let mut d = Defects::default();
@@ -150,7 +205,7 @@ impl<'a> Message<'a> {
             if cl_raw.is_none() && is_content_length(name) {
                 cl_raw = Some(value);
             }
-            if headers.push(Header { name, value }).is_err() {
+            if !push_header(&mut headers, &mut first, name, value) {
                 headers_truncated = true;
             }
         });
@@ -166,6 +221,7 @@ impl<'a> Message<'a> {
         let m = Message {
             start,
             headers,
+            first,
             headers_truncated,
             content_length,
             body,
@@ -223,6 +279,9 @@ impl<'a> Message<'a> {
     /// First value of header `name` (case-insensitive, compact forms accepted
     /// both in the message and in `name`), trimmed, whole line.
     pub fn header(&self, name: &str) -> Option<&'a [u8]> {
+        if let Some(k) = known(name.as_bytes()) {
+            return self.known_header(k);
+        }
         let want = canonical(name.as_bytes());
         self.headers
             .iter()
@@ -230,25 +289,45 @@ impl<'a> Message<'a> {
             .map(|h| h.value)
     }
 
+    /// First value of the [`KNOWN`] header `k`.
+    fn known_header(&self, k: usize) -> Option<&'a [u8]> {
+        let i = usize::from(*self.first.get(k)?).checked_sub(1)?;
+        self.headers.get(i).map(|h| h.value)
+    }
+
     /// Every value of header `name`: repeated header lines and comma-separated
     /// values, commas inside quotes or `<>` respected. Only meaningful for
     /// headers whose grammar is a comma list (Via, Contact, Route, Allow...),
     /// not for Date or the authentication headers.
     pub fn header_values<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'a [u8]> + 's {
-        let want = canonical(name.as_bytes());
+        self.values(canonical(name.as_bytes()))
+    }
+
+    /// [`header_values`](Self::header_values) of a canonical name.
+    fn values<'s>(&'s self, want: &'s [u8]) -> impl Iterator<Item = &'a [u8]> + 's {
+        // A known header's lines start at its first; none before it can match.
+        let from = match known(want) {
+            Some(k) => match self.first.get(k).map(|&f| usize::from(f)) {
+                Some(f) if f > 0 => f - 1,
+                _ => self.headers.len(),
+            },
+            None => 0,
+        };
         self.headers
+            .get(from..)
+            .unwrap_or_default()
             .iter()
             .filter(move |h| canonical(h.name).eq_ignore_ascii_case(want))
             .flat_map(|h| SplitUnquoted::new(h.value, b','))
     }
 
     pub fn call_id(&self) -> Option<&'a [u8]> {
-        self.header("call-id").filter(|v| !v.is_empty())
+        self.known_header(CALL_ID).filter(|v| !v.is_empty())
     }
 
     /// `CSeq: 4711 INVITE` → `(4711, Invite)`.
     pub fn cseq(&self) -> Option<(u32, Method)> {
-        let v = self.header("cseq")?;
+        let v = self.known_header(CSEQ)?;
         let mut parts = v
             .split(|b| super::text::is_lws(*b))
             .filter(|p| !p.is_empty());
@@ -258,28 +337,28 @@ impl<'a> Message<'a> {
     }
 
     pub fn from(&self) -> Option<NameAddr<'a>> {
-        NameAddr::parse(self.header("from")?)
+        NameAddr::parse(self.known_header(FROM)?)
     }
 
     pub fn to(&self) -> Option<NameAddr<'a>> {
-        NameAddr::parse(self.header("to")?)
+        NameAddr::parse(self.known_header(TO)?)
     }
 
     /// First Contact (a Contact line may list several).
     pub fn contact(&self) -> Option<NameAddr<'a>> {
-        NameAddr::parse(self.header_values("contact").next()?)
+        NameAddr::parse(self.values(KNOWN[CONTACT]).next()?)
     }
 
     /// `branch` parameter of the top-most Via.
     pub fn via_branch(&self) -> Option<&'a [u8]> {
-        let via = self.header_values("via").next()?;
+        let via = self.values(KNOWN[VIA]).next()?;
         let params = via.get(find(via, b';')?..)?;
         param(params, "branch").filter(|b| !b.is_empty())
     }
 
     /// Reason header (RFC 3326), raw first value, e.g. `Q.850;cause=16;text="x"`.
     pub fn reason(&self) -> Option<&'a [u8]> {
-        self.header("reason")
+        self.known_header(REASON)
     }
 
     /// The `text` parameter of the Reason header, without quotes.
@@ -290,11 +369,11 @@ impl<'a> Message<'a> {
     }
 
     pub fn user_agent(&self) -> Option<&'a [u8]> {
-        self.header("user-agent")
+        self.known_header(USER_AGENT)
     }
 
     pub fn content_type(&self) -> Option<&'a [u8]> {
-        self.header("content-type")
+        self.known_header(CONTENT_TYPE)
     }
 
     /// Content-Length as sent, if present.
@@ -739,6 +818,26 @@ m=audio 15062 RTP/AVP 0 101\r\n";
                 &b"<sip:0800@[2001:db8::42]:25060;lr>"[..]
             ]
         );
+    }
+
+    #[test]
+    fn indexed_headers_answer_with_their_first_line_and_every_line_in_order() {
+        let msg = b"INVITE sip:bob@192.0.2.4 SIP/2.0\r\n\
+X-Extra: 1\r\n\
+Via: SIP/2.0/UDP proxy.example.com;branch=z9hG4bKtop, SIP/2.0/UDP b;branch=z9hG4bKb\r\n\
+v: SIP/2.0/UDP pc33.example.com;branch=z9hG4bKlow\r\n\
+Call-ID: first@x\r\n\
+i: second@x\r\n\
+CSeq: 1 INVITE\r\n\r\n";
+        let m = Message::parse(msg).unwrap();
+        assert_eq!(m.via_branch(), Some(&b"z9hG4bKtop"[..]));
+        let vias: Vec<_> = m.header_values("VIA").collect();
+        assert_eq!(vias.len(), 3);
+        assert!(vias[2].ends_with(b"z9hG4bKlow"));
+        assert_eq!(m.call_id(), Some(&b"first@x"[..]));
+        assert_eq!(m.header("x-extra"), Some(&b"1"[..]));
+        assert_eq!(m.header("user-agent"), None);
+        assert_eq!(m.header_values("contact").count(), 0);
     }
 
     #[test]

@@ -111,6 +111,18 @@ enum Scope {
 /// Parses an SDP body. Only a body that does not start with `v=` is an error;
 /// malformed lines are skipped, malformed `m=` sections ignored whole.
 pub fn parse(body: &[u8]) -> Result<Sdp, SdpError> {
+    let mut sdp = Sdp::default();
+    parse_into(body, &mut sdp)?;
+    Ok(sdp)
+}
+
+/// [`parse`] into `sdp`, which is overwritten: the tracker parses every offer into one
+/// buffer instead of moving the ~5 KB result (room for [`MAX_MEDIA`] sections) around.
+pub fn parse_into(body: &[u8], sdp: &mut Sdp) -> Result<(), SdpError> {
+    sdp.origin_addr = None;
+    sdp.conn = None;
+    sdp.direction = Direction::default();
+    sdp.media.clear();
     let mut lines = body
         .split(|&b| b == b'\n')
         .map(trim)
@@ -119,7 +131,6 @@ pub fn parse(body: &[u8]) -> Result<Sdp, SdpError> {
         Some(l) if l.starts_with(b"v=") => {}
         _ => return Err(SdpError::NotSdp),
     }
-    let mut sdp = Sdp::default();
     let mut scope = Scope::Session;
     // Media-level overrides, resolved once the section is complete.
     let mut media_dir: [Option<Direction>; MAX_MEDIA] = [None; MAX_MEDIA];
@@ -198,7 +209,7 @@ pub fn parse(body: &[u8]) -> Result<Sdp, SdpError> {
         }
         m.direction = dir.unwrap_or(sdp.direction);
     }
-    Ok(sdp)
+    Ok(())
 }
 
 fn media_attr(m: &mut MediaDesc, name: &[u8], arg: &[u8]) {

@@ -108,13 +108,13 @@ pub enum CallEffect {
     Event(CallEvent),
     /// A new call, in call-table slot `slot`: start watching its media health.
     Opened { serial: u64, slot: u32 },
-    /// `sender` sent this SDP: it receives media at the addresses it announces.
+    /// `sender` sent the step's SDP ([`CallEffects::sdp`]): it receives media at the
+    /// addresses it announces.
     MediaOffered {
         serial: u64,
         slot: u32,
         call_id: CallId,
         sender: Party,
-        sdp: sdp::Sdp,
         at: Instant,
     },
     /// The call ended (or was evicted): its streams end with `reason` once idle and its
@@ -145,10 +145,52 @@ pub enum CallEffect {
 pub const EFFECTS_MAX: usize = 6;
 
 /// The buffer a step pushes its effects into; the caller drains it after each step.
-pub type CallEffects = heapless::Vec<CallEffect, EFFECTS_MAX>;
+#[derive(Debug, Default)]
+pub struct CallEffects {
+    list: heapless::Vec<CallEffect, EFFECTS_MAX>,
+    /// The step's SDP, parsed straight into place (`has_sdp`: it is this step's): a
+    /// message carries at most one body, so `MediaOffered` refers to it here instead of
+    /// carrying a copy (an SDP is ~5 KB; one in each effect made the buffer 30 KB, copied
+    /// in and out on every INVITE).
+    sdp: sdp::Sdp,
+    has_sdp: bool,
+}
+
+impl CallEffects {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The effects in order, with the step's SDP; empties the buffer.
+    pub fn drain(&mut self) -> (impl Iterator<Item = CallEffect> + '_, Option<&sdp::Sdp>) {
+        (self.list.drain(..), self.has_sdp.then_some(&self.sdp))
+    }
+
+    /// Parses `msg`'s SDP body, if any, as this step's.
+    fn read_sdp(&mut self, msg: &Message, counters: &mut Counters) -> bool {
+        self.has_sdp = msg.sdp_body().is_some_and(|body| {
+            let ok = sdp::parse_into(body, &mut self.sdp).is_ok();
+            if !ok {
+                counters.sip.sdp_malformed += 1;
+            }
+            ok
+        });
+        self.has_sdp
+    }
+
+    /// Forgets the step's SDP (after its effects were applied).
+    pub fn clear(&mut self) {
+        self.list.clear();
+        self.has_sdp = false;
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &CallEffect> {
+        self.list.iter()
+    }
+}
 
 fn push(fx: &mut CallEffects, e: CallEffect) {
-    let pushed = fx.push(e).is_ok();
+    let pushed = fx.list.push(e).is_ok();
     // EFFECTS_MAX covers the worst step; a miss is a bug here, never packet data.
     debug_assert!(pushed, "call effect buffer too small");
 }
@@ -470,38 +512,34 @@ impl Calls {
             (true, true) | (false, false) => Party::Caller,
             _ => Party::Callee,
         };
-        let sdp = sdp_of(msg, counters);
+        let has_sdp = fx.read_sdp(msg, counters);
 
         match msg.start() {
             StartLine::Request { method, .. } => match method {
                 Method::Invite => {
                     if call.is_answered() {
-                        if let Some(s) = &sdp {
-                            offer(fx, serial, slot, &key, sender, s, hop.now);
-                            hold_or_resume(call, &key, hop, s, fx);
+                        if has_sdp {
+                            offer(fx, serial, slot, &key, sender, hop.now);
+                            hold_or_resume(call, &key, hop, fx);
                         }
                     } else {
                         // A new INVITE after a challenge (or a forked retry): same call.
                         call.invite_cseq = call.invite_cseq.max(cseq);
                         call.challenged = None;
-                        if let Some(s) = &sdp {
-                            offer(fx, serial, slot, &key, sender, s, hop.now);
+                        if has_sdp {
+                            offer(fx, serial, slot, &key, sender, hop.now);
                         }
                     }
                 }
-                Method::Update => {
-                    if let Some(s) = &sdp {
-                        offer(fx, serial, slot, &key, sender, s, hop.now);
-                        if call.is_answered() {
-                            hold_or_resume(call, &key, hop, s, fx);
-                        }
+                Method::Update if has_sdp => {
+                    offer(fx, serial, slot, &key, sender, hop.now);
+                    if call.is_answered() {
+                        hold_or_resume(call, &key, hop, fx);
                     }
                 }
-                Method::Ack | Method::Prack => {
-                    // Late offer: the answer rides in the ACK (or PRACK).
-                    if let Some(s) = &sdp {
-                        offer(fx, serial, slot, &key, sender, s, hop.now);
-                    }
+                // Late offer: the answer rides in the ACK (or PRACK).
+                Method::Ack | Method::Prack if has_sdp => {
+                    offer(fx, serial, slot, &key, sender, hop.now);
                 }
                 Method::Cancel => call.cancel_seen = true,
                 Method::Bye => {
@@ -525,8 +563,8 @@ impl Calls {
                 _ => {}
             },
             StartLine::Response { code, reason } => {
-                if let Some(s) = &sdp {
-                    offer(fx, serial, slot, &key, sender, s, hop.now);
+                if has_sdp {
+                    offer(fx, serial, slot, &key, sender, hop.now);
                 }
                 if cseq_method != Method::Invite {
                     // Responses to UPDATE/PRACK/BYE/INFO...: only their SDP matters.
@@ -544,7 +582,7 @@ impl Calls {
                             call.first_18x_at = Some(hop.now);
                         }
                         call.state = State::Proceeding;
-                        if sdp.is_some() && !call.early_media {
+                        if has_sdp && !call.early_media {
                             call.early_media = true;
                             emit(
                                 call,
@@ -555,7 +593,7 @@ impl Calls {
                                 Some(reason),
                                 fx,
                             );
-                        } else if sdp.is_none() && !call.rang && !call.early_media {
+                        } else if !has_sdp && !call.rang && !call.early_media {
                             call.rang = true;
                             emit(
                                 call,
@@ -690,10 +728,8 @@ impl Calls {
         let mut ev = ev;
         ev.user_agent = msg.user_agent().map(text_from);
         push(fx, CallEffect::Event(ev));
-        if let Some(s) = sdp_of(msg, counters)
-            && self.table.contains(&key)
-        {
-            offer(fx, serial, slot, &key, Party::Caller, &s, hop.now);
+        if fx.read_sdp(msg, counters) && self.table.contains(&key) {
+            offer(fx, serial, slot, &key, Party::Caller, hop.now);
         }
         true
     }
@@ -921,27 +957,8 @@ impl Calls {
     }
 }
 
-fn sdp_of(msg: &Message, counters: &mut Counters) -> Option<sdp::Sdp> {
-    let body = msg.sdp_body()?;
-    match sdp::parse(body) {
-        Ok(s) => Some(s),
-        Err(_) => {
-            counters.sip.sdp_malformed += 1;
-            None
-        }
-    }
-}
-
-/// `sender`'s SDP, for the media side to register.
-fn offer(
-    fx: &mut CallEffects,
-    serial: u64,
-    slot: u32,
-    key: &CallKey,
-    sender: Party,
-    s: &sdp::Sdp,
-    at: Instant,
-) {
+/// `sender`'s SDP (the step's, in `fx`), for the media side to register.
+fn offer(fx: &mut CallEffects, serial: u64, slot: u32, key: &CallKey, sender: Party, at: Instant) {
     push(
         fx,
         CallEffect::MediaOffered {
@@ -949,13 +966,17 @@ fn offer(
             slot,
             call_id: key.clone(),
             sender,
-            sdp: s.clone(),
             at,
         },
     );
 }
 
-fn hold_or_resume(call: &mut Call, key: &CallKey, hop: Hop, s: &sdp::Sdp, fx: &mut CallEffects) {
+/// Hold or resume, by the step's SDP in `fx`.
+fn hold_or_resume(call: &mut Call, key: &CallKey, hop: Hop, fx: &mut CallEffects) {
+    if !fx.has_sdp {
+        return;
+    }
+    let s = &fx.sdp;
     let mut audio = s
         .media
         .iter()
@@ -1029,7 +1050,7 @@ mod tests {
         let msg = Message::parse(text.as_bytes()).unwrap();
         let mut fx = CallEffects::new();
         calls.on_sip(h, &msg, &mut Counters::default(), &mut fx);
-        fx.into_iter().collect()
+        fx.list.into_iter().collect()
     }
 
     const A: &str = "10.0.0.1:5060";
@@ -1086,7 +1107,6 @@ mod tests {
                 slot: 0,
                 call_id,
                 sender: Party::Caller,
-                sdp,
                 ..
             },
         ] = &fx[..]
@@ -1095,7 +1115,12 @@ mod tests {
         };
         assert_eq!(ev.event, CallEventKind::Invite);
         assert_eq!(call_id.as_str(), "x1");
-        assert_eq!(sdp.media.len(), 1);
+        let mut fx = CallEffects::new();
+        let mut other = Calls::new(4, CallTimeouts::default());
+        let msg = request("INVITE", "x1", 1, SDP);
+        let msg = Message::parse(msg.as_bytes()).unwrap();
+        other.on_sip(hop(1, A, B), &msg, &mut Counters::default(), &mut fx);
+        assert_eq!(fx.drain().1.map(|s| s.media.len()), Some(1));
         let again = step(&mut calls, hop(2, A, B), &request("INVITE", "x1", 1, SDP));
         assert!(again.is_empty(), "a retransmission asks nothing: {again:?}");
     }
@@ -1141,7 +1166,7 @@ mod tests {
             Some(1)
         );
         assert!(
-            matches!(&fx[..], [CallEffect::CheckHealth { serial: 1, since, .. }] if *since == Instant::from_secs(2)),
+            matches!(&fx.list[..], [CallEffect::CheckHealth { serial: 1, since, .. }] if *since == Instant::from_secs(2)),
             "{fx:?}"
         );
         assert_eq!(
@@ -1154,7 +1179,7 @@ mod tests {
         calls.collect_due(after_linger);
         calls.expire_next(after_linger, 0, &mut c, &mut fx);
         assert!(
-            matches!(&fx[..], [CallEffect::Forgotten { serial: 1, slot: 0 }]),
+            matches!(&fx.list[..], [CallEffect::Forgotten { serial: 1, slot: 0 }]),
             "{fx:?}"
         );
         assert_eq!(calls.stats().len, 0);
@@ -1200,6 +1225,7 @@ mod tests {
             let (mut i, mut fx, mut timeouts) = (0, CallEffects::new(), 0);
             while let Some(next) = calls.expire_next(now, i, &mut c, &mut fx) {
                 timeouts += fx
+                    .list
                     .drain(..)
                     .filter(|e| {
                         matches!(
