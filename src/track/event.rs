@@ -27,14 +27,7 @@ pub type Codec = heapless::String<CODEC_MAX>;
 /// Copies as much of `s` as fits (on a char boundary); returns whether it was cut.
 pub fn fill<const N: usize>(dst: &mut heapless::String<N>, s: &str) -> bool {
     dst.clear();
-    let mut cut = false;
-    for ch in s.chars() {
-        if dst.push(ch).is_err() {
-            cut = true;
-            break;
-        }
-    }
-    cut
+    fill_append(dst, s)
 }
 
 /// Lossy conversion of packet bytes into a bounded string.
@@ -50,13 +43,15 @@ pub fn text_from<const N: usize>(b: &[u8]) -> heapless::String<N> {
     s
 }
 
+/// Appends the longest prefix of whole characters of `s` that fits; `true` if cut.
 fn fill_append<const N: usize>(dst: &mut heapless::String<N>, s: &str) -> bool {
-    for ch in s.chars() {
-        if dst.push(ch).is_err() {
-            return true;
-        }
+    let room = N.saturating_sub(dst.len());
+    let mut end = room.min(s.len());
+    while !s.is_char_boundary(end) {
+        end -= 1;
     }
-    false
+    let fits = s.get(..end).is_some_and(|p| dst.push_str(p).is_ok());
+    !fits || end < s.len()
 }
 
 /// Packet time: microseconds since the Unix epoch.
@@ -409,5 +404,16 @@ mod tests {
     fn text_from_cuts_long_and_replaces_invalid_utf8() {
         let s: heapless::String<8> = text_from(b"ab\xffcdefgh");
         assert_eq!(s.as_str(), "ab\u{fffd}cde");
+    }
+
+    #[test]
+    fn a_cut_never_splits_a_character() {
+        let s: heapless::String<5> = text_from("abcé€".as_bytes());
+        assert_eq!(s.as_str(), "abcé");
+        let mut d = heapless::String::<4>::new();
+        assert!(fill(&mut d, "a€b"));
+        assert_eq!(d.as_str(), "a€");
+        assert!(!fill(&mut d, "abcd"));
+        assert_eq!(d.as_str(), "abcd");
     }
 }
