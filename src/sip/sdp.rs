@@ -4,7 +4,7 @@
 use core::net::IpAddr;
 use core::str::FromStr;
 
-use super::text::{find, parse_u32, trim};
+use super::text::{find, parse_u32, split_lines, trim};
 
 pub const MAX_MEDIA: usize = 8;
 pub const MAX_PT: usize = 16;
@@ -123,10 +123,7 @@ pub fn parse_into(body: &[u8], sdp: &mut Sdp) -> Result<(), SdpError> {
     sdp.conn = None;
     sdp.direction = Direction::default();
     sdp.media.clear();
-    let mut lines = body
-        .split(|&b| b == b'\n')
-        .map(trim)
-        .filter(|l| !l.is_empty());
+    let mut lines = split_lines(body).map(trim).filter(|l| !l.is_empty());
     match lines.next() {
         Some(l) if l.starts_with(b"v=") => {}
         _ => return Err(SdpError::NotSdp),

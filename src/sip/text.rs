@@ -24,8 +24,24 @@ pub(crate) fn trim(mut s: &[u8]) -> &[u8] {
 
 /// RFC 3261 `token` characters (header names, methods, parameter names).
 pub(crate) fn is_token(b: u8) -> bool {
-    b.is_ascii_alphanumeric() || b"-.!%*_+`'~".contains(&b)
+    TOKEN.get(usize::from(b)).copied().unwrap_or(false)
 }
+
+/// RFC 3261 `token` bytes, by value: checked for every byte of every header name.
+const TOKEN: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 256 {
+        let b = i as u8;
+        t[i] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+            );
+        i += 1;
+    }
+    t
+};
 
 pub(crate) fn starts_with_ci(s: &[u8], prefix: &[u8]) -> bool {
     s.get(..prefix.len())
@@ -34,6 +50,24 @@ pub(crate) fn starts_with_ci(s: &[u8], prefix: &[u8]) -> bool {
 
 pub(crate) fn find(s: &[u8], b: u8) -> Option<usize> {
     memchr::memchr(b, s)
+}
+
+/// `s.split(|&b| b == b'\n')`, by `memchr`.
+pub(crate) fn split_lines(s: &[u8]) -> impl Iterator<Item = &[u8]> {
+    let mut rest = Some(s);
+    core::iter::from_fn(move || {
+        let r = rest?;
+        match memchr::memchr(b'\n', r) {
+            Some(i) => {
+                rest = r.get(i + 1..);
+                r.get(..i)
+            }
+            None => {
+                rest = None;
+                Some(r)
+            }
+        }
+    })
 }
 
 /// First occurrence of `needle` (an empty needle is found at 0).
@@ -209,5 +243,33 @@ mod tests {
             }
         }
         assert!(checked > 1_000_000, "{checked}");
+    }
+
+    #[test]
+    fn split_lines_splits_as_slice_split_does() {
+        for s in [
+            "",
+            "\n",
+            "a",
+            "a\n",
+            "\na",
+            "a\n\nb\r\n",
+            "v=0\r\no=x\r\n\r\n",
+        ] {
+            let want: Vec<&[u8]> = s.as_bytes().split(|&b| b == b'\n').collect();
+            assert_eq!(split_lines(s.as_bytes()).collect::<Vec<_>>(), want, "{s:?}");
+        }
+    }
+
+    #[test]
+    fn token_bytes_are_rfc_3261s() {
+        let token: Vec<u8> = (0..=255u8).filter(|&b| is_token(b)).collect();
+        let mut want: Vec<u8> = (b'0'..=b'9')
+            .chain(b'A'..=b'Z')
+            .chain(b'a'..=b'z')
+            .collect();
+        want.extend(b"-.!%*_+`'~");
+        want.sort();
+        assert_eq!(token, want);
     }
 }
