@@ -838,6 +838,13 @@ CSeq: 1 INVITE\r\n\r\n";
         assert_eq!(m.header("x-extra"), Some(&b"1"[..]));
         assert_eq!(m.header("user-agent"), None);
         assert_eq!(m.header_values("contact").count(), 0);
+        for (i, name) in KNOWN.iter().enumerate() {
+            assert_eq!(known(name), Some(i));
+            assert_eq!(known(&name.to_ascii_uppercase()), Some(i));
+        }
+        for other in ["x", "tO-", "cseq2", "callid!", "contacts", "user-agen"] {
+            assert_eq!(known(other.as_bytes()), None, "{other}");
+        }
     }
 
     #[test]

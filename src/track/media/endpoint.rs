@@ -159,9 +159,12 @@ impl Endpoints {
             if !m.rtcp_mux {
                 let rtcp_addr = m.rtcp_addr.unwrap_or(addr);
                 let rtcp_port = m.rtcp_port.unwrap_or(m.port.wrapping_add(1));
-                let mut r = ep.clone();
-                r.rtcp = true;
-                r.pts.clear();
+                let r = Endpoint {
+                    call_id: ep.call_id.clone(),
+                    rtcp: true,
+                    pts: heapless::Vec::new(),
+                    ..ep
+                };
                 self.insert(SocketAddr::new(rtcp_addr, rtcp_port), r);
             }
             self.insert(rtp_at, ep);
@@ -177,14 +180,14 @@ impl Endpoints {
         }
         self.open(ep.call());
         // Least recently used goes first when full.
-        if let Inserted::Evicted(_, mut gone) = self.table.insert(at, ep, 0, 1)
-            && let Some(slot) = self.table.slot_of(&at)
-        {
+        let inserted = self.table.insert(at, ep, 0, 1);
+        let Some(slot) = self.table.slot_of(&at) else {
+            return; // rejected
+        };
+        if let Inserted::Evicted(_, mut gone) = inserted {
             self.links.unlink_removed(&mut self.table, slot, &mut gone);
         }
-        if let Some(slot) = self.table.slot_of(&at) {
-            self.links.push(&mut self.table, slot);
-        }
+        self.links.push(&mut self.table, slot);
     }
 
     /// Drops every endpoint of `call`: only its own are visited.
