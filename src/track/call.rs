@@ -183,10 +183,6 @@ impl CallEffects {
         self.list.clear();
         self.has_sdp = false;
     }
-
-    pub fn iter(&self) -> impl Iterator<Item = &CallEffect> {
-        self.list.iter()
-    }
 }
 
 fn push(fx: &mut CallEffects, e: CallEffect) {
