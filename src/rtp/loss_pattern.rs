@@ -231,23 +231,21 @@ impl LossPattern {
         if n == 0 {
             return;
         }
+        // Only the interval is counted here (per packet); `total` takes each interval when
+        // it closes (once a second): saturating sums of counts merge exactly.
         // The transition from the previous packet into the first of these, then n-1 within.
-        transition(&mut self.total, self.prev, received);
-        transition(&mut self.interval, self.prev, received);
-        for s in [&mut self.total, &mut self.interval] {
-            if received {
-                add(&mut s.received, n);
-                add(&mut s.recv_with_next, n - 1);
-            } else {
-                add(&mut s.lost, n);
-                add(&mut s.lost_with_next, n - 1);
-            }
+        let s = &mut self.interval;
+        transition(s, self.prev, received);
+        if received {
+            add(&mut s.received, n);
+            add(&mut s.recv_with_next, n - 1);
+        } else {
+            add(&mut s.lost, n);
+            add(&mut s.lost_with_next, n - 1);
         }
         if received {
             if self.run > 0 {
-                let run = self.run;
-                self.total.record_run(run);
-                self.interval.record_run(run);
+                self.interval.record_run(self.run);
                 self.run = 0;
             }
             if self.seen_loss {
@@ -255,9 +253,7 @@ impl LossPattern {
             }
         } else {
             if self.gap > 0 {
-                let gap = self.gap;
-                self.total.record_gap(gap);
-                self.interval.record_gap(gap);
+                self.interval.record_gap(self.gap);
                 self.gap = 0;
             }
             self.run += n;
@@ -268,12 +264,16 @@ impl LossPattern {
 
     /// The shape settled since the last call, and starts a new interval.
     pub fn take_interval(&mut self) -> LossShape {
-        std::mem::take(&mut self.interval)
+        let interval = std::mem::take(&mut self.interval);
+        self.total.merge(&interval);
+        interval
     }
 
     /// The whole stream's shape settled so far.
     pub fn total(&self) -> LossShape {
-        self.total
+        let mut t = self.total;
+        t.merge(&self.interval);
+        t
     }
 }
 
@@ -284,7 +284,14 @@ mod tests {
     /// Feeds a received/lost pattern (in sequence order, highest packet received) the way
     /// `StreamStats` does: every received packet advances the highest.
     fn run(pattern: &[bool]) -> LossPattern {
+        run_taking(pattern, usize::MAX).0
+    }
+
+    /// [`run`], taking the interval after every `every` packets; also returns the sum of
+    /// the intervals taken (the last one included).
+    fn run_taking(pattern: &[bool], every: usize) -> (LossPattern, LossShape) {
         assert!(pattern[0] && *pattern.last().unwrap());
+        let mut taken = LossShape::default();
         let mut lp = LossPattern::default();
         lp.start(0);
         let (mut max, mut window) = (0u64, 1u128);
@@ -295,9 +302,19 @@ mod tests {
                 window = if by >= 128 { 1 } else { (window << by) | 1 };
                 max = i as u64;
             }
+            if i % every == 0 {
+                taken.merge(&lp.take_interval());
+            }
         }
         lp.flush(max, window);
-        lp
+        let total = lp.total();
+        taken.merge(&lp.take_interval());
+        assert_eq!(
+            lp.total(),
+            total,
+            "taking the last interval changes no total"
+        );
+        (lp, taken)
     }
 
     fn pattern(s: &str) -> Vec<bool> {
@@ -363,5 +380,20 @@ mod tests {
         assert_eq!(lp.total().received, 10);
         assert_eq!(lp.take_interval().received, 10);
         assert_eq!(lp.take_interval().received, 0);
+    }
+
+    #[test]
+    fn the_total_is_the_same_however_often_intervals_are_taken() {
+        let p = pattern("..x...xx....xxxxx....x...xxxxxxxxxxxxxxxxxxxxxx..x.x.x.x....xx.");
+        let whole = run(&p).total();
+        assert!(whole.lost > 0 && whole.run_count() > 3);
+        for every in [1, 2, 3, 7, 50] {
+            let (lp, taken) = run_taking(&p, every);
+            assert_eq!(lp.total(), whole, "intervals taken every {every} packets");
+            assert_eq!(
+                taken, whole,
+                "the intervals add up to the total (every {every})"
+            );
+        }
     }
 }
