@@ -1232,6 +1232,55 @@ mod tests {
     }
 
     #[test]
+    fn the_last_packet_of_a_second_not_its_first_starts_the_media_timeout() {
+        let t = CallTimeouts::default();
+        let mut calls = Calls::new(4, t);
+        let mut c = Counters::default();
+        step(&mut calls, hop(1, A, B), &request("INVITE", "x1", 1, ""));
+        step(&mut calls, hop(2, B, A), &response(200, "OK", "x1"));
+        // Three packets in second 10: the first settles the call, the others only move
+        // its last media (they take the mark's fast path).
+        for ms in [10_000, 10_300, 10_900] {
+            calls.media_seen(0, 1, Instant::from_millis(ms));
+        }
+        // Ticks half-way through each second, as a packet half a second in would bring.
+        let mut timed_out = |now: Instant| {
+            calls.collect_due(now);
+            let (mut i, mut fx, mut n) = (0, CallEffects::new(), 0);
+            while let Some(next) = calls.expire_next(now, i, &mut c, &mut fx) {
+                n += fx
+                    .list
+                    .drain(..)
+                    .filter(|e| {
+                        matches!(
+                            e,
+                            CallEffect::Closed {
+                                reason: "timeout",
+                                ..
+                            }
+                        )
+                    })
+                    .count();
+                i = next;
+            }
+            n
+        };
+        let grace = t.media_grace.as_secs();
+        // At 10.5 s + grace the second's first packet is past the grace, its last not.
+        for sec in 11..=10 + grace {
+            assert_eq!(
+                timed_out(Instant::from_millis(sec * 1000 + 500)),
+                0,
+                "{sec}.5 s"
+            );
+        }
+        assert_eq!(
+            timed_out(Instant::from_millis((11 + grace) * 1000 + 500)),
+            1
+        );
+    }
+
+    #[test]
     fn a_full_table_closes_the_evicted_calls_media_before_opening_the_new_one() {
         let mut calls = Calls::new(1, CallTimeouts::default());
         step(&mut calls, hop(1, A, B), &request("INVITE", "x1", 1, ""));
