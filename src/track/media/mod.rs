@@ -421,6 +421,8 @@ impl Media {
             return Seen::NotMedia;
         };
         let prev_second = st.last_seen.as_secs();
+        // An established stream's earlier packet this second relinked and scheduled it.
+        let settled_this_second = prev_second == now.as_secs() && st.established;
         on_rtp_packet(
             st,
             key,
@@ -437,19 +439,19 @@ impl Media {
             Some(call) => Seen::CallMedia(call),
             None => Seen::Media,
         };
+        if settled_this_second {
+            return seen;
+        }
         // An established stream is relinked in its LRU list once a second, not per packet
         // (each relink touches two neighbours' links: cache misses at 20,000 streams).
-        let relinked_this_second =
-            prev_second == now.as_secs() && self.streams.class_of(slot) == Some(ESTABLISHED);
         if established {
-            if !relinked_this_second {
-                self.streams.set_class(slot, ESTABLISHED);
-            }
+            st.established = true;
+            self.streams.set_class(slot, ESTABLISHED);
         } else {
             self.streams.touch(slot);
         }
-        // The next tick reports this second and feeds the call's health: one comparison
-        // for every packet after a second's first.
+        // The next tick reports this second and feeds the call's health (once a second:
+        // the later packets of the second would find it already due by then).
         self.timers
             .schedule_by(slot, now.as_secs().saturating_add(1));
         seen
