@@ -140,8 +140,10 @@ fn transition(s: &mut LossShape, prev: Option<bool>, received: bool) {
     }
 }
 
-/// Settling state, kept beside a stream's RFC 3550 sequence state.
+/// Settling state, kept beside a stream's RFC 3550 sequence state. `repr(C)`: the
+/// per-packet part first, `total` (taken once a second) last.
 #[derive(Debug, Clone, Copy, Default)]
+#[repr(C)]
 pub struct LossPattern {
     /// Next extended sequence number to settle; `None` before the stream starts.
     next: Option<u64>,
@@ -153,8 +155,8 @@ pub struct LossPattern {
     gap: u64,
     /// A loss was settled since the (re)start: the received run after it is a gap.
     seen_loss: bool,
-    total: LossShape,
     interval: LossShape,
+    total: LossShape,
 }
 
 impl LossPattern {

@@ -98,54 +98,60 @@ pub struct TotalFigures {
     pub shape: LossShape,
 }
 
-/// Per-stream state.
+/// Per-stream state. `repr(C)`: what every packet reads and writes comes first (about four
+/// cache lines), what only duplicates, resynchronisations and the per-second report touch
+/// comes last.
 #[derive(Debug, Clone, Copy)]
+#[repr(C)]
 pub struct StreamStats {
     // --- RFC 3550 A.1 sequence state ---
-    started: bool,
-    probation: u8,
-    probation_init: u8,
-    max_seq: u16,
-    /// Wraps seen, times 65536.
-    cycles: u64,
-    base_seq: u64,
-    /// Expected count carried over from before a re-synchronisation.
-    expected_carry: u64,
-    /// `seq + 1` of the last packet that jumped too far (A.1 `bad_seq`); `None` if none.
-    bad_seq: Option<u16>,
-    received: u64,
     /// Bit i set: extended sequence `max - i` was seen.
     window: u128,
-    duplicates: u64,
-    out_of_order: u64,
-    restarts: u64,
+    /// Wraps seen, times 65536.
+    cycles: u64,
+    received: u64,
     bytes: u64,
-    /// Loss runs and transitions, settled from `window`.
-    pattern: LossPattern,
+    max_seq: u16,
+    /// `seq + 1` of the last packet that jumped too far (A.1 `bad_seq`); `None` if none.
+    bad_seq: Option<u16>,
+    started: bool,
+    probation: u8,
 
     // --- Wireshark-compatible timing state ---
     timing_started: bool,
-    first_arrival_us: u64,
+    prev_cn: bool,
     first_ts: u32,
+    first_arrival_us: u64,
     /// Arrival of the last in-time-sequence packet, ms since the first packet.
     last_time_ms: f64,
     /// RTP time of the last packet with a known clock, ms since the first timestamp.
     last_nominal_ms: f64,
-    prev_cn: bool,
     /// Packets seen by the timing logic (Wireshark's `total_nr`).
     timing_count: u64,
     jitter_ms: f64,
     jitter_max_ms: f64,
     jitter_mean_ms: f64,
     delta_max_ms: f64,
+    int_jitter_max_ms: f64,
+    int_delta_max_ms: f64,
+
+    /// Loss runs and transitions, settled from `window`.
+    pattern: LossPattern,
+
+    // --- rarely touched ---
+    base_seq: u64,
+    /// Expected count carried over from before a re-synchronisation.
+    expected_carry: u64,
+    duplicates: u64,
+    out_of_order: u64,
+    restarts: u64,
+    probation_init: u8,
 
     // --- interval state ---
     int_expected_prior: u64,
     int_received_prior: u64,
     int_duplicates: u64,
     int_out_of_order: u64,
-    int_jitter_max_ms: f64,
-    int_delta_max_ms: f64,
 }
 
 impl Default for StreamStats {
