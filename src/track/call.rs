@@ -1099,6 +1099,29 @@ mod tests {
         fx.list.into_iter().collect()
     }
 
+    /// One expiry tick at `now`, as the tracker runs it: the calls that timed out.
+    fn tick_timeouts(calls: &mut Calls, now: Instant, c: &mut Counters) -> usize {
+        calls.collect_due(now);
+        let (mut i, mut fx, mut n) = (0, CallEffects::new(), 0);
+        while let Some(next) = calls.expire_next(now, i, c, &mut fx) {
+            n += fx
+                .list
+                .drain(..)
+                .filter(|e| {
+                    matches!(
+                        e,
+                        CallEffect::Closed {
+                            reason: "timeout",
+                            ..
+                        }
+                    )
+                })
+                .count();
+            i = next;
+        }
+        n
+    }
+
     const A: &str = "10.0.0.1:5060";
     const B: &str = "10.0.0.2:5060";
 
@@ -1244,27 +1267,7 @@ mod tests {
             calls.media_seen(0, 1, Instant::from_millis(ms));
         }
         // Ticks half-way through each second, as a packet half a second in would bring.
-        let mut timed_out = |now: Instant| {
-            calls.collect_due(now);
-            let (mut i, mut fx, mut n) = (0, CallEffects::new(), 0);
-            while let Some(next) = calls.expire_next(now, i, &mut c, &mut fx) {
-                n += fx
-                    .list
-                    .drain(..)
-                    .filter(|e| {
-                        matches!(
-                            e,
-                            CallEffect::Closed {
-                                reason: "timeout",
-                                ..
-                            }
-                        )
-                    })
-                    .count();
-                i = next;
-            }
-            n
-        };
+        let mut timed_out = |now: Instant| tick_timeouts(&mut calls, now, &mut c);
         let grace = t.media_grace.as_secs();
         // At 10.5 s + grace the second's first packet is past the grace, its last not.
         for sec in 11..=10 + grace {
@@ -1314,28 +1317,8 @@ mod tests {
                 &request("INVITE", &format!("i{n}"), 1, ""),
             );
         }
-        let mut tick = |calls: &mut Calls, sec: u64| {
-            let now = Instant::from_secs(sec);
-            calls.collect_due(now);
-            let (mut i, mut fx, mut timeouts) = (0, CallEffects::new(), 0);
-            while let Some(next) = calls.expire_next(now, i, &mut c, &mut fx) {
-                timeouts += fx
-                    .list
-                    .drain(..)
-                    .filter(|e| {
-                        matches!(
-                            e,
-                            CallEffect::Closed {
-                                reason: "timeout",
-                                ..
-                            }
-                        )
-                    })
-                    .count();
-                i = next;
-            }
-            timeouts
-        };
+        let mut tick =
+            |calls: &mut Calls, sec: u64| tick_timeouts(calls, Instant::from_secs(sec), &mut c);
         // Up to second 180 nothing is due: no call is even looked at.
         for sec in 2..=180 {
             assert_eq!(tick(&mut calls, sec), 0);
