@@ -4,6 +4,7 @@ use super::Method;
 use super::text::{
     SplitUnquoted, find, find_sub, is_token, param, parse_u32, starts_with_ci, trim, unquote,
 };
+use core::cell::OnceCell;
 
 /// Header lines indexed per message. Further headers are still syntax-checked
 /// and Content-Length is still honoured, but they are not searchable (see
@@ -99,6 +100,17 @@ pub struct Message<'a> {
     headers_truncated: bool,
     content_length: Option<usize>,
     body: &'a [u8],
+    /// Parsed once on first use: the call table, the retransmission fingerprint and the
+    /// mirror's transaction key each read these from every message.
+    parsed: Parsed<'a>,
+}
+
+#[derive(Clone, Debug, Default)]
+struct Parsed<'a> {
+    cseq: OnceCell<Option<(u32, Method)>>,
+    from: OnceCell<Option<NameAddr<'a>>>,
+    to: OnceCell<Option<NameAddr<'a>>>,
+    via_branch: OnceCell<Option<&'a [u8]>>,
 }
 
 /// The headers the tracker reads from every message (several times: call table,
@@ -185,6 +197,7 @@ impl<'a> Message<'a> {
             headers_truncated,
             content_length,
             body,
+            parsed: Parsed::default(),
         })
     }
 
@@ -225,6 +238,7 @@ impl<'a> Message<'a> {
             headers_truncated,
             content_length,
             body,
+            parsed: Parsed::default(),
         };
         if (d.bad_header_lines > 0 || d.unterminated)
             && (m.call_id().is_none() || m.cseq().is_none())
@@ -327,6 +341,10 @@ impl<'a> Message<'a> {
 
     /// `CSeq: 4711 INVITE` → `(4711, Invite)`.
     pub fn cseq(&self) -> Option<(u32, Method)> {
+        *self.parsed.cseq.get_or_init(|| self.parse_cseq())
+    }
+
+    fn parse_cseq(&self) -> Option<(u32, Method)> {
         let v = self.known_header(CSEQ)?;
         let mut parts = v
             .split(|b| super::text::is_lws(*b))
@@ -337,11 +355,17 @@ impl<'a> Message<'a> {
     }
 
     pub fn from(&self) -> Option<NameAddr<'a>> {
-        NameAddr::parse(self.known_header(FROM)?)
+        *self
+            .parsed
+            .from
+            .get_or_init(|| NameAddr::parse(self.known_header(FROM)?))
     }
 
     pub fn to(&self) -> Option<NameAddr<'a>> {
-        NameAddr::parse(self.known_header(TO)?)
+        *self
+            .parsed
+            .to
+            .get_or_init(|| NameAddr::parse(self.known_header(TO)?))
     }
 
     /// First Contact (a Contact line may list several).
@@ -351,9 +375,11 @@ impl<'a> Message<'a> {
 
     /// `branch` parameter of the top-most Via.
     pub fn via_branch(&self) -> Option<&'a [u8]> {
-        let via = self.values(KNOWN[VIA]).next()?;
-        let params = via.get(find(via, b';')?..)?;
-        param(params, "branch").filter(|b| !b.is_empty())
+        *self.parsed.via_branch.get_or_init(|| {
+            let via = self.values(KNOWN[VIA]).next()?;
+            let params = via.get(find(via, b';')?..)?;
+            param(params, "branch").filter(|b| !b.is_empty())
+        })
     }
 
     /// Reason header (RFC 3326), raw first value, e.g. `Q.850;cause=16;text="x"`.
