@@ -209,6 +209,26 @@ impl<'a> Message<'a> {
     /// returned for counting.
     pub fn parse_datagram(buf: &'a [u8]) -> Result<(Message<'a>, Defects), SipError> {
         let (start, after) = start_line(buf)?;
+        Self::datagram_after(buf, start, after)
+    }
+
+    /// [`parse_datagram`](Self::parse_datagram) of the datagram `sniffed` came from
+    /// ([`super::sniff`]), without parsing its start line again. `sniff` accepts only
+    /// what `parse_datagram` reads as the same start line (it skips CR/LF before a
+    /// start line that begins upper case, where `parse_datagram` skips any LWS).
+    pub fn parse_sniffed(
+        buf: &'a [u8],
+        sniffed: super::Sniffed<'a>,
+    ) -> Result<(Message<'a>, Defects), SipError> {
+        let (start, after) = sniffed.parts();
+        Self::datagram_after(buf, start, after)
+    }
+
+    fn datagram_after(
+        buf: &'a [u8],
+        start: StartLine<'a>,
+        after: usize,
+    ) -> Result<(Message<'a>, Defects), SipError> {
         let mut headers = heapless::Vec::new();
         let mut first = [0; KNOWN.len()];
         let mut headers_truncated = false;
@@ -1146,8 +1166,17 @@ Content-Type: multipart/related; boundary=zz\r\n\r\n\
         *state
     }
 
+    /// The datagram parse from a sniffed start line is the whole parse.
+    fn sniffed_matches_datagram(buf: &[u8]) {
+        if let Some(s) = crate::sip::sniff(buf) {
+            let whole = format!("{:?}", Message::parse_datagram(buf));
+            assert_eq!(format!("{:?}", Message::parse_sniffed(buf, s)), whole);
+        }
+    }
+
     fn exercise(buf: &[u8]) {
         let _ = crate::sip::looks_like_sip(buf);
+        sniffed_matches_datagram(buf);
         let _ = crate::sip::frame_len(buf);
         if let Ok(m) = Message::parse(buf) {
             let _ = (m.call_id(), m.cseq(), m.from(), m.to(), m.contact());
@@ -1183,6 +1212,21 @@ Content-Type: multipart/related; boundary=zz\r\n\r\n\
             let len = n - (xorshift(&mut state) as usize) % 16;
             exercise(&buf[..len]);
         }
+    }
+
+    #[test]
+    fn a_sniffed_start_line_parses_as_the_whole_datagram_does() {
+        for buf in [
+            INVITE,
+            b"\r\n\r\nSIP/2.0 180 Ringing\r\nCall-ID: a\r\nCSeq: 1 INVITE\r\n\r\n",
+            b"\nBYE sip:b@h SIP/2.0\nCall-ID: b\nCSeq: 2 BYE\n\n",
+            b"OPTIONS sip:h SIP/2.0\r\nbad line\r\nCall-ID: c\r\nCSeq: 1 OPTIONS\r\n",
+        ] {
+            assert!(crate::sip::sniff(buf).is_some());
+            sniffed_matches_datagram(buf);
+        }
+        assert!(crate::sip::sniff(b" INVITE sip:h SIP/2.0\r\n").is_none());
+        assert!(crate::sip::sniff(b"\x80\x00 rtp").is_none());
     }
 
     const LENIENT_BASE: &str = "INVITE sip:bob@10.0.0.2 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK1\r\nCall-ID: lenient@10.0.0.1\r\nCSeq: 1 INVITE\r\n";

@@ -103,18 +103,39 @@ pub const MAX_MESSAGE: usize = 65_536;
 /// Cheap content sniff, independent of port: the first line (after optional
 /// keep-alive CRLFs) is `METHOD uri SIP/2.0` or `SIP/2.0 NNN reason`.
 pub fn looks_like_sip(payload: &[u8]) -> bool {
+    sniff(payload).is_some()
+}
+
+/// What [`sniff`] read of a datagram: its start line, kept so that
+/// [`Message::parse_sniffed`] does not parse it again.
+#[derive(Clone, Copy, Debug)]
+pub struct Sniffed<'a> {
+    start: StartLine<'a>,
+    /// Offset just past the start line's LF.
+    after: usize,
+}
+
+impl<'a> Sniffed<'a> {
+    fn parts(self) -> (StartLine<'a>, usize) {
+        (self.start, self.after)
+    }
+}
+
+/// [`looks_like_sip`], keeping the start line it parsed.
+pub fn sniff(payload: &[u8]) -> Option<Sniffed<'_>> {
     let lead = leading_crlf(payload);
-    let rest = payload.get(lead..).unwrap_or_default();
+    let rest = payload.get(lead..)?;
     // Fast reject for the common case (RTP starts 0x80): a start line begins with a method
     // token or "SIP/2.0", both upper case. Saves scanning every media packet for a newline.
     if !rest.first().is_some_and(u8::is_ascii_uppercase) {
-        return false;
+        return None;
     }
-    let Some(nl) = text::find(rest, b'\n') else {
-        return false;
-    };
-    rest.get(..nl)
-        .is_some_and(|line| parse_start_line(line).is_ok())
+    let nl = text::find(rest, b'\n')?;
+    let start = parse_start_line(rest.get(..nl)?).ok()?;
+    Some(Sniffed {
+        start,
+        after: lead + nl + 1,
+    })
 }
 
 /// Result of [`frame_len`].

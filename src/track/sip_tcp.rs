@@ -88,11 +88,21 @@ pub fn frame_resuming(buf: &[u8], hint: &mut FrameHint, oversize: &Cell<u64>) ->
 
 /// Reads one message: strictly when TCP framed it, leniently when its transport bounds it
 /// (UDP, WebSocket, SCTP), counting what was forgiven.
-pub fn parse<'a>(bytes: &'a [u8], bounded: bool, c: &mut SipCounts) -> Option<sip::Message<'a>> {
+/// `sniffed`: the start line [`sip::sniff`] already read from `bytes` (a bounded message).
+pub fn parse<'a>(
+    bytes: &'a [u8],
+    bounded: bool,
+    sniffed: Option<sip::Sniffed<'a>>,
+    c: &mut SipCounts,
+) -> Option<sip::Message<'a>> {
     if !bounded {
         return sip::Message::parse(bytes).ok();
     }
-    let (m, d) = sip::Message::parse_datagram(bytes).ok()?;
+    let parsed = match sniffed {
+        Some(s) => sip::Message::parse_sniffed(bytes, s),
+        None => sip::Message::parse_datagram(bytes),
+    };
+    let (m, d) = parsed.ok()?;
     c.bad_content_length += u64::from(d.bad_content_length);
     c.header_defects += u64::from(d.bad_header_lines > 0 || d.unterminated);
     Some(m)

@@ -188,7 +188,7 @@ impl Tracker {
                     src: flow.src,
                     dst: flow.dst,
                 };
-                if sip::looks_like_sip(payload) {
+                if let Some(sniffed) = sip::sniff(payload) {
                     let mut peers = Peers {
                         calls,
                         fx,
@@ -196,7 +196,7 @@ impl Tracker {
                         health,
                         counters,
                     };
-                    on_sip_bytes(hop, payload, true, &mut peers, mirror, out);
+                    on_sip_bytes(hop, payload, Some(sniffed), true, &mut peers, mirror, out);
                 } else if tls_port && sip::looks_like_tls(payload) {
                     counters.sip.tls_records += 1;
                 } else if let Some(seen) =
@@ -228,9 +228,9 @@ impl Tracker {
                     counters,
                 };
                 sctp.packet(flow, chunks, &mut sc, |_ppid, msg| {
-                    if sip::looks_like_sip(msg) {
+                    if let Some(sniffed) = sip::sniff(msg) {
                         peers.counters.sip.over_sctp += 1;
-                        on_sip_bytes(hop, msg, true, &mut peers, mirror, out);
+                        on_sip_bytes(hop, msg, Some(sniffed), true, &mut peers, mirror, out);
                     } else if sip_port {
                         peers.counters.sip.malformed += 1;
                     } else {
@@ -286,12 +286,14 @@ impl Tracker {
                     counters.sip.over_tcp += 1;
                     match sip_tcp::open(msg, ws_scratch) {
                         sip_tcp::Message::Sip(sip) => {
-                            on_sip_bytes(hop, sip, false, &mut peers, mirror, out)
+                            on_sip_bytes(hop, sip, None, false, &mut peers, mirror, out)
                         }
                         sip_tcp::Message::WebSocket(sip) => {
                             counters.sip.over_websocket += 1;
                             match sip {
-                                Some(sip) => on_sip_bytes(hop, sip, true, &mut peers, mirror, out),
+                                Some(sip) => {
+                                    on_sip_bytes(hop, sip, None, true, &mut peers, mirror, out)
+                                }
                                 None => counters.sip.malformed += 1,
                             }
                         }
@@ -460,16 +462,17 @@ impl Peers<'_> {
 
 /// `bounded`: the transport delimits the message (UDP, WebSocket, SCTP), so it is read
 /// leniently (`Message::parse_datagram`); TCP-framed messages strictly.
-fn on_sip_bytes(
+fn on_sip_bytes<'a>(
     hop: Hop,
-    bytes: &[u8],
+    bytes: &'a [u8],
+    sniffed: Option<sip::Sniffed<'a>>,
     bounded: bool,
     peers: &mut Peers,
     mirror: &mut MirrorSeen,
     out: &mut impl EventSink,
 ) {
     let counters = &mut *peers.counters;
-    let Some(msg) = sip_tcp::parse(bytes, bounded, &mut counters.sip) else {
+    let Some(msg) = sip_tcp::parse(bytes, bounded, sniffed, &mut counters.sip) else {
         counters.sip.malformed += 1;
         return;
     };
