@@ -23,7 +23,9 @@ mod message;
 pub mod sdp;
 mod text;
 
-pub use message::{Defects, MAX_HEADERS, Message, NameAddr, SipError, StartLine, parse_uri};
+pub use message::{
+    Defects, MAX_HEADERS, Message, MessageSlot, NameAddr, SipError, StartLine, parse_uri,
+};
 
 use message::parse_start_line;
 #[cfg(test)]

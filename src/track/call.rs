@@ -36,7 +36,7 @@ use crate::table::{Inserted, Table};
 use crate::timer_wheel::{TimerWheel, second_after};
 use crate::track::counters::Counters;
 use crate::track::event::{
-    CallEvent, CallEventKind, CallId, Party, Text, Ts, User, fill, text_from,
+    CallEvent, CallEventKind, CallId, Event, Party, Text, Ts, User, fill, text_from,
 };
 use crate::track::fnv::Fnv;
 use core::net::SocketAddr;
@@ -104,8 +104,9 @@ pub type CallKey = CallId;
 #[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum CallEffect {
-    /// A finished call event: publish it.
-    Event(CallEvent),
+    /// A finished call event (`Event::Call`): publish it. Held as the `Event` it is
+    /// published as, so publishing does not copy it again.
+    Event(Event),
     /// A new call, in call-table slot `slot`: start watching its media health.
     Opened { serial: u64, slot: u32 },
     /// `sender` sent the step's SDP ([`CallEffects::sdp`]): it receives media at the
@@ -124,7 +125,7 @@ pub enum CallEffect {
         serial: u64,
         slot: u32,
         reason: &'static str,
-        event: Option<CallEvent>,
+        event: Option<Event>,
     },
     /// A closed call's linger is over: its media endpoints can go.
     Forgotten { serial: u64, slot: u32 },
@@ -161,9 +162,11 @@ impl CallEffects {
         Self::default()
     }
 
-    /// The effects in order, with the step's SDP; empties the buffer.
-    pub fn drain(&mut self) -> (impl Iterator<Item = CallEffect> + '_, Option<&sdp::Sdp>) {
-        (self.list.drain(..), self.has_sdp.then_some(&self.sdp))
+    /// The effects in order, with the step's SDP; [`clear`](Self::clear) empties the
+    /// buffer after. Visited in place: a `CallEffect` holds a whole call event (~1 KiB),
+    /// and moving each out copied it twice per effect.
+    pub fn effects(&mut self) -> (core::slice::IterMut<'_, CallEffect>, Option<&sdp::Sdp>) {
+        (self.list.iter_mut(), self.has_sdp.then_some(&self.sdp))
     }
 
     /// Parses `msg`'s SDP body, if any, as this step's.
@@ -662,7 +665,7 @@ impl Calls {
                         ev.code = Some(code);
                         ev.setup_ms = call.invite_at.map(|i| ms_u32(i, hop.now));
                         ev.pdd_ms = pdd(call);
-                        push(fx, CallEffect::Event(ev));
+                        push(fx, CallEffect::Event(Event::Call(ev)));
                     }
                     401 | 407 => call.challenged = Some(code),
                     _ => {
@@ -758,7 +761,7 @@ impl Calls {
                     let mut ev = build(&old, &old_key, hop, CallEventKind::Evicted);
                     ev.src = old.caller_addr;
                     ev.dst = old.callee_addr;
-                    push(fx, CallEffect::Event(ev));
+                    push(fx, CallEffect::Event(Event::Call(ev)));
                 }
             }
             Inserted::Rejected(..) => {
@@ -774,7 +777,7 @@ impl Calls {
         }
         let mut ev = ev;
         ev.user_agent = msg.user_agent().map(text_from);
-        push(fx, CallEffect::Event(ev));
+        push(fx, CallEffect::Event(Event::Call(ev)));
         if fx.read_sdp(msg, counters) && self.table.contains(&key) {
             offer(fx, serial, slot, &key, Party::Caller, hop.now);
         }
@@ -841,7 +844,7 @@ impl Calls {
                 serial: call.serial,
                 slot,
                 reason: stream_reason,
-                event: Some(ev),
+                event: Some(Event::Call(ev)),
             },
         );
         self.table.set_class(slot, CLOSED);
@@ -1065,7 +1068,7 @@ fn emit(
     let mut ev = build(call, key, hop, kind);
     ev.code = code;
     ev.reason = reason.map(text_from);
-    push(fx, CallEffect::Event(ev));
+    push(fx, CallEffect::Event(Event::Call(ev)));
 }
 
 #[cfg(test)]
@@ -1136,9 +1139,10 @@ mod tests {
     fn event_of(fx: &[CallEffect], kind: CallEventKind) -> &CallEvent {
         fx.iter()
             .find_map(|e| match e {
-                CallEffect::Event(ev) if ev.event == kind => Some(ev),
+                CallEffect::Event(Event::Call(ev)) if ev.event == kind => Some(ev),
                 CallEffect::Closed {
-                    event: Some(ev), ..
+                    event: Some(Event::Call(ev)),
+                    ..
                 } if ev.event == kind => Some(ev),
                 _ => None,
             })
@@ -1170,7 +1174,7 @@ mod tests {
         let fx = step(&mut calls, hop(1, A, B), &request("INVITE", "x1", 1, SDP));
         let [
             CallEffect::Opened { serial: 1, .. },
-            CallEffect::Event(ev),
+            CallEffect::Event(Event::Call(ev)),
             CallEffect::MediaOffered {
                 serial: 1,
                 slot: 0,
@@ -1189,7 +1193,7 @@ mod tests {
         let msg = request("INVITE", "x1", 1, SDP);
         let msg = Message::parse(msg.as_bytes()).unwrap();
         other.on_sip(hop(1, A, B), &msg, &mut Counters::default(), &mut fx);
-        assert_eq!(fx.drain().1.map(|s| s.media.len()), Some(1));
+        assert_eq!(fx.effects().1.map(|s| s.media.len()), Some(1));
         let again = step(&mut calls, hop(2, A, B), &request("INVITE", "x1", 1, SDP));
         assert!(again.is_empty(), "a retransmission asks nothing: {again:?}");
     }
@@ -1203,7 +1207,7 @@ mod tests {
             CallEffect::Closed {
                 serial: 1,
                 reason: "call_ended",
-                event: Some(ev),
+                event: Some(Event::Call(ev)),
                 ..
             },
         ] = &fx[..]
@@ -1295,9 +1299,9 @@ mod tests {
                 reason: "evicted",
                 event: None,
             },
-            CallEffect::Event(evicted),
+            CallEffect::Event(Event::Call(evicted)),
             CallEffect::Opened { serial: 2, .. },
-            CallEffect::Event(invite),
+            CallEffect::Event(Event::Call(invite)),
         ] = &fx[..]
         else {
             panic!("{fx:?}")

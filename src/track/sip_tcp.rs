@@ -89,18 +89,19 @@ pub fn frame_resuming(buf: &[u8], hint: &mut FrameHint, oversize: &Cell<u64>) ->
 /// Reads one message: strictly when TCP framed it, leniently when its transport bounds it
 /// (UDP, WebSocket, SCTP), counting what was forgiven.
 /// `sniffed`: the start line [`sip::sniff`] already read from `bytes` (a bounded message).
-pub fn parse<'a>(
+pub fn parse<'s, 'a>(
     bytes: &'a [u8],
     bounded: bool,
     sniffed: Option<sip::Sniffed<'a>>,
+    slot: &'s mut sip::MessageSlot<'a>,
     c: &mut SipCounts,
-) -> Option<sip::Message<'a>> {
+) -> Option<&'s sip::Message<'a>> {
     if !bounded {
-        return sip::Message::parse(bytes).ok();
+        return slot.parse(bytes).ok();
     }
     let parsed = match sniffed {
-        Some(s) => sip::Message::parse_sniffed(bytes, s),
-        None => sip::Message::parse_datagram(bytes),
+        Some(s) => slot.parse_sniffed(bytes, s),
+        None => slot.parse_datagram(bytes),
     };
     let (m, d) = parsed.ok()?;
     c.bad_content_length += u64::from(d.bad_content_length);

@@ -403,11 +403,11 @@ struct Peers<'a> {
 impl Peers<'_> {
     /// Applies (and drains) a call step's effects, in order.
     fn apply(&mut self, now: Instant, out: &mut impl EventSink) {
-        let (effects, sdp) = self.fx.drain();
+        let (effects, sdp) = self.fx.effects();
         for e in effects {
             match e {
-                CallEffect::Event(ev) => out.emit(&Event::Call(ev)),
-                CallEffect::Opened { serial, slot } => {
+                CallEffect::Event(ev) => out.emit(ev),
+                &mut CallEffect::Opened { serial, slot } => {
                     self.media.open_call(CallRef { serial, slot });
                     self.health.open(serial);
                 }
@@ -419,8 +419,11 @@ impl Peers<'_> {
                     at,
                 } => {
                     if let Some(sdp) = sdp {
-                        let call = CallRef { serial, slot };
-                        self.media.register(call, &call_id, sender, sdp, at);
+                        let call = CallRef {
+                            serial: *serial,
+                            slot: *slot,
+                        };
+                        self.media.register(call, call_id, *sender, sdp, *at);
                     }
                 }
                 CallEffect::Closed {
@@ -429,16 +432,21 @@ impl Peers<'_> {
                     reason,
                     event,
                 } => {
-                    let call = CallRef { serial, slot };
+                    let call = CallRef {
+                        serial: *serial,
+                        slot: *slot,
+                    };
                     let (q_caller, q_callee) = self.media.close_call(call, reason);
-                    self.health.close(serial);
-                    if let Some(mut ev) = event {
-                        ev.quality_caller = q_caller;
-                        ev.quality_callee = q_callee;
-                        out.emit(&Event::Call(ev));
+                    self.health.close(*serial);
+                    if let Some(ev) = event {
+                        if let Event::Call(c) = ev {
+                            c.quality_caller = q_caller;
+                            c.quality_callee = q_callee;
+                        }
+                        out.emit(ev);
                     }
                 }
-                CallEffect::Forgotten { serial, slot } => {
+                &mut CallEffect::Forgotten { serial, slot } => {
                     self.media.forget_call(CallRef { serial, slot })
                 }
                 CallEffect::CheckHealth {
@@ -447,11 +455,11 @@ impl Peers<'_> {
                     call_id,
                     since,
                 } => {
-                    let again = self
-                        .health
-                        .check(now, serial, &call_id, since, self.counters, out);
+                    let again =
+                        self.health
+                            .check(now, *serial, call_id, *since, self.counters, out);
                     if let Some(second) = again {
-                        self.calls.wake(slot, serial, second);
+                        self.calls.wake(*slot, *serial, second);
                     }
                 }
             }
@@ -472,12 +480,13 @@ fn on_sip_bytes<'a>(
     out: &mut impl EventSink,
 ) {
     let counters = &mut *peers.counters;
-    let Some(msg) = sip_tcp::parse(bytes, bounded, sniffed, &mut counters.sip) else {
+    let mut slot = sip::MessageSlot::default();
+    let Some(msg) = sip_tcp::parse(bytes, bounded, sniffed, &mut slot, &mut counters.sip) else {
         counters.sip.malformed += 1;
         return;
     };
     counters.sip.messages += 1;
-    if let Some(key) = mirror::transaction_key(&msg) {
+    if let Some(key) = mirror::transaction_key(msg) {
         mirror.on_sip(hop.now, hop.src.ip(), hop.dst.ip(), msg.is_request(), key);
     }
     match msg.start() {
@@ -513,7 +522,7 @@ fn on_sip_bytes<'a>(
             }
         }
     }
-    peers.calls.on_sip(hop, &msg, peers.counters, peers.fx);
+    peers.calls.on_sip(hop, msg, peers.counters, peers.fx);
     peers.apply(hop.now, out);
 }
 
