@@ -37,19 +37,24 @@ pub(crate) mod read {
     use byteorder::{ByteOrder, NetworkEndian};
     use core::ops::Range;
 
+    #[inline]
     pub fn u8_at(buf: &[u8], at: usize) -> u8 {
         buf.get(at).copied().unwrap_or(0)
     }
+    #[inline]
     pub fn be16(buf: &[u8], r: Range<usize>) -> u16 {
         buf.get(r).map_or(0, NetworkEndian::read_u16)
     }
+    #[inline]
     pub fn be32(buf: &[u8], r: Range<usize>) -> u32 {
         buf.get(r).map_or(0, NetworkEndian::read_u32)
     }
+    #[inline]
     pub fn be64(buf: &[u8], r: Range<usize>) -> u64 {
         buf.get(r).map_or(0, NetworkEndian::read_u64)
     }
     /// `buf[r]`, empty when out of bounds.
+    #[inline]
     pub fn slice(buf: &[u8], r: Range<usize>) -> &[u8] {
         buf.get(r).unwrap_or(&[])
     }
