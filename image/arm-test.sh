@@ -154,7 +154,7 @@ for t in "${targets[@]}"; do
         # Tests that spawn the binary use the path cargo baked in (CARGO_BIN_EXE_voipsensor),
         # an ARM executable the kernel cannot exec without binfmt_misc. For the run, that path
         # holds a tiny shell wrapper that execs qemu on the real binary (restored afterwards).
-        bin_exe="$VS_TARGET_DIR/$t/release/voipsensor"
+        bin_exe="$(vs_release_dir "$t")/voipsensor"
         mv -f "$bin_exe" "$bin_exe.arm"
         trap 'mv -f "'"$bin_exe.arm"'" "'"$bin_exe"'"' EXIT
         printf '#!/bin/sh\nexec %s -L /usr/%s %s "$@"\n' "$qemu" "$gnu" "$bin_exe.arm" >"$bin_exe"

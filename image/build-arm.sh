@@ -33,7 +33,7 @@ for t in "${targets[@]}"; do
     ) || vs_die "cargo build for $t failed"
     secs=$(( $(date +%s) - start ))
     gnu=$(vs_get "$t" GNU)
-    raw="$VS_TARGET_DIR/$t/release/voipsensor"
+    raw="$(vs_release_dir "$t")/voipsensor"
     out="$VS_DIST/voipsensor-$t"
     "$gnu-strip" -o "$out" "$raw"
     vs_check_static "$out"

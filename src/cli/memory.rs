@@ -204,7 +204,7 @@ pub fn populate(ranges: &[(usize, usize)]) -> Populated {
 /// so their pages are collapsed in place (`MADV_COLLAPSE`, Linux 6.1+); with older kernels
 /// or THP off, the advice is refused and the tables stay in small pages, as before.
 /// Resident memory is the same either way: every page is populated regardless.
-pub fn huge_pages(ranges: &[(usize, usize)]) {
+fn huge_pages(ranges: &[(usize, usize)]) {
     // Linux's value on every architecture (uapi/asm-generic/mman-common.h); not in `libc`.
     const MADV_COLLAPSE: libc::c_int = 25;
     for &(a, b) in ranges {
