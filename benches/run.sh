@@ -127,18 +127,19 @@ replay one
 BASE_RSS=$RSS
 START_CPU=$CPU
 row "peak RSS, 1 call (default capacities: 4096 calls, 8192 streams)" "$(mib "$RSS") MiB" "the baseline below"
-over() { echo "scale=1; ($1 - $BASE_RSS) * 100 / $BASE_RSS" | bc -l; }
+# Signed, one decimal ("+0.3", "-0.1"): the change of a peak RSS over the 1-call baseline.
+over() { printf '%+.1f' "$(echo "scale=3; ($1 - $BASE_RSS) * 100 / $BASE_RSS" | bc -l)"; }
 
 gen churn --scenario long --calls "${CHURN[0]}" --seconds "${CHURN[1]}" --call-seconds "${CHURN[2]}" --codec none
 calls=$(sed -n 's/.* frames, \([0-9]*\) calls.*/\1/p' "$T/churn.gen")
 replay churn
-row "peak RSS, $calls churned calls (signalling only, ${CHURN[0]} at a time)" "$(mib "$RSS") MiB" "+$(over "$RSS") % over 1 call"
+row "peak RSS, $calls churned calls (signalling only, ${CHURN[0]} at a time)" "$(mib "$RSS") MiB" "$(over "$RSS") % over 1 call"
 rm -f "$T/churn.pcap"
 
 gen normal --scenario long --calls $FLOOD_CALLS --seconds $FLOOD_S
 replay normal
 NORMAL_PPS=$PPS
-row "replay, $FLOOD_CALLS calls without a flood (reference for the floods)" "$(mpps "$FRAMES" "$CPU") M packets/s" "peak RSS $(mib "$RSS") MiB (+$(over "$RSS") %)"
+row "replay, $FLOOD_CALLS calls without a flood (reference for the floods)" "$(mpps "$FRAMES" "$CPU") M packets/s" "peak RSS $(mib "$RSS") MiB ($(over "$RSS") %)"
 # A SIP flood costs its SIP parsing whatever the tables hold; what a full table adds is
 # measured by the same file with tables large enough that nothing is evicted. Both sides
 # less their start-up (faulting in the tables, measured on the 1-call capture with the same
@@ -164,7 +165,7 @@ for kind in call-ids call-ids-sdp invite-pairs ssrcs-one-port ssrcs-ports tcp-pa
   replay "f-$kind"
   row "flood $kind: $FLOOD_N units + $FLOOD_CALLS calls, $FRAMES frames" \
     "$(mpps "$FRAMES" "$CPU") M packets/s ($(echo "scale=0; $PPS * 100 / $NORMAL_PPS" | bc -l) % of normal)" \
-    "peak RSS $(mib "$RSS") MiB (+$(over "$RSS") % over 1 call)"
+    "peak RSS $(mib "$RSS") MiB ($(over "$RSS") % over 1 call)"
   case $kind in call-ids | call-ids-sdp | invite-pairs) room "f-$kind" "$CPU" ;; esac
   rm -f "$T/f-$kind.pcap"
 done
@@ -230,7 +231,7 @@ EOF
       # The highest rate tcpreplay achieved: asked for more, it may deliver less.
       [ "$achieved" -le "$best" ] && continue
       best=$achieved
-      best_note="0 kernel drops; RSS $(mib "$rss1") MiB at 1 s, peak $(mib "$hwm") MiB (+$(echo "scale=1; ($hwm - $rss1) * 100 / $rss1" | bc -l) %)"
+      best_note="0 kernel drops; RSS $(mib "$rss1") MiB at 1 s, peak $(mib "$hwm") MiB ($(printf '%+.1f' "$(echo "scale=3; ($hwm - $rss1) * 100 / $rss1" | bc -l)") %)"
     else
       best_note="$best_note; at $rate asked ($achieved/s sent): $drops kernel drops"
       break
