@@ -57,6 +57,21 @@ pub use tcp_stream::{FlowKey, FrameHint, Framer, Framing, Resuming, TcpCounters,
 use core::net::{IpAddr, SocketAddr};
 use serde::{Deserialize, Serialize};
 
+/// The hash words of an address-pair key (RTP stream, TCP flow) when either address is
+/// IPv6: which is which, both addresses as 128 bits, then `low` (ports, an SSRC). Each
+/// key hashes an IPv4 pair itself, as one 128-bit write: through a shared function that
+/// path cost the INVITE-with-SDP flood 1.8 % more instructions (inlining).
+pub fn hash_v6_pair<H: core::hash::Hasher>(h: &mut H, src: SocketAddr, dst: SocketAddr, low: u64) {
+    let bits = |a: SocketAddr| match a {
+        SocketAddr::V4(a) => u128::from(a.ip().to_bits()),
+        SocketAddr::V6(a) => a.ip().to_bits(),
+    };
+    h.write_u8(u8::from(src.is_ipv6()) << 1 | u8::from(dst.is_ipv6()));
+    h.write_u128(bits(src));
+    h.write_u128(bits(dst));
+    h.write_u64(low);
+}
+
 /// Link types we decode, from pcap's DLT/LINKTYPE numbers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum LinkType {

@@ -39,16 +39,7 @@ impl core::hash::Hash for StreamKey {
                 let ips = u64::from(s.ip().to_bits()) << 32 | u64::from(d.ip().to_bits());
                 h.write_u128(u128::from(ips) << 64 | u128::from(port_ssrc));
             }
-            (s, d) => {
-                let bits = |a: SocketAddr| match a {
-                    SocketAddr::V4(a) => u128::from(a.ip().to_bits()),
-                    SocketAddr::V6(a) => a.ip().to_bits(),
-                };
-                h.write_u8(u8::from(s.is_ipv6()) << 1 | u8::from(d.is_ipv6()));
-                h.write_u128(bits(s));
-                h.write_u128(bits(d));
-                h.write_u64(port_ssrc);
-            }
+            (s, d) => crate::wire::hash_v6_pair(h, s, d, port_ssrc),
         }
     }
 }
