@@ -377,9 +377,12 @@ impl Calls {
         }
     }
 
-    /// Makes sure call slot `slot` is looked at by the time its own deadline comes, and
-    /// (answered, open, not on hold: its media health may change) at the next second.
-    fn arm(&mut self, slot: u32, now: Instant) {
+    /// Makes sure call slot `slot` is looked at by the time its own deadline comes, and,
+    /// with `soon` (signalling or first media: an answered, open call not on hold has its
+    /// media health baseline moved), at the next second. After a look, the health check's
+    /// own next change and the streams' wakes ([`Calls::wake`]) bring it back: answered
+    /// calls are not re-armed every second.
+    fn arm(&mut self, slot: u32, now: Instant, soon: bool) {
         let Some((_, call)) = self.table.by_slot(slot) else {
             self.timers.cancel(slot);
             return;
@@ -389,7 +392,7 @@ impl Calls {
         }
         let last_media = self.last_media(slot, call);
         let mut due = Self::due_second(call, last_media, self.table.class_of(slot), &self.timeouts);
-        if call.state == State::Answered && !call.on_hold {
+        if soon && call.state == State::Answered && !call.on_hold {
             due = due.min(now.as_secs().saturating_add(1));
         }
         self.timers.schedule_by(slot, due);
@@ -455,7 +458,7 @@ impl Calls {
         // Only the first media (media grace replaces the no-media timeout) or a class
         // change (a demotion to come) can bring the deadline earlier.
         if first || class.is_some_and(|c| Some(c) != before) {
-            self.arm(slot, now);
+            self.arm(slot, now, true);
         }
         if let Some(m) = self.marks.get_mut(slot as usize) {
             m.settled = now.as_secs();
@@ -477,7 +480,7 @@ impl Calls {
     ) {
         if let Some(slot) = self.on_sip_inner(hop, msg, counters, fx) {
             // Whatever the message changed (state, class, hold), the call's timer covers it.
-            self.arm(slot, hop.now);
+            self.arm(slot, hop.now, true);
         }
     }
 
@@ -873,7 +876,7 @@ impl Calls {
     ) -> Option<usize> {
         let s = *self.due.get(i)?;
         self.expire_slot(now, s, counters, fx);
-        self.arm(s, now);
+        self.arm(s, now, false);
         Some(i + 1)
     }
 
@@ -1308,6 +1311,28 @@ mod tests {
         };
         assert_eq!(evicted.event, CallEventKind::Evicted);
         assert_eq!(invite.call_id.as_str(), "x2");
+    }
+
+    #[test]
+    fn answered_calls_without_media_are_not_looked_at_every_second() {
+        let mut calls = Calls::new(1000, CallTimeouts::default());
+        let mut c = Counters::default();
+        for n in 0..1000 {
+            let id = format!("a{n}");
+            step(&mut calls, hop(1, A, B), &request("INVITE", &id, 1, ""));
+            step(&mut calls, hop(1, B, A), &response(200, "OK", &id));
+        }
+        // The second after the answer (media health baseline), then second 11 (exactly
+        // 10 s idle: not yet) and 12 (demoted to class 3); nothing else until the no-media
+        // timeout. Media health's own thresholds and the streams wake a call (`wake`);
+        // re-arming every answered call each second made this 599,000.
+        let mut work = Vec::new();
+        for sec in 2..=600 {
+            tick_timeouts(&mut calls, Instant::from_secs(sec), &mut c);
+            work.push(calls.timer_work());
+        }
+        assert_eq!(calls.timer_work(), 3000, "{:?}", &work[..20]);
+        assert_eq!(calls.stats().len, 1000);
     }
 
     #[test]
