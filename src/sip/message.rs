@@ -2,7 +2,8 @@
 
 use super::Method;
 use super::text::{
-    SplitUnquoted, find, find_sub, is_token, param, parse_u32, starts_with_ci, trim, unquote,
+    SplitUnquoted, find, find_sub, is_lws, is_token, param, parse_u32, starts_with_ci, trim,
+    unquote,
 };
 use core::cell::OnceCell;
 
@@ -116,7 +117,7 @@ struct Parsed<'a> {
 /// The headers the tracker reads from every message (several times: call table,
 /// retransmission fingerprint, mirror transactions), indexed while the header lines are
 /// scanned so a lookup is an array read, not a case-insensitive pass over every line.
-const KNOWN: [&[u8]; 9] = [
+const KNOWN: [&[u8]; 10] = [
     b"via",
     b"from",
     b"to",
@@ -126,6 +127,7 @@ const KNOWN: [&[u8]; 9] = [
     b"content-type",
     b"reason",
     b"user-agent",
+    b"content-length",
 ];
 const VIA: usize = 0;
 const FROM: usize = 1;
@@ -136,6 +138,7 @@ const CONTACT: usize = 5;
 const CONTENT_TYPE: usize = 6;
 const REASON: usize = 7;
 const USER_AGENT: usize = 8;
+const CONTENT_LENGTH: usize = 9;
 
 /// The index in [`KNOWN`] of header `name` (compact forms accepted).
 fn known(name: &[u8]) -> Option<usize> {
@@ -249,13 +252,16 @@ impl<'a> Message<'a> {
         );
         let mut cl_raw: Option<&'a [u8]> = None;
         let body_start = scan_headers(buf, after, |name, value| {
-            if cl_raw.is_none() && is_content_length(name) {
-                cl_raw = Some(value);
-            }
+            // The first Content-Length is read from the index (`first`), beyond it only
+            // when the index is full: one name lookup a line, not two.
             if !push_header(headers, first, name, value) {
                 *truncated = true;
+                if cl_raw.is_none() && is_content_length(name) {
+                    cl_raw = Some(value);
+                }
             }
         })?;
+        let cl_raw = self.known_header(CONTENT_LENGTH).or(cl_raw);
         let rest = buf.get(body_start..).unwrap_or_default();
         self.content_length = match cl_raw {
             Some(v) => Some(parse_u32(v).ok_or(SipError::BadContentLength)? as usize),
@@ -317,13 +323,16 @@ impl<'a> Message<'a> {
         let mut cl_raw: Option<&'a [u8]> = None;
         let mut d = Defects::default();
         let body_start = scan_headers_lenient(buf, after, &mut d, |name, value| {
-            if cl_raw.is_none() && is_content_length(name) {
-                cl_raw = Some(value);
-            }
+            // The first Content-Length is read from the index (`first`), beyond it only
+            // when the index is full: one name lookup a line, not two.
             if !push_header(headers, first, name, value) {
                 *truncated = true;
+                if cl_raw.is_none() && is_content_length(name) {
+                    cl_raw = Some(value);
+                }
             }
         });
+        let cl_raw = self.known_header(CONTENT_LENGTH).or(cl_raw);
         let rest = buf.get(body_start..).unwrap_or_default();
         self.content_length = cl_raw.and_then(parse_u32).map(|n| n as usize);
         self.body = match self.content_length.and_then(|n| rest.get(..n)) {
@@ -878,14 +887,22 @@ fn scan_headers_lenient<'a>(
     }
 }
 
-/// `name: value` of one (possibly folded) header line, if it is one.
+/// `name: value` of one (possibly folded) header line, if it is one: the name is what
+/// precedes the first `:`, trimmed, and must be a non-empty token.
 fn header_line(line: &[u8]) -> Option<(&[u8], &[u8])> {
-    let colon = find(line, b':')?;
-    let name = trim(line.get(..colon).unwrap_or_default());
-    if name.is_empty() || !name.iter().all(|&b| is_token(b)) {
+    // One pass over the name (LWS, token bytes, LWS, then the colon) instead of a search
+    // for the colon and a second pass checking the name: any other byte before the first
+    // colon would be inside the trimmed name and fail the token check, so both agree
+    // (the test `header_lines_split_as_at_the_first_colon` holds them equal).
+    let from = line.iter().position(|&b| !is_lws(b))?;
+    let at = line.get(from..)?;
+    let n = at.iter().position(|&b| !is_token(b)).unwrap_or(at.len());
+    let rest = at.get(n..)?;
+    let ws = rest.iter().position(|&b| !is_lws(b))?;
+    if n == 0 || rest.get(ws) != Some(&b':') {
         return None;
     }
-    Some((name, trim(line.get(colon + 1..).unwrap_or_default())))
+    Some((at.get(..n)?, trim(rest.get(ws + 1..).unwrap_or_default())))
 }
 
 #[cfg(test)]
@@ -992,6 +1009,7 @@ CSeq: 1 INVITE\r\n\r\n";
             assert_eq!(known(compact.as_bytes()), Some(i), "{compact}");
         }
         assert_eq!(known(b"c"), Some(CONTENT_TYPE));
+        assert_eq!(known(b"L"), Some(CONTENT_LENGTH));
         for other in [
             "x",
             "tO-",
@@ -999,13 +1017,74 @@ CSeq: 1 INVITE\r\n\r\n";
             "callid!",
             "contacts",
             "user-agen",
-            "l",
+            "content-lengthh",
             "fron",
             "reasom",
             "content-typf",
         ] {
             assert_eq!(known(other.as_bytes()), None, "{other}");
         }
+    }
+
+    /// The header-line splitter before it was fused: the first colon by search, then the
+    /// trimmed name checked.
+    fn header_line_find(line: &[u8]) -> Option<(&[u8], &[u8])> {
+        let colon = find(line, b':')?;
+        let name = trim(line.get(..colon).unwrap_or_default());
+        if name.is_empty() || !name.iter().all(|&b| is_token(b)) {
+            return None;
+        }
+        Some((name, trim(line.get(colon + 1..).unwrap_or_default())))
+    }
+
+    #[test]
+    fn header_lines_split_as_at_the_first_colon() {
+        // Every string of up to 6 bytes over the bytes that matter, then real lines with
+        // one byte replaced by each of them.
+        let alphabet: &[u8] = b"a: \t\r\n;\x80";
+        let mut lines: Vec<Vec<u8>> = vec![Vec::new()];
+        for len in 1..=6u32 {
+            for n in 0..alphabet.len().pow(len) {
+                let (mut v, mut n) = (Vec::new(), n);
+                for _ in 0..len {
+                    v.push(alphabet[n % alphabet.len()]);
+                    n /= alphabet.len();
+                }
+                lines.push(v);
+            }
+        }
+        for real in [
+            &b"Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1"[..],
+            b"  Call-ID :x@y ",
+            b"f:<sip:a@b>;tag=1",
+            b"X-Odd-Name\t: v:w",
+            b"Subject: a\r\n continued",
+        ] {
+            lines.push(real.to_vec());
+            for at in 0..real.len() {
+                for &b in alphabet {
+                    let mut v = real.to_vec();
+                    v[at] = b;
+                    lines.push(v);
+                }
+            }
+        }
+        let mut headers = 0;
+        for line in &lines {
+            let (fused, found) = (header_line(line), header_line_find(line));
+            assert_eq!(fused, found, "{:?}", String::from_utf8_lossy(line));
+            headers += usize::from(fused.is_some());
+        }
+        assert!(headers > 1000, "{headers} header lines among the lines");
+    }
+
+    #[test]
+    fn the_first_content_length_is_the_one_read() {
+        let msg = b"MESSAGE sip:a@b SIP/2.0\r\nCall-ID: c\r\nCSeq: 1 MESSAGE\r\n\
+l: 2\r\nContent-Length: 4\r\n\r\nokXX";
+        assert_eq!(Message::parse(msg).unwrap().body(), b"ok");
+        let (m, _) = Message::parse_datagram(msg).unwrap();
+        assert_eq!((m.content_length(), m.body()), (Some(2), &b"ok"[..]));
     }
 
     /// The start-line parser before it was fused: `splitn` on spaces, then checks.
