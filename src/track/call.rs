@@ -35,10 +35,10 @@ use crate::sip::{Message, Method, StartLine, sdp};
 use crate::table::{Inserted, Table};
 use crate::timer_wheel::{TimerWheel, second_after};
 use crate::track::counters::Counters;
+use crate::track::digest::Digest;
 use crate::track::event::{
     CallEvent, CallEventKind, CallId, Event, Party, Text, Ts, User, fill, text_from,
 };
-use crate::track::fnv::Fnv;
 use core::net::SocketAddr;
 use embassy_time::{Duration, Instant};
 
@@ -246,20 +246,20 @@ impl Call {
 /// A deterministic fingerprint of the parts that identify a message: two messages of a
 /// call with the same one are a message and its retransmission.
 pub fn fingerprint(msg: &Message) -> u64 {
-    let mut h = Fnv::new();
+    let mut h = Digest::new();
     match msg.start() {
         StartLine::Request { method_raw, .. } => h.write(method_raw),
         StartLine::Response { code, .. } => h.write(&code.to_be_bytes()),
     }
     if let Some((n, m)) = msg.cseq() {
         h.write(&n.to_be_bytes());
-        h.write(m.as_str().as_bytes());
+        h.write(&[m as u8]);
     }
     h.write(msg.via_branch().unwrap_or_default());
     if let Some(t) = msg.to().and_then(|t| t.tag) {
         h.write(t);
     }
-    h.0
+    h.finish()
 }
 
 fn pdd(call: &Call) -> Option<u32> {

@@ -11,8 +11,8 @@
 //! VLAN ids. Nothing here allocates on the per-packet path.
 
 // Re-exported: `capture/live.rs` hashes its fanout key with it.
+use crate::track::digest::Digest;
 use crate::track::event::{CallEventKind, Event};
-pub use crate::track::fnv::Fnv;
 use crate::wire::Encap;
 use core::net::IpAddr;
 use embassy_time::{Duration, Instant};
@@ -265,14 +265,14 @@ pub fn transaction_key(msg: &crate::sip::Message<'_>) -> Option<u64> {
     if method == crate::sip::Method::Ack {
         return None;
     }
-    let mut h = Fnv::new();
+    let mut h = Digest::new();
     h.write(call_id);
     h.write(&cseq.to_be_bytes());
     h.write(&[method as u8]);
     if let Some(b) = msg.via_branch() {
         h.write(b);
     }
-    Some(h.0)
+    Some(h.finish())
 }
 
 /// Answered calls and how many had media in one direction only, from the call events.

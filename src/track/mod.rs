@@ -4,7 +4,7 @@
 //! RTP streams) and `health` (per-call media health) as peers. `call` returns
 //! [`call::CallEffect`]s that `tracker` applies to `media` and `health`, all keyed by the
 //! call's serial; `call`, `media` and `health` never import one another. Shared small
-//! types live in `event` (the events and their fields), `counters` and `fnv`.
+//! types live in `event` (the events and their fields), `counters` and `digest`.
 // No panic on packet data by construction: every index, unwrap and expect is a checked
 // one (`get`, `?`, `let else`); tests may panic.
 #![cfg_attr(
@@ -20,8 +20,8 @@
 pub mod call;
 pub mod carried;
 pub mod counters;
+pub mod digest;
 pub mod event;
-pub mod fnv;
 pub mod health;
 pub mod media;
 pub mod mirror;
