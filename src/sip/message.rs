@@ -1096,35 +1096,19 @@ CSeq: 1 INVITE\r\n\r\n";
     fn uris_split_as_searched_part_by_part() {
         // After `sip:`, every string of up to 6 bytes over the bytes that matter; then
         // real URIs with one byte replaced by each of them.
-        let alphabet: &[u8] = b"a:;@?[]";
-        let mut uris: Vec<Vec<u8>> = vec![b"sip:".to_vec()];
-        for len in 1..=6u32 {
-            for n in 0..alphabet.len().pow(len) {
-                let (mut v, mut n) = (b"sip:".to_vec(), n);
-                for _ in 0..len {
-                    v.push(alphabet[n % alphabet.len()]);
-                    n /= alphabet.len();
-                }
-                uris.push(v);
-            }
-        }
-        for real in [
-            &b"sip:alice@example.com:5060;transport=udp"[..],
-            b"sips:bob:secret@[2001:db8::1]:5061",
-            b"sip:123;phone-context=x@h?subject=a%40b",
-            b"sip:[::1]:5060;lr",
-            b"tel:+123;npdi",
-            b" sip:host?x=@y",
-        ] {
-            uris.push(real.to_vec());
-            for at in 0..real.len() {
-                for &b in alphabet {
-                    let mut v = real.to_vec();
-                    v[at] = b;
-                    uris.push(v);
-                }
-            }
-        }
+        let uris = strings_over(
+            b"a:;@?[]",
+            6,
+            b"sip:",
+            &[
+                b"sip:alice@example.com:5060;transport=udp",
+                b"sips:bob:secret@[2001:db8::1]:5061",
+                b"sip:123;phone-context=x@h?subject=a%40b",
+                b"sip:[::1]:5060;lr",
+                b"tel:+123;npdi",
+                b" sip:host?x=@y",
+            ],
+        );
         let mut users = 0;
         for uri in &uris {
             let (fused, searched) = (parse_uri(uri), parse_uri_searched(uri));
@@ -1149,34 +1133,18 @@ CSeq: 1 INVITE\r\n\r\n";
     fn header_lines_split_as_at_the_first_colon() {
         // Every string of up to 6 bytes over the bytes that matter, then real lines with
         // one byte replaced by each of them.
-        let alphabet: &[u8] = b"a: \t\r\n;\x80";
-        let mut lines: Vec<Vec<u8>> = vec![Vec::new()];
-        for len in 1..=6u32 {
-            for n in 0..alphabet.len().pow(len) {
-                let (mut v, mut n) = (Vec::new(), n);
-                for _ in 0..len {
-                    v.push(alphabet[n % alphabet.len()]);
-                    n /= alphabet.len();
-                }
-                lines.push(v);
-            }
-        }
-        for real in [
-            &b"Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1"[..],
-            b"  Call-ID :x@y ",
-            b"f:<sip:a@b>;tag=1",
-            b"X-Odd-Name\t: v:w",
-            b"Subject: a\r\n continued",
-        ] {
-            lines.push(real.to_vec());
-            for at in 0..real.len() {
-                for &b in alphabet {
-                    let mut v = real.to_vec();
-                    v[at] = b;
-                    lines.push(v);
-                }
-            }
-        }
+        let lines = strings_over(
+            b"a: \t\r\n;\x80",
+            6,
+            b"",
+            &[
+                b"Via: SIP/2.0/UDP 10.0.0.1:5060;branch=z9hG4bK1",
+                b"  Call-ID :x@y ",
+                b"f:<sip:a@b>;tag=1",
+                b"X-Odd-Name\t: v:w",
+                b"Subject: a\r\n continued",
+            ],
+        );
         let mut headers = 0;
         for line in &lines {
             let (fused, found) = (header_line(line), header_line_find(line));
@@ -1230,39 +1198,51 @@ l: 2\r\nContent-Length: 4\r\n\r\nokXX";
         })
     }
 
-    #[test]
-    fn start_lines_parse_as_split_on_spaces() {
-        // Every string of up to 5 bytes over the bytes that matter, then real lines with
-        // one byte replaced by each of them.
-        let alphabet: &[u8] = b" Sa\t\r\x7f\x80/2";
-        let mut lines: Vec<Vec<u8>> = vec![Vec::new()];
-        for len in 1..=5u32 {
+    /// Every string of 1 to `max` bytes over `alphabet` (each after `prefix`), the empty
+    /// one (just `prefix`), then each of `real` and its copies with one byte replaced by
+    /// each of `alphabet`: the inputs the differential tests below run both parsers on.
+    fn strings_over(alphabet: &[u8], max: u32, prefix: &[u8], real: &[&[u8]]) -> Vec<Vec<u8>> {
+        let mut out: Vec<Vec<u8>> = vec![prefix.to_vec()];
+        for len in 1..=max {
             for n in 0..alphabet.len().pow(len) {
-                let (mut v, mut n) = (Vec::new(), n);
+                let (mut v, mut n) = (prefix.to_vec(), n);
                 for _ in 0..len {
                     v.push(alphabet[n % alphabet.len()]);
                     n /= alphabet.len();
                 }
-                lines.push(v);
+                out.push(v);
             }
         }
-        for real in [
-            &b"INVITE sip:bob@example.com SIP/2.0"[..],
-            b"ACK sip:x@[2001:db8::1]:5060 sip/2.0 \r",
-            b"SIP/2.0 200 OK",
-            b"SIP/2.0 486 Busy Here, really",
-            b"sip/2.0 180",
-            b"OPTIONS  sip:h SIP/2.0",
-        ] {
-            lines.push(real.to_vec());
-            for at in 0..real.len() {
+        for r in real {
+            out.push(r.to_vec());
+            for at in 0..r.len() {
                 for &b in alphabet {
-                    let mut v = real.to_vec();
+                    let mut v = r.to_vec();
                     v[at] = b;
-                    lines.push(v);
+                    out.push(v);
                 }
             }
         }
+        out
+    }
+
+    #[test]
+    fn start_lines_parse_as_split_on_spaces() {
+        // Every string of up to 5 bytes over the bytes that matter, then real lines with
+        // one byte replaced by each of them.
+        let lines = strings_over(
+            b" Sa\t\r\x7f\x80/2",
+            5,
+            b"",
+            &[
+                b"INVITE sip:bob@example.com SIP/2.0",
+                b"ACK sip:x@[2001:db8::1]:5060 sip/2.0 \r",
+                b"SIP/2.0 200 OK",
+                b"SIP/2.0 486 Busy Here, really",
+                b"sip/2.0 180",
+                b"OPTIONS  sip:h SIP/2.0",
+            ],
+        );
         let mut requests = 0;
         for line in &lines {
             let (fused, split) = (parse_start_line(line), parse_start_line_split(line));
